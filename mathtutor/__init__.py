@@ -1,0 +1,3 @@
+"""mathtutor: compare, fine-tune, evaluate and publish small math LLMs with LoRA."""
+
+__version__ = "0.1.0"

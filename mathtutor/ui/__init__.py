@@ -1,0 +1,1 @@
+"""Gradio tabs of the mathtutor app: each module has a `build()` that wires one tab."""
