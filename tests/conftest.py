@@ -1,0 +1,107 @@
+"""Shared fixtures: an isolated MATHTUTOR_HOME, the shared GSM8K files, tiny real models.
+
+Everything runs offline on CPU. The tiny model is a random-weight llama with a byte-level
+tokenizer built by `mathtutor.models.make_tiny_model`; adapters are real peft LoRA weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+GSM8K_DIR = Path(os.environ.get("MATHTUTOR_GSM8K_DIR", REPO.parent / "shared" / "data" / "gsm8k"))
+
+# Set before any test imports huggingface_hub / datasets: no test may reach the network.
+os.environ.setdefault("MATHTUTOR_GSM8K_DIR", str(GSM8K_DIR))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mathtutor_home(tmp_path_factory) -> Path:
+    """Every test session gets its own data directory; the bundled-model cache is shared.
+
+    The bundled model's safetensors cache is expensive to build (~40 s), so it is kept in
+    `MATHTUTOR_TEST_MODEL_CACHE` (default: the user's real cache) and linked in.
+    """
+    home = tmp_path_factory.mktemp("mathtutor-home")
+    shared_models = Path(
+        os.environ.get("MATHTUTOR_TEST_MODEL_CACHE", Path.home() / ".cache" / "mathtutor-test")
+    )
+    shared_models.mkdir(parents=True, exist_ok=True)
+    (home / "models").symlink_to(shared_models, target_is_directory=True)
+    os.environ["MATHTUTOR_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def gsm8k_dir() -> Path:
+    if not (GSM8K_DIR / "test.jsonl").is_file():
+        pytest.skip(f"GSM8K files not found at {GSM8K_DIR} (set MATHTUTOR_GSM8K_DIR)")
+    return GSM8K_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A random-weight 2-layer llama with a byte tokenizer and a chat template."""
+    from mathtutor.models import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A LoRA adapter on the tiny model with non-zero weights, so it changes outputs."""
+    return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("tiny-adapter"), seed=1)
+
+
+def make_adapter(base_dir: Path, out_dir: Path, seed: int = 1, rank: int = 4) -> Path:
+    """Write a real peft LoRA adapter whose B matrices are random (not the zero init)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        target_modules="all-linear",
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    peft_model.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture()
+def tiny_loaded(tiny_model_dir):
+    """A freshly loaded tiny model (not shared between tests: adapters mutate it)."""
+    from mathtutor.models import clear_cache, load_model
+
+    clear_cache()
+    loaded = load_model(str(tiny_model_dir), device="cpu")
+    yield loaded
+    clear_cache()
+
+
+@pytest.fixture(scope="session")
+def bundled_dir(mathtutor_home) -> Path:
+    """The bundled SmolLM2 as safetensors (converted once, then cached across sessions)."""
+    from mathtutor.models import bundled_model_dir
+
+    try:
+        return bundled_model_dir()
+    except ValueError as error:
+        pytest.skip(str(error))

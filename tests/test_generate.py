@@ -1,0 +1,152 @@
+"""The decoding loop on a tiny real model: batching, streaming, stops, adapters, calculator."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+
+from mathtutor.generate import (
+    GenerationSettings,
+    generate_batch,
+    stream,
+    stream_completions,
+    stream_many,
+)
+
+PROMPTS = [
+    "Q: Tom has 3 apples and buys 4 more. How many?\nA:",
+    "Q: 12 * 4 = ?\nA:",
+    "Hello",
+    "Q: A train goes 60 miles per hour for 1.5 hours. How far does it go?\nA: It goes",
+]
+
+
+def test_settings_validation_names_the_field():
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        GenerationSettings(max_new_tokens=0)
+    with pytest.raises(ValueError, match="temperature"):
+        GenerationSettings(temperature=-1)
+    with pytest.raises(ValueError, match="top_p"):
+        GenerationSettings(top_p=0)
+
+
+def test_batched_equals_one_by_one_under_greedy(tiny_loaded):
+    settings = GenerationSettings(max_new_tokens=20)
+    batched = generate_batch(tiny_loaded, PROMPTS, settings=settings, batch_size=4)
+    single = [generate_batch(tiny_loaded, [p], settings=settings)[0] for p in PROMPTS]
+    assert [c.text for c in batched] == [c.text for c in single]
+    assert all(c.num_tokens > 0 for c in batched)
+    assert {c.finish_reason for c in batched} <= {"eos", "length", "stop"}
+
+
+def test_batched_equals_hf_generate(tiny_loaded):
+    """Our loop gives exactly what transformers' own greedy generate gives."""
+    import torch
+
+    tok, model = tiny_loaded.tokenizer, tiny_loaded.model
+    ids = tok(PROMPTS[0], return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        reference = model.generate(
+            **ids,
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=tok.pad_token_id,
+        )
+    expected = tok.decode(reference[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    settings = GenerationSettings(max_new_tokens=12)
+    ours = generate_batch(tiny_loaded, [PROMPTS[0]], settings=settings)[0]
+    assert expected.startswith(ours.text)
+    if ours.finish_reason == "length":
+        assert ours.text == expected and ours.num_tokens == 12
+
+
+def test_stream_yields_growing_text_and_matches_batch(tiny_loaded):
+    settings = GenerationSettings(max_new_tokens=15)
+    texts = list(stream(tiny_loaded, PROMPTS[1], settings=settings))
+    assert len(texts) >= 2
+    assert all(b.startswith(a) or len(a) > len(b) for a, b in itertools.pairwise(texts))
+    assert texts[-1] == generate_batch(tiny_loaded, [PROMPTS[1]], settings=settings)[0].text
+
+
+def test_stop_sequences_cut_the_text(tiny_loaded):
+    free = generate_batch(tiny_loaded, [PROMPTS[2]], settings=GenerationSettings(max_new_tokens=30))
+    text = free[0].text
+    assert len(text) > 4
+    stop = text[2:4]
+    cut = generate_batch(
+        tiny_loaded, [PROMPTS[2]], settings=GenerationSettings(max_new_tokens=30, stop=(stop,))
+    )[0]
+    assert cut.finish_reason == "stop"
+    assert stop not in cut.text
+    assert text.startswith(cut.text)
+
+
+def test_mixed_adapters_in_one_batch(tiny_loaded, tiny_adapter_dir):
+    settings = GenerationSettings(max_new_tokens=12)
+    base_before = generate_batch(tiny_loaded, PROMPTS[:2], settings=settings)
+    tiny_loaded.add_adapter(tiny_adapter_dir, "tuned")
+    mixed = generate_batch(
+        tiny_loaded,
+        PROMPTS[:2] * 2,
+        adapters=["base", "base", "tuned", "tuned"],
+        settings=settings,
+    )
+    tuned_alone = generate_batch(tiny_loaded, PROMPTS[:2], adapters="tuned", settings=settings)
+    assert [c.text for c in mixed[:2]] == [c.text for c in base_before]
+    assert [c.text for c in mixed[2:]] == [c.text for c in tuned_alone]
+    assert [c.text for c in mixed[2:]] != [c.text for c in mixed[:2]]
+    panes = list(stream_many(tiny_loaded, [PROMPTS[0]] * 2, ["base", "tuned"], settings))
+    assert panes[-1] == [mixed[0].text, mixed[2].text]
+
+
+def test_unknown_adapter_and_empty_prompts(tiny_loaded):
+    with pytest.raises(ValueError, match="unknown adapter 'nope'"):
+        generate_batch(tiny_loaded, ["x"], adapters="nope")
+    with pytest.raises(ValueError, match="no prompts"):
+        generate_batch(tiny_loaded, [])
+
+
+def test_sampling_is_seeded(tiny_loaded):
+    settings = GenerationSettings(max_new_tokens=10, temperature=1.0, seed=7)
+    first = generate_batch(tiny_loaded, [PROMPTS[0]] * 3, settings=settings)
+    second = generate_batch(tiny_loaded, [PROMPTS[0]] * 3, settings=settings)
+    assert [c.text for c in first] == [c.text for c in second]
+    assert len({c.text for c in first}) > 1  # rows differ when sampling
+
+
+def test_length_finish_reason(tiny_loaded):
+    completions = list(
+        stream_completions(tiny_loaded, [PROMPTS[0]], settings=GenerationSettings(max_new_tokens=3))
+    )
+    final = completions[-1][0]
+    assert final.num_tokens <= 3
+    assert final.finish_reason in {"length", "eos", "stop"}
+    assert all(step[0].finish_reason is None for step in completions[:-1])
+
+
+def test_concurrent_callers_do_not_interleave(tiny_loaded, tiny_adapter_dir):
+    """Two threads, one base and one adapter, get exactly their solo answers."""
+    tiny_loaded.add_adapter(tiny_adapter_dir, "tuned")
+    settings = GenerationSettings(max_new_tokens=15)
+    expected = {
+        name: generate_batch(tiny_loaded, [PROMPTS[3]], adapters=name, settings=settings)[0].text
+        for name in ("base", "tuned")
+    }
+    results: dict[str, list[str]] = {"base": [], "tuned": []}
+
+    def worker(name: str) -> None:
+        for _ in range(3):
+            results[name].append(
+                list(stream(tiny_loaded, PROMPTS[3], adapter=name, settings=settings))[-1]
+            )
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in ("base", "tuned")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["base"] == [expected["base"]] * 3
+    assert results["tuned"] == [expected["tuned"]] * 3

@@ -1,0 +1,124 @@
+"""Model specs, the bundled model, adapters on one shared base (tiny real models)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mathtutor import models
+from tests.conftest import make_adapter
+
+
+def test_resolve_model_rejects_bad_specs(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        models.resolve_model("")
+    with pytest.raises(ValueError, match="neither"):
+        models.resolve_model("not a model!")
+    with pytest.raises(ValueError, match="no config.json"):
+        models.resolve_model(str(tmp_path))
+
+
+def test_unknown_hub_id_offline_names_what_is_available():
+    with pytest.raises(ValueError) as error:
+        models.load_model("nobody-here/not-a-model-xyz", device="cpu")
+    message = str(error.value)
+    assert "nobody-here/not-a-model-xyz" in message
+    assert "bundled" in message  # lists what does load offline
+
+
+def test_load_is_cached_and_shared(tiny_model_dir):
+    models.clear_cache()
+    first = models.load_model(str(tiny_model_dir), device="cpu")
+    second = models.load_model(str(tiny_model_dir), device="cpu")
+    assert first is second
+    assert first.tokenizer.padding_side == "left"
+    assert first.names == ["base"]
+    models.clear_cache()
+
+
+def test_adapter_changes_outputs_on_one_copy_of_weights(tiny_loaded, tiny_adapter_dir):
+    import torch
+
+    ids = tiny_loaded.tokenizer("12 + 30 =", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        before = tiny_loaded.model(input_ids=ids).logits
+    name = tiny_loaded.add_adapter(tiny_adapter_dir, "tuned")
+    assert name == "tuned" and tiny_loaded.names == ["base", "tuned"]
+    assert tiny_loaded.add_adapter(tiny_adapter_dir) == "tuned"  # same dir, same name
+    with torch.no_grad():
+        tuned = tiny_loaded.model(input_ids=ids, adapter_names=["tuned"]).logits
+        base = tiny_loaded.model(input_ids=ids, adapter_names=["__base__"]).logits
+    assert torch.allclose(base, before, atol=1e-5)
+    assert not torch.allclose(tuned, before, atol=1e-3)
+    base_params = {id(p) for n, p in tiny_loaded.model.named_parameters() if "lora" not in n}
+    assert len(base_params) == sum(
+        1 for n, _ in tiny_loaded.model.named_parameters() if "lora" not in n
+    )
+
+
+def test_two_adapters_get_distinct_names(tiny_loaded, tiny_model_dir, tmp_path):
+    first = make_adapter(tiny_model_dir, tmp_path / "a" / "tuned", seed=3)
+    second = make_adapter(tiny_model_dir, tmp_path / "b" / "tuned", seed=4)
+    assert tiny_loaded.add_adapter(first) == "tuned"
+    assert tiny_loaded.add_adapter(second) == "tuned-2"
+    tiny_loaded.remove_adapter("tuned")
+    assert tiny_loaded.names == ["base", "tuned-2"]
+
+
+def test_adapter_for_another_base_is_refused_naming_both(tiny_loaded, tiny_adapter_dir, tmp_path):
+    other = tmp_path / "other-adapter"
+    shutil.copytree(tiny_adapter_dir, other)
+    config = json.loads((other / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "Qwen/Qwen2-0.5B-Instruct"
+    (other / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError) as error:
+        tiny_loaded.add_adapter(other)
+    assert "Qwen/Qwen2-0.5B-Instruct" in str(error.value)
+    assert tiny_loaded.base_model in str(error.value)
+
+
+def test_corrupted_adapter_file_is_a_clear_error(tiny_loaded, tiny_adapter_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_adapter_dir, broken)
+    weights = broken / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match="could not be loaded"):
+        tiny_loaded.add_adapter(broken)
+    (broken / "adapter_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        tiny_loaded.add_adapter(broken)
+    assert tiny_loaded.names == ["base"]  # nothing half-registered
+
+
+def test_not_an_adapter_directory(tiny_loaded, tmp_path):
+    with pytest.raises(ValueError, match="no adapter_config.json"):
+        tiny_loaded.add_adapter(tmp_path)
+    with pytest.raises(ValueError, match="neither a directory nor a Hub id"):
+        tiny_loaded.add_adapter("no such thing here")
+
+
+def test_same_base_treats_bundled_and_its_hub_id_alike():
+    assert models.same_base("bundled", models.BUNDLED_HUB_ID)
+    assert models.same_base("/some/where/tiny-llama0", "/else/tiny-llama0")
+    assert not models.same_base("Qwen/Qwen2-0.5B-Instruct", models.BUNDLED_HUB_ID)
+
+
+@pytest.mark.slow
+def test_bundled_model_loads_from_cache_and_answers(bundled_dir):
+    from mathtutor.generate import GenerationSettings, generate_batch
+
+    models.clear_cache()
+    loaded = models.load_model("bundled", device="cpu")
+    assert loaded.base_model == models.BUNDLED_HUB_ID
+    assert (bundled_dir / "model.safetensors").is_file()
+    prompt = loaded.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2 + 3? Answer with a number."}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    [completion] = generate_batch(loaded, [prompt], settings=GenerationSettings(max_new_tokens=24))
+    assert "5" in completion.text
+    assert completion.finish_reason in {"eos", "length"}
+    models.clear_cache()
