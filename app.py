@@ -1,0 +1,78 @@
+"""mathtutor: the Gradio app. Tutor, Compare, Evaluate, Train and Hub tabs over one core.
+
+    python app.py                      # http://127.0.0.1:7860 (GRADIO_SERVER_PORT to change)
+
+Importing this module builds the Blocks object `demo` and nothing else: no server starts and
+no model loads until the first request (or the warm-up thread that `python app.py` starts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import gradio as gr
+
+from mathtutor.models import BUNDLED
+from mathtutor.ui import compare
+from mathtutor.ui.common import AppContext, model_spec_choices
+
+TITLE = "mathtutor"
+INTRO = (
+    "Put a small language model and its LoRA-tuned copies side by side on math word problems, "
+    "fine-tune adapters, measure them on GSM8K, and share them on the Hugging Face Hub."
+)
+CSS = """
+.gradio-container { max-width: 1280px !important; }
+mark.slip { background: #ffe08a; border-radius: 3px; padding: 0 2px; }
+"""
+
+
+def default_model() -> str:
+    """The base model the app starts with: `MATHTUTOR_MODEL`, else the bundled SmolLM2."""
+    return os.environ.get("MATHTUTOR_MODEL", BUNDLED)
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as blocks:
+        gr.Markdown(f"# 🧮 {TITLE}\n{INTRO}")
+        with gr.Row():
+            model_spec = gr.Dropdown(
+                model_spec_choices(),
+                value=default_model(),
+                allow_custom_value=True,
+                label="Base model",
+                info="'bundled' = SmolLM2-135M-Instruct shipped with the app; or a local "
+                "directory; or a Hub id (needs the network).",
+                elem_id="model-spec",
+            )
+        with gr.Tabs() as tabs:
+            ctx = AppContext(model_spec=model_spec, tabs=tabs)
+            with gr.Tab("Compare", id="compare") as tab:
+                compare.build(ctx, tab)
+    return blocks
+
+
+demo = build_demo()
+
+
+def warm_up(spec: str) -> None:
+    """Convert/load the default model in the background so the first answer is quick."""
+    from mathtutor.models import load_model
+
+    try:
+        load_model(spec)
+    except Exception as error:  # the UI reports load errors on first use
+        logging.getLogger("mathtutor").warning("warm-up of %s failed: %s", spec, error)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    threading.Thread(target=warm_up, args=(default_model(),), daemon=True).start()
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        css=CSS,
+        theme=gr.themes.Soft(),
+    )

@@ -1,0 +1,125 @@
+"""Compare: one problem, two systems (base and/or adapters), answers streamed side by side.
+
+`compare_stream` is the one function behind the Compare tab: it renders the prompt, runs
+both systems in ONE batched decoding call over the shared base (mixed adapters), and yields
+`Pane`s with the text so far and, once a pane finishes, its extracted answer and grade.
+
+    python -m mathtutor.compare "Tom has 3 apples and buys 4 more. How many?" --reference 7
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from mathtutor.answers import Grade, extract_answer, grade
+from mathtutor.checks import Step, wrong_steps
+from mathtutor.generate import GenerationSettings, stream_completions
+from mathtutor.models import BASE, LoadedModel, load_model
+from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
+
+MAX_PROBLEM_CHARS = 4000
+
+
+@dataclass
+class Pane:
+    """What one side of the comparison shows."""
+
+    system: str
+    text: str
+    done: bool = False
+    finish_reason: str | None = None
+    num_tokens: int = 0
+    answer: str | None = None
+    grade: Grade | None = None
+    wrong_steps: tuple[Step, ...] = ()
+
+
+def clean_problem(problem: str, max_chars: int = MAX_PROBLEM_CHARS) -> tuple[str, str | None]:
+    """Strip the problem and cut it to `max_chars`; returns (problem, notice or None).
+
+    >>> clean_problem("  What is 2+2?  ")
+    ('What is 2+2?', None)
+    >>> clean_problem("x" * 5000)[1]
+    'The problem was 5,000 characters long; only the first 4,000 were used.'
+    """
+    problem = (problem or "").strip()
+    if not problem:
+        raise ValueError("The problem is empty: type a math word problem or pick one.")
+    if len(problem) <= max_chars:
+        return problem, None
+    notice = (
+        f"The problem was {len(problem):,} characters long; only the first {max_chars:,} were used."
+    )
+    return problem[:max_chars], notice
+
+
+def compare_stream(
+    loaded: LoadedModel,
+    problem: str,
+    systems: Sequence[str] = (BASE, BASE),
+    prompt_format: str = "chat",
+    settings: GenerationSettings | None = None,
+    reference: str | None = None,
+) -> Iterator[list[Pane]]:
+    """Stream both systems' answers to one problem; the last yield carries the grades."""
+    if prompt_format not in FORMATS:
+        raise ValueError(f"prompt format {prompt_format!r}: expected one of {sorted(FORMATS)}")
+    settings = settings or GenerationSettings()
+    stops = tuple(dict.fromkeys((*settings.stop, *stop_sequences(prompt_format))))
+    settings = GenerationSettings(
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        seed=settings.seed,
+        stop=stops,
+        calculator=settings.calculator,
+    )
+    problem, _ = clean_problem(problem)
+    prompt = render(prompt_format, problem, loaded.tokenizer)
+    mode = "boxed" if get_format(prompt_format).answer_style == "boxed" else "auto"
+    reference = (reference or "").strip() or None
+    panes = [Pane(system=name, text="") for name in systems]
+    for step in stream_completions(loaded, [prompt] * len(systems), list(systems), settings):
+        for pane, completion in zip(panes, step, strict=True):
+            pane.text, pane.num_tokens = completion.text, completion.num_tokens
+            if completion.finish_reason is not None and not pane.done:
+                _finish(pane, completion.finish_reason, reference, mode)
+        yield panes
+
+
+def _finish(pane: Pane, finish_reason: str, reference: str | None, mode: str) -> None:
+    pane.done, pane.finish_reason = True, finish_reason
+    pane.answer = extract_answer(pane.text, mode)
+    if pane.answer is None and mode != "auto":
+        pane.answer = extract_answer(pane.text, "auto")
+    pane.wrong_steps = tuple(wrong_steps(pane.text))
+    if reference:
+        pane.grade = grade(pane.text, reference, mode)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("problem")
+    parser.add_argument("--model", default="bundled")
+    parser.add_argument("--systems", nargs=2, default=[BASE, BASE])
+    parser.add_argument("--adapter", action="append", default=[], help="adapter dir or Hub id")
+    parser.add_argument("--prompt_format", default="chat", choices=sorted(FORMATS))
+    parser.add_argument("--reference", default=None)
+    parser.add_argument("--max_new_tokens", type=int, default=256)
+    args = parser.parse_args(argv)
+    loaded = load_model(args.model)
+    for adapter in args.adapter:
+        loaded.add_adapter(adapter)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    *_, panes = compare_stream(
+        loaded, args.problem, args.systems, args.prompt_format, settings, args.reference
+    )
+    for pane in panes:
+        verdict = "" if pane.grade is None else (" ✓" if pane.grade.is_correct else " ✗")
+        print(f"=== {pane.system}: answer {pane.answer}{verdict}\n{pane.text}\n")
+
+
+if __name__ == "__main__":
+    main()

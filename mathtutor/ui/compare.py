@@ -1,0 +1,228 @@
+"""Compare tab: one problem, base and a LoRA-tuned copy (or two adapters), streamed side by side."""
+
+from __future__ import annotations
+
+import html
+import random
+from collections.abc import Iterator
+
+import gradio as gr
+
+from mathtutor import data, generators
+from mathtutor.compare import Pane, clean_problem, compare_stream
+from mathtutor.generate import GenerationSettings
+from mathtutor.models import BASE
+from mathtutor.prompts import FORMATS
+from mathtutor.ui.common import GPU, AppContext, loaded_model, system_choices, user_error
+
+LATEX = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "\\(", "right": "\\)", "display": False},
+    {"left": "\\[", "right": "\\]", "display": True},
+]
+
+
+def answer_markdown(pane: Pane | None) -> str:
+    """The line under a pane: extracted answer, verdict, arithmetic slips."""
+    if pane is None or not pane.done:
+        return "*generating…*" if pane else ""
+    parts = []
+    if pane.answer is None:
+        parts.append("**No final answer found**")
+    else:
+        parts.append(f"**Answer: {html.escape(pane.answer)}**")
+    if pane.grade is not None:
+        parts.append(
+            "✅ correct"
+            if pane.grade.is_correct
+            else f"❌ incorrect (reference {html.escape(pane.grade.reference)})"
+        )
+    if pane.finish_reason == "length":
+        parts.append("⚠️ stopped at the token limit")
+    line = " · ".join(parts)
+    for step in pane.wrong_steps[:5]:
+        actual = "?" if step.actual is None else _short(step.actual)
+        line += (
+            f"\n\n⚠️ arithmetic slip: `{step.expression} = {step.claimed}` (actually **{actual}**)"
+        )
+    return line
+
+
+def _short(value) -> str:
+    from mathtutor.checks import format_value
+
+    return format_value(value)
+
+
+def _chat(problem: str, pane: Pane) -> list[dict]:
+    return [
+        {"role": "user", "content": problem},
+        {"role": "assistant", "content": pane.text or "…"},
+    ]
+
+
+def run_compare(
+    spec: str,
+    left: str,
+    right: str,
+    problem: str,
+    reference: str,
+    prompt_format: str,
+    max_new_tokens: float,
+    temperature: float,
+    top_p: float,
+    seed: float,
+    calculator: bool,
+) -> Iterator[tuple]:
+    """Handler: stream both panes; yields (left chat, right chat, left md, right md, notice)."""
+    try:
+        problem, notice = clean_problem(problem)
+        settings = GenerationSettings(
+            max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_p=float(top_p),
+            seed=int(seed),
+            calculator=bool(calculator),
+        )
+        loaded = loaded_model(spec)
+        for panes in compare_stream(
+            loaded, problem, [left or BASE, right or BASE], prompt_format, settings, reference
+        ):
+            yield (
+                _chat(problem, panes[0]),
+                _chat(problem, panes[1]),
+                answer_markdown(panes[0]),
+                answer_markdown(panes[1]),
+                notice or "",
+            )
+    except Exception as error:
+        raise user_error(error) from error
+
+
+def random_gsm8k(seed: int | None = None) -> tuple[str, str]:
+    """A random GSM8K test problem and its reference answer."""
+    try:
+        problems = data.load_problems("gsm8k", split="test")
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        raise user_error(ValueError(str(error))) from error
+    problem = random.Random(seed).choice(problems)
+    return problem.question, problem.answer
+
+
+def generated_problem(kind: str, difficulty: str, seed: int | None = None) -> tuple[str, str]:
+    """A fresh generated problem (exact answer known)."""
+    rng = random.Random(seed)
+    problem = generators.random_problem(kind, difficulty, rng)
+    return problem.question, problem.answer
+
+
+def refresh_systems(spec: str) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """Re-read registered adapters: the right pane defaults to the newest adapter."""
+    choices = system_choices(spec)
+    right = choices[1] if len(choices) > 1 else BASE
+    return gr.Dropdown(choices=choices), gr.Dropdown(choices=choices, value=right)
+
+
+def build(ctx: AppContext, tab: gr.Tab) -> None:
+    choices = system_choices(ctx.model_spec.value)
+    with gr.Row():
+        left = gr.Dropdown(
+            choices, value=BASE, label="Left", elem_id="compare-left-system", scale=2
+        )
+        right = gr.Dropdown(
+            choices,
+            value=choices[1] if len(choices) > 1 else BASE,
+            label="Right",
+            elem_id="compare-right-system",
+            scale=2,
+        )
+        prompt_format = gr.Dropdown(
+            sorted(FORMATS),
+            value="chat",
+            label="Prompt format",
+            info="How the question is asked (from the seed reports).",
+            elem_id="compare-format",
+            scale=2,
+        )
+        refresh = gr.Button("↻ adapters", elem_id="compare-refresh", scale=1, size="sm")
+    with gr.Row():
+        problem = gr.Textbox(
+            label="Problem",
+            lines=4,
+            max_lines=12,
+            placeholder="A math word problem, e.g. Natalia sold clips to 48 of her friends…",
+            elem_id="compare-problem",
+            scale=4,
+        )
+        with gr.Column(scale=1, min_width=200):
+            reference = gr.Textbox(
+                label="Reference answer (optional)",
+                placeholder="e.g. 72",
+                elem_id="compare-reference",
+            )
+            pick_gsm8k = gr.Button("🎲 GSM8K problem", elem_id="compare-random-gsm8k", size="sm")
+            with gr.Row():
+                kind = gr.Dropdown(
+                    list(generators.KINDS), value="arithmetic", label="Generator", min_width=100
+                )
+                difficulty = gr.Dropdown(
+                    list(generators.DIFFICULTIES), value="easy", label="Level", min_width=80
+                )
+            pick_generated = gr.Button("✨ New problem", elem_id="compare-generate", size="sm")
+    with gr.Accordion("Generation settings", open=False), gr.Row():
+        max_new_tokens = gr.Slider(16, 1024, value=256, step=16, label="Max new tokens")
+        temperature = gr.Slider(0, 1.5, value=0, step=0.05, label="Temperature (0 = greedy)")
+        top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
+        seed = gr.Number(0, precision=0, label="Seed")
+        calculator = gr.Checkbox(
+            False,
+            label="Calculator",
+            info="Insert exact results after 'expression =' while generating.",
+        )
+    with gr.Row():
+        run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+        stop = gr.Button("Stop", elem_id="compare-stop")
+    notice = gr.Markdown(elem_id="compare-notice")
+    with gr.Row(equal_height=True):
+        with gr.Column():
+            left_chat = gr.Chatbot(
+                label="Left", height=420, latex_delimiters=LATEX, elem_id="compare-left-chat"
+            )
+            left_answer = gr.Markdown(elem_id="compare-left-answer")
+        with gr.Column():
+            right_chat = gr.Chatbot(
+                label="Right", height=420, latex_delimiters=LATEX, elem_id="compare-right-chat"
+            )
+            right_answer = gr.Markdown(elem_id="compare-right-answer")
+
+    ctx.compare_problem, ctx.compare_reference = problem, reference
+    inputs = [
+        ctx.model_spec,
+        left,
+        right,
+        problem,
+        reference,
+        prompt_format,
+        max_new_tokens,
+        temperature,
+        top_p,
+        seed,
+        calculator,
+    ]
+    outputs = [left_chat, right_chat, left_answer, right_answer, notice]
+    event = gr.on(
+        [run.click, problem.submit],
+        run_compare,
+        inputs,
+        outputs,
+        concurrency_id=GPU,
+        concurrency_limit=1,
+    )
+    stop.click(None, None, None, cancels=[event])
+    pick_gsm8k.click(lambda: random_gsm8k(), None, [problem, reference])
+    pick_generated.click(
+        lambda k, d: generated_problem(k, d), [kind, difficulty], [problem, reference]
+    )
+    refresh.click(refresh_systems, ctx.model_spec, [left, right])
+    tab.select(refresh_systems, ctx.model_spec, [left, right])
+    ctx.model_spec.change(refresh_systems, ctx.model_spec, [left, right])

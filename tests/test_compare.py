@@ -1,0 +1,86 @@
+"""The Compare path: core function and tab handlers on a tiny real model; app import is cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mathtutor.compare import clean_problem, compare_stream
+from mathtutor.generate import GenerationSettings
+
+REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_empty_and_huge_problems():
+    with pytest.raises(ValueError, match="empty"):
+        clean_problem("   ")
+    problem, notice = clean_problem("7" * 100_000)
+    assert len(problem) == 4000
+    assert "100,000 characters" in notice
+
+
+def test_compare_streams_two_panes_and_grades(tiny_loaded, tiny_adapter_dir):
+    tiny_loaded.add_adapter(tiny_adapter_dir, "tuned")
+    settings = GenerationSettings(max_new_tokens=12)
+    steps = list(
+        compare_stream(tiny_loaded, "What is 2 + 3?", ["base", "tuned"], "chat", settings, "5")
+    )
+    assert len(steps) >= 2
+    final = steps[-1]
+    assert [pane.system for pane in final] == ["base", "tuned"]
+    assert all(pane.done and pane.grade is not None for pane in final)
+    assert final[0].text != final[1].text
+    assert all(pane.grade.reference == "5" for pane in final)
+
+
+def test_compare_rejects_unknown_format(tiny_loaded):
+    with pytest.raises(ValueError, match="prompt format"):
+        next(compare_stream(tiny_loaded, "2+2?", ["base", "base"], "nope"))
+
+
+def test_ui_handler_streams_and_reports_errors(tiny_model_dir):
+    import gradio as gr
+
+    from mathtutor.ui.compare import run_compare
+
+    args = (
+        str(tiny_model_dir),
+        "base",
+        "base",
+        "Tom has 3 apples. He buys 4. How many?",
+        "7",
+        "chat",
+        8,
+        0.0,
+        1.0,
+        0,
+        False,
+    )
+    outputs = list(run_compare(*args))
+    left_chat, right_chat, left_md, right_md, notice = outputs[-1]
+    assert left_chat[0]["content"].startswith("Tom has 3 apples")
+    assert left_chat[1]["content"] == right_chat[1]["content"]  # same system, greedy
+    assert "correct" in left_md and left_md == right_md and notice == ""
+    with pytest.raises(gr.Error, match="empty"):
+        list(run_compare(str(tiny_model_dir), "base", "base", "", "", "chat", 8, 0, 1, 0, False))
+    with pytest.raises(gr.Error, match="could not be loaded from the Hub"):
+        list(
+            run_compare(
+                "nobody/none-such-model", "base", "base", "2+2?", "", "chat", 8, 0, 1, 0, False
+            )
+        )
+
+
+def test_importing_app_starts_nothing_and_loads_no_model():
+    code = (
+        "import sys, app; "
+        "assert 'torch' not in sys.modules, 'torch imported'; "
+        "import gradio as gr; assert isinstance(app.demo, gr.Blocks); print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
