@@ -1,0 +1,147 @@
+"""Generation benchmarks on the bundled SmolLM2-135M (CPU or GPU), measured side by side.
+
+    python bench/bench_generate.py [--max_new_tokens 128] [--num_prompts 16]
+
+Prints: bundled-model load (first conversion in a fresh home, then from the safetensors
+cache, each in a fresh process), time to first token and tokens/s of the Compare tab's
+streaming path vs a bare `model.generate` on the same prompt, and batched vs one-by-one
+throughput on GSM8K prompts (with a check that greedy answers are identical).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+LOAD_SNIPPET = """
+import time, sys
+t0 = time.perf_counter()
+import torch, transformers  # imports timed separately from the load
+t1 = time.perf_counter()
+from mathtutor.models import load_model
+loaded = load_model("bundled", device="cpu")
+t2 = time.perf_counter()
+print(f"{t1 - t0:.2f} {t2 - t1:.2f}")
+"""
+
+
+def time_load(home: str) -> tuple[float, float]:
+    env = {**os.environ, "MATHTUTOR_HOME": home}
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_SNIPPET], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    if out.returncode:
+        raise SystemExit(out.stderr[-2000:])
+    imports, load = out.stdout.split()[-2:]
+    return float(imports), float(load)
+
+
+def bench_load() -> None:
+    with tempfile.TemporaryDirectory() as home:
+        imports, first = time_load(home)
+        _, cached = time_load(home)
+    print(f"bundled load, first (GGUF -> safetensors conversion): {first:6.2f} s")
+    print(f"bundled load, cached safetensors:                     {cached:6.2f} s")
+    print(f"  (python imports of torch+transformers, not counted: {imports:.2f} s)")
+    print(f"  ratio first/cached: {first / cached:.1f}x")
+
+
+def bench_stream(loaded, prompt: str, max_new_tokens: int, repeats: int = 3) -> None:
+    import torch
+
+    from mathtutor.generate import GenerationSettings, stream_completions
+
+    tokenizer, model = loaded.tokenizer, loaded.model
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+
+    def ours() -> tuple[float, float, int]:
+        start = time.perf_counter()
+        first = None
+        final = None
+        for step in stream_completions(loaded, [prompt], "base", settings):
+            if first is None:
+                first = time.perf_counter() - start
+            final = step[0]
+        return first, time.perf_counter() - start, final.num_tokens
+
+    def bare(num_tokens: int) -> tuple[float, float]:
+        with torch.inference_mode():
+            start = time.perf_counter()
+            model.generate(**ids, max_new_tokens=1, do_sample=False)
+            first = time.perf_counter() - start
+            start = time.perf_counter()
+            model.generate(
+                **ids, max_new_tokens=num_tokens, min_new_tokens=num_tokens, do_sample=False
+            )
+            return first, time.perf_counter() - start
+
+    ours()  # warm-up
+    results_ours = [ours() for _ in range(repeats)]
+    num_tokens = results_ours[0][2]
+    results_bare = [bare(num_tokens) for _ in range(repeats)]
+    ttft_ours = min(r[0] for r in results_ours)
+    total_ours = min(r[1] for r in results_ours)
+    ttft_bare = min(r[0] for r in results_bare)
+    total_bare = min(r[1] for r in results_bare)
+    print(
+        f"\nstreaming (Compare path) vs bare model.generate, {num_tokens} tokens, best of {repeats}:"
+    )
+    print(
+        f"  time to first token: ours {ttft_ours * 1000:7.1f} ms | bare {ttft_bare * 1000:7.1f} ms"
+    )
+    print(
+        f"  tokens/s:            ours {num_tokens / total_ours:7.1f}    | bare "
+        f"{num_tokens / total_bare:7.1f}"
+    )
+    print(f"  streaming overhead: {100 * (total_ours / total_bare - 1):+.1f}% wall time")
+
+
+def bench_batch(loaded, prompts: list[str], max_new_tokens: int) -> None:
+    from mathtutor.generate import GenerationSettings, generate_batch
+
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    start = time.perf_counter()
+    batched = generate_batch(loaded, prompts, settings=settings, batch_size=len(prompts))
+    batched_s = time.perf_counter() - start
+    start = time.perf_counter()
+    single = [generate_batch(loaded, [p], settings=settings)[0] for p in prompts]
+    single_s = time.perf_counter() - start
+    tokens = sum(c.num_tokens for c in batched)
+    same = sum(a.text == b.text for a, b in zip(batched, single, strict=True))
+    print(f"\n{len(prompts)} GSM8K prompts, max {max_new_tokens} new tokens, greedy:")
+    print(f"  batched:    {batched_s:6.1f} s  ({tokens / batched_s:6.1f} tokens/s)")
+    print(f"  one by one: {single_s:6.1f} s  ({tokens / single_s:6.1f} tokens/s)")
+    print(f"  speed-up batched / one-by-one: {single_s / batched_s:.2f}x")
+    print(f"  identical completions: {same}/{len(prompts)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max_new_tokens", type=int, default=128)
+    parser.add_argument("--num_prompts", type=int, default=16)
+    parser.add_argument("--skip_load", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_load:
+        bench_load()
+    from mathtutor.data import load_problems, sample
+    from mathtutor.models import load_model
+    from mathtutor.prompts import render
+
+    loaded = load_model("bundled", device="cpu")
+    problems = sample(load_problems("gsm8k", split="test"), args.num_prompts, seed=0)
+    prompts = [render("chat", p.question, loaded.tokenizer) for p in problems]
+    bench_stream(loaded, prompts[0], args.max_new_tokens)
+    bench_batch(loaded, prompts, args.max_new_tokens)
+
+
+if __name__ == "__main__":
+    main()
