@@ -1,0 +1,527 @@
+"""Training configuration: one typed dataclass shared by the CLI, the Train tab and the tests.
+
+A run is described by a `TrainConfig`; recipes in `training/recipes/*.yaml` are the same fields
+as YAML, and every field is also a command-line flag of the same name, applied on top of
+`--config`:
+
+    python -m training.sft --config training/recipes/bundled-quick.yaml --max_steps 2
+    python -m training.sft --config training/recipes/bundled-quick.yaml --print_config
+
+Fields are grouped into sections (`metadata["section"]`) so the UI can lay the form out; each
+carries its help text (`metadata["help"]`) and, where the value comes from a fixed set, its
+`metadata["choices"]`. Validation happens in `__post_init__` and names the field. Checks that
+need the model (do the target modules exist?) are in `check_model`, run before launch.
+
+Light module: imports PyYAML and the pure `mathtutor.data`/`mathtutor.prompts` only.
+
+>>> TrainConfig(lora_rank=0)
+Traceback (most recent call last):
+ValueError: lora_rank: must be at least 1, got 0
+>>> TrainConfig.from_dict({"learning_rate": "1e-4", "target_modules": "q_proj,v_proj"}).target_modules
+['q_proj', 'v_proj']
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METHODS = ("sft", "grpo")
+FINETUNES = ("lora", "qlora", "full")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+OPTIMIZERS = ("auto", "adamw_torch", "adamw_8bit", "paged_adamw_8bit")
+SCHEDULERS = ("linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup")
+DIFFICULTIES = ("easy", "medium", "hard")
+SECTIONS = ("model", "lora", "data", "optimization", "grpo", "run")
+
+
+def _field(default: Any, help: str, section: str, choices: tuple | None = None) -> Any:
+    metadata: dict[str, Any] = {"help": help, "section": section}
+    if choices:
+        metadata["choices"] = choices
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; see each field's help."""
+
+    # ---------------------------------------------------------------- model
+    method: str = _field(
+        "sft", "sft: supervised fine-tuning; grpo: RL with a verifiable reward.", "model", METHODS
+    )
+    model: str = _field(
+        "bundled", "Base model: 'bundled' (SmolLM2-135M), a local directory or a Hub id.", "model"
+    )
+    finetune: str = _field(
+        "lora",
+        "lora: adapters on a frozen base; qlora: 4-bit NF4 base + LoRA (bitsandbytes); full: all weights.",
+        "model",
+        FINETUNES,
+    )
+    precision: str = _field(
+        "auto",
+        "auto: bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU.",
+        "model",
+        PRECISIONS,
+    )
+    use_unsloth: bool = _field(
+        True,
+        "Use unsloth's fast path when CUDA and unsloth are present (else skipped, and logged).",
+        "model",
+    )
+    # ---------------------------------------------------------------- LoRA
+    lora_rank: int = _field(16, "LoRA rank r (adapter width).", "lora")
+    lora_alpha: int = _field(32, "LoRA alpha; the update is scaled by alpha / r.", "lora")
+    lora_dropout: float = _field(0.05, "Dropout on the LoRA input, in [0, 1).", "lora")
+    target_modules: str | list[str] = _field(  # noqa: RUF009 (default is a str)
+        "all-linear",
+        "'all-linear' or module names, e.g. q_proj,v_proj (comma-separated on the CLI).",
+        "lora",
+    )
+    # ---------------------------------------------------------------- data
+    dataset: str = _field(
+        "gsm8k",
+        "Training problems: GSM8K, its socratic answers, a generator, or an upload.",
+        "data",
+    )
+    dataset_path: str = _field(
+        "", "File to read when dataset is 'upload' (JSONL, JSON or CSV).", "data"
+    )
+    question_field: str = _field("question", "Upload column holding the question.", "data")
+    answer_field: str = _field(
+        "answer", "Upload column holding the answer ('... #### N', boxed or a number).", "data"
+    )
+    difficulty: str = _field(
+        "medium",
+        "Generator difficulty: easy, medium, hard, or several joined by commas (mixed evenly).",
+        "data",
+    )
+    num_train_samples: int = _field(
+        0, "Problems to draw (seeded) before the split; 0 = all (generators: 2000).", "data"
+    )
+    val_fraction: float = _field(
+        0.1, "Share held out for eval loss / early stopping; 0 = no validation.", "data"
+    )
+    prompt_format: str = _field(
+        "chat",
+        "Prompt format from mathtutor.prompts (chat, gemma-oneshot, qa, qwen-boxed, socratic).",
+        "data",
+    )
+    keep_annotations: bool = _field(
+        True, "Keep GSM8K calculator annotations <<a*b=c>> in the targets.", "data"
+    )
+    # ---------------------------------------------------------------- optimization
+    epochs: float = _field(
+        1.0, "Passes over the training set (ignored when max_steps > 0).", "optimization"
+    )
+    max_steps: int = _field(0, "Optimizer steps to take; 0 = run for `epochs`.", "optimization")
+    learning_rate: float = _field(2e-4, "Peak learning rate.", "optimization")
+    lr_scheduler: str = _field(
+        "cosine", "Learning-rate schedule after warmup.", "optimization", SCHEDULERS
+    )
+    min_lr: float = _field(
+        0.0, "Floor of cosine_with_min_lr (e.g. 1e-6 as in the Gemma report).", "optimization"
+    )
+    warmup_steps: float = _field(
+        0.0, "Linear warmup: steps (>= 1) or a fraction of all steps (< 1).", "optimization"
+    )
+    batch_size: int = _field(
+        4, "Sequences per device per forward pass (GRPO: completions).", "optimization"
+    )
+    gradient_accumulation_steps: int = _field(
+        1, "Forward passes per optimizer step.", "optimization"
+    )
+    max_seq_length: int = _field(
+        512,
+        "Tokens per training sequence (prompt + completion), longer ones truncated.",
+        "optimization",
+    )
+    gradient_checkpointing: bool = _field(
+        False, "Recompute activations in backward: less memory, ~20-30% slower.", "optimization"
+    )
+    optimizer: str = _field(
+        "auto",
+        "auto: 8-bit AdamW (bitsandbytes) on CUDA, else torch AdamW.",
+        "optimization",
+        OPTIMIZERS,
+    )
+    weight_decay: float = _field(0.0, "AdamW weight decay.", "optimization")
+    max_grad_norm: float = _field(1.0, "Gradient clipping norm.", "optimization")
+    packing: bool = _field(
+        False,
+        "Pack several examples into each sequence (trl best-fit packing, padding-free).",
+        "optimization",
+    )
+    padding_free: bool = _field(
+        False, "Concatenate the batch into one row without padding (no truncation).", "optimization"
+    )
+    eval_steps: int = _field(
+        50, "Steps between evaluations of the validation loss.", "optimization"
+    )
+    early_stopping_patience: int = _field(
+        0, "Stop after this many evaluations without a better eval loss; 0 = off.", "optimization"
+    )
+    logging_steps: int = _field(1, "Steps between metric lines in metrics.jsonl.", "optimization")
+    save_steps: int = _field(
+        50, "Steps between checkpoints (Stop always saves one).", "optimization"
+    )
+    seed: int = _field(
+        42,
+        "Seed for sampling, adapter init and data order: same seed, same loss curve.",
+        "optimization",
+    )
+    # ---------------------------------------------------------------- GRPO
+    num_generations: int = _field(4, "Completions sampled per prompt (the group).", "grpo")
+    beta: float = _field(0.04, "KL penalty towards the base model.", "grpo")
+    temperature: float = _field(0.7, "Sampling temperature of the completions.", "grpo")
+    max_completion_length: int = _field(256, "Tokens per sampled completion at most.", "grpo")
+    correctness_weight: float = _field(
+        1.0, "Weight of the exact-match reward (mathtutor.answers.grade).", "grpo"
+    )
+    format_weight: float = _field(
+        0.2, "Weight of the answer-format reward (#### N or \\boxed{N}).", "grpo"
+    )
+    # ---------------------------------------------------------------- run
+    run_name: str = _field("", "Name of the run and of its adapter; empty = recipe + time.", "run")
+    recipe: str = _field("", "Recipe this config came from (informational).", "run")
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            setattr(self, item.name, _coerce(item, getattr(self, item.name)))
+        _validate(self)
+
+    # ------------------------------------------------------------ YAML and dicts
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping; unknown keys raise a ValueError naming them and `source`."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: expected a mapping of field names to values")
+        known = {item.name for item in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown field(s) {', '.join(unknown)}; see TrainConfig")
+        return cls(**values)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """The config as YAML (every field, in declaration order); written to `path` if given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a recipe/config file; keyword overrides win over the file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"config file {path} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML ({error})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of field names to values")
+        return cls.from_dict({**values, **overrides}, source=str(path))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def difficulties(self) -> list[str]:
+        return [part.strip() for part in self.difficulty.split(",") if part.strip()]
+
+
+def fields_by_section() -> dict[str, list[dataclasses.Field]]:
+    """The config's fields grouped by `metadata["section"]`, in declaration order (for forms)."""
+    groups: dict[str, list[dataclasses.Field]] = {section: [] for section in SECTIONS}
+    for item in dataclasses.fields(TrainConfig):
+        groups[item.metadata["section"]].append(item)
+    return groups
+
+
+# ---------------------------------------------------------------- coercion and validation
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _base_type(item: dataclasses.Field) -> type | None:
+    """int / float / bool / str for scalar fields (Optional unwrapped), None otherwise."""
+    annotation = _hints()[item.name]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        options = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        annotation = options[0] if len(options) == 1 else None
+    return annotation if annotation in (int, float, bool, str) else None
+
+
+def _coerce(item: dataclasses.Field, value: Any) -> Any:
+    """Turn CLI/YAML/UI text into the field's type; ValueError naming the field otherwise."""
+    name = item.name
+    if name == "target_modules":
+        return _target_modules(value)
+    kind = _base_type(item)
+    if value is None:
+        if kind is str:
+            return ""
+        raise ValueError(f"{name}: a value is required")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise ValueError(f"{name}: expected a number, got {value!r}")
+        try:
+            number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected a number, got {value!r}") from None
+        if kind is int:
+            if number != int(number):
+                raise ValueError(f"{name}: expected a whole number, got {value!r}")
+            return int(number)
+        return number
+    if kind is str:
+        return str(value).strip()
+    return value
+
+
+def _target_modules(value: Any) -> str | list[str]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text in ("all-linear", ""):
+            return "all-linear"
+        value = text.split(",")
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"target_modules: expected 'all-linear' or a list of names, got {value!r}")
+    names = [str(name).strip() for name in value if str(name).strip()]
+    if not names:
+        raise ValueError(
+            "target_modules: empty list; use 'all-linear' or names such as q_proj,v_proj"
+        )
+    return names
+
+
+def _validate(config: TrainConfig) -> None:
+    from mathtutor.data import DATASETS
+    from mathtutor.prompts import FORMATS
+
+    for item in dataclasses.fields(config):
+        choices = item.metadata.get("choices")
+        if choices and getattr(config, item.name) not in choices:
+            raise ValueError(
+                f"{item.name}: {getattr(config, item.name)!r} is not one of {', '.join(choices)}"
+            )
+    if not config.model:
+        raise ValueError("model: empty; expected 'bundled', a local directory or a Hub id")
+    minimum = {
+        "lora_rank": 1,
+        "lora_alpha": 1,
+        "batch_size": 1,
+        "gradient_accumulation_steps": 1,
+        "max_seq_length": 16,
+        "eval_steps": 1,
+        "logging_steps": 1,
+        "save_steps": 1,
+        "num_generations": 2,
+        "max_completion_length": 1,
+        "max_steps": 0,
+        "num_train_samples": 0,
+        "early_stopping_patience": 0,
+    }
+    for name, low in minimum.items():
+        if getattr(config, name) < low:
+            raise ValueError(f"{name}: must be at least {low}, got {getattr(config, name)}")
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning_rate: must be positive, got {config.learning_rate}")
+    if config.learning_rate > 1:
+        raise ValueError(
+            f"learning_rate: {config.learning_rate} is far too large (expected ~1e-6 to 1e-3)"
+        )
+    if not 0 <= config.min_lr < config.learning_rate:
+        raise ValueError(
+            f"min_lr: must be in [0, learning_rate={config.learning_rate}), got {config.min_lr}"
+        )
+    if not 0 <= config.lora_dropout < 1:
+        raise ValueError(f"lora_dropout: must be in [0, 1), got {config.lora_dropout}")
+    if not 0 <= config.val_fraction < 1:
+        raise ValueError(f"val_fraction: must be in [0, 1), got {config.val_fraction}")
+    for name in ("warmup_steps", "weight_decay", "beta", "correctness_weight", "format_weight"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name}: must not be negative, got {getattr(config, name)}")
+    if not config.max_grad_norm > 0:
+        raise ValueError(f"max_grad_norm: must be positive, got {config.max_grad_norm}")
+    if config.max_steps == 0 and not config.epochs > 0:
+        raise ValueError(f"epochs: must be positive when max_steps is 0, got {config.epochs}")
+    if not 0 < config.temperature <= 5:
+        raise ValueError(f"temperature: must be in (0, 5], got {config.temperature}")
+    if config.dataset not in DATASETS:
+        raise ValueError(
+            f"dataset: unknown {config.dataset!r}; expected one of {', '.join(DATASETS)}"
+        )
+    if config.dataset == "upload" and not config.dataset_path:
+        raise ValueError(
+            "dataset_path: required when dataset is 'upload' (a JSONL, JSON or CSV file)"
+        )
+    unknown = [d for d in config.difficulties if d not in DIFFICULTIES]
+    if unknown or not config.difficulties:
+        raise ValueError(
+            f"difficulty: {config.difficulty!r}; expected {', '.join(DIFFICULTIES)} (comma-separated)"
+        )
+    if config.prompt_format not in FORMATS:
+        raise ValueError(
+            f"prompt_format: unknown {config.prompt_format!r}; expected one of {', '.join(FORMATS)}"
+        )
+    if config.early_stopping_patience and not config.val_fraction:
+        raise ValueError("early_stopping_patience: needs a validation split (val_fraction > 0)")
+    if config.packing and config.padding_free:
+        raise ValueError(
+            "padding_free: packing already trains without padding; set only one of the two"
+        )
+    if config.method == "grpo":
+        group = config.batch_size * config.gradient_accumulation_steps
+        if group % config.num_generations:
+            raise ValueError(
+                f"num_generations: batch_size x gradient_accumulation_steps = {group} must be a multiple "
+                f"of num_generations = {config.num_generations} (GRPO samples whole groups)"
+            )
+        if config.packing or config.padding_free:
+            raise ValueError(
+                "packing: not available for GRPO (completions are generated, not packed)"
+            )
+
+
+# ---------------------------------------------------------------- model checks (before launch)
+def model_linear_names(model: str) -> dict[str, tuple[int, int]]:
+    """Leaf names of the model's linear layers -> (in, out), read from its config on the meta device.
+
+    Nothing is downloaded except the config (a local directory or the bundled model reads none).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from mathtutor.models import resolve_model
+
+    source = resolve_model(model)
+    try:
+        model_config = AutoConfig.from_pretrained(source)
+    except OSError as error:
+        raise ValueError(
+            f"model: cannot read the config of {model!r} ({str(error).splitlines()[0]})"
+        ) from None
+    with torch.device("meta"):
+        network = AutoModelForCausalLM.from_config(model_config)
+    names: dict[str, tuple[int, int]] = {}
+    for name, module in network.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            names.setdefault(name.rsplit(".", 1)[-1], (module.in_features, module.out_features))
+    return names
+
+
+def check_model(config: TrainConfig) -> None:
+    """Checks that need the model's architecture: target modules exist; QLoRA has bitsandbytes."""
+    import importlib.util
+
+    if config.finetune == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
+        raise ValueError("finetune: 'qlora' needs bitsandbytes: pip install bitsandbytes")
+    if config.finetune == "full" or config.target_modules == "all-linear":
+        model_linear_names(config.model)  # still proves the model's config is readable
+        return
+    available = model_linear_names(config.model)
+    missing = [name for name in config.target_modules if name not in available]
+    if missing:
+        raise ValueError(
+            f"target_modules: {', '.join(missing)} not found in {config.model!r}; its linear layers "
+            f"are {', '.join(sorted(available))}"
+        )
+
+
+# ---------------------------------------------------------------- command line
+@dataclass
+class CliArgs:
+    """What `python -m training.sft|grpo` was asked to do."""
+
+    config: TrainConfig
+    run_dir: Path | None = None  # reuse this run directory (the app's launcher passes it)
+    resume: bool = False  # continue from the last checkpoint in run_dir
+
+
+def build_parser(prog: str = "training") -> argparse.ArgumentParser:
+    """Flags generated from the dataclass fields (same names), plus --config/--run_dir/--resume."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Fine-tune a math model (see training/config.py)."
+    )
+    parser.add_argument("--config", help="YAML recipe/config; flags below override its values")
+    parser.add_argument(
+        "--run_dir", help="run directory to use (default: a new one under home/runs)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in --run_dir"
+    )
+    parser.add_argument(
+        "--print_config", action="store_true", help="print the resolved config as YAML and exit"
+    )
+    for section, items in fields_by_section().items():
+        group = parser.add_argument_group(section)
+        for item in items:
+            choices = item.metadata.get("choices")
+            group.add_argument(
+                f"--{item.name}",
+                default=argparse.SUPPRESS,  # only flags that were given override the file
+                metavar=("{" + ",".join(choices) + "}") if choices else item.name.upper(),
+                help=item.metadata["help"].replace("%", "%%"),
+            )
+    return parser
+
+
+def parse_cli(argv: list[str] | None = None, method: str | None = None) -> CliArgs:
+    """Parse the command line into a `CliArgs`; `--print_config` prints and exits.
+
+    `method` is the entry point's method (`training.sft` passes "sft"): a config for the other
+    method is refused with the command to use instead.
+    """
+    parser = build_parser(f"python -m training.{method}" if method else "training")
+    args = vars(parser.parse_args(argv))
+    config_path = args.pop("config")
+    run_dir = args.pop("run_dir")
+    resume = args.pop("resume")
+    print_config = args.pop("print_config")
+    try:
+        if config_path:
+            config = TrainConfig.from_yaml(config_path, **args)
+        else:
+            config = TrainConfig.from_dict(
+                {"method": method or "sft", **args}, source="command line"
+            )
+    except ValueError as error:
+        parser.error(str(error))
+    if method and config.method != method:
+        parser.error(
+            f"method: this config is {config.method!r}; run python -m training.{config.method}"
+        )
+    if print_config:
+        sys.stdout.write(config.to_yaml())
+        sys.exit(0)
+    if resume and not run_dir:
+        parser.error("--resume needs --run_dir (the run to continue)")
+    return CliArgs(config=config, run_dir=Path(run_dir) if run_dir else None, resume=resume)
