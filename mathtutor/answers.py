@@ -306,13 +306,17 @@ _BOXED = re.compile(r"(?<![A-Za-z])\\?(?:boxed|fbox)\s*\{")
 
 def _last_boxed(text: str) -> str | None:
     """Content of the last complete ``\\boxed{...}``, nested braces included."""
-    for start in reversed([match.end() for match in _BOXED.finditer(text)]):
-        depth = 1
-        for index in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[index], 0)
-            if depth == 0:
-                return text[start:index]
-    return None
+    starts = [match.end() - 1 for match in _BOXED.finditer(text)]
+    if not starts:
+        return None
+    opened, closing = [], {}  # one pass pairs every brace, so unclosed ones cost no rescans
+    for brace in re.finditer(r"[{}]", text):
+        if brace[0] == "{":
+            opened.append(brace.start())
+        elif opened:
+            closing[opened.pop()] = brace.start()
+    start = next((start for start in reversed(starts) if start in closing), None)
+    return None if start is None else text[start + 1 : closing[start]]
 
 
 def _extract(text: str, mode: str) -> tuple[str | None, str | None]:

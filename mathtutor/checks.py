@@ -427,7 +427,7 @@ def calculator_result(text_so_far: str) -> str | None:
     ('14', None, None)
     """
     tail = text_so_far[-MAX_CHARS - 20 :].rstrip(" \t")
-    if not tail.endswith("=") or tail.endswith(("==", "<=", ">=", "!=")):
+    if not tail.endswith("="):
         return None
     body = tail[:-1]
     opened = body.rfind("<<")

@@ -62,7 +62,7 @@ def test_doctests_pass():
 
 def test_import_does_not_import_torch():
     code = "import mathtutor.checks, sys; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
 
 
 # --- GSM8K annotations -----------------------------------------------------------------------
@@ -269,6 +269,7 @@ def test_safe_eval_values(expression, value):
         ("1e5", "unexpected 'e'"),
     ],
 )
+@pytest.mark.timeout(10)  # a blow-up that slips through must fail, not hang the suite
 def test_safe_eval_errors_are_quick_value_errors(expression, message):
     started = time.perf_counter()
     with pytest.raises(ValueError, match=message):
