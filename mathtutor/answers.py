@@ -101,27 +101,10 @@ def lm_eval_match(prediction: str, reference: str) -> bool:
 
 # --- numbers -------------------------------------------------------------------------------
 _SMALL_WORDS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
     "nineteen",
-]
+]  # fmt: skip
 _NUMBER_WORDS = {word: value for value, word in enumerate(_SMALL_WORDS)}
 _TENS_WORDS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _NUMBER_WORDS.update({word: 10 * (index + 2) for index, word in enumerate(_TENS_WORDS)})
