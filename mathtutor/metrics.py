@@ -361,3 +361,59 @@ def _system_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "categories": category_counts([row["category"] for row in rows]),
         "seconds": sum(row.get("seconds", 0.0) for row in rows),
     }
+
+
+# --------------------------------------------------------------------------- tables
+def results_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per system (percentages), for the CLI table and the UI's results table."""
+
+    def pct(value: float | None) -> float | None:
+        return None if value is None else round(100 * value, 1)
+
+    comparisons = {c["b"]: c for c in summary.get("comparisons", [])}
+    rows = []
+    for name in summary.get("order", []):
+        system = summary["systems"][name]
+        row: dict[str, Any] = {"system": name, "n": system["n"]}
+        for key, label in (("accuracy", "accuracy"), ("strict", "strict"), ("flexible", "flex")):
+            estimate = system[key] or {}
+            row[f"{label} %"] = pct(estimate.get("value"))
+            row[f"{label} ± %"] = pct(estimate.get("stderr"))
+        if system.get("majority"):
+            row[f"maj@{summary.get('num_votes', 'k')} %"] = pct(system["majority"]["value"])
+            row["calibration error %"] = pct(system["calibration_error"])
+        row["format %"] = pct(system["format_rate"])
+        row["truncation %"] = pct(system["truncation_rate"])
+        row["mean tokens"] = None if system["mean_tokens"] is None else round(system["mean_tokens"])
+        comparison = comparisons.get(name)
+        row["fixed"] = comparison["fixed"] if comparison else None
+        row["regressed"] = comparison["regressed"] if comparison else None
+        row["McNemar p"] = round(comparison["p_value"], 4) if comparison else None
+        row.update(system["categories"])
+        rows.append(row)
+    return rows
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The results as a plain-text table; estimates shown as ``value ± stderr`` (percent)."""
+    rows = []
+    for row in results_rows(summary):
+        shown = {}
+        for key, value in row.items():
+            if key.endswith(" ± %"):
+                name = key.removesuffix(" ± %") + " %"
+                if value is not None and shown.get(name):
+                    shown[name] += f" ± {value}"
+            else:
+                shown[key] = "" if value is None else str(value)
+        rows.append(shown)
+    if not rows:
+        return "(no results)"
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    widths = [max(len(c), *(len(row.get(c, "")) for row in rows)) for c in columns]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += [
+        "  ".join(row.get(c, "").rjust(w) for c, w in zip(columns, widths, strict=True))
+        for row in rows
+    ]
+    return "\n".join(lines)

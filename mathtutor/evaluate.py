@@ -1,0 +1,610 @@
+"""Evaluation runs: the same problems for base and every adapter, graded, saved as they finish.
+
+`evaluate(config)` loads the base model once, adds each adapter system onto it, samples the
+problems once (seeded), and generates for all systems in mixed-adapter batches (one
+`generate_batch` call serves base and adapter rows together). Every completion is graded with
+lm-eval's strict and flexible gsm8k filters and with the format's own grader (`boxed` for
+`qwen-boxed`, else `auto`), categorized (`mathtutor.metrics.categorize`), and saved to the
+SQLite store as soon as its batch finishes, so a crash loses only the batch in flight. A run
+is resumed by passing its `run_id`: finished (system, problem) pairs are skipped. The summary
+(accuracy ± standard error, maj@k and calibration with `num_votes > 1`, McNemar vs the first
+system, error categories) is stored with the run. One evaluation runs at a time per process.
+
+    python -m mathtutor.evaluate --model bundled --systems base path/to/adapter \\
+        --dataset gsm8k --num_samples 200 --prompt_format chat
+    python -m mathtutor.evaluate --run_id <id>          # resume a stopped or crashed run
+
+Flags are the `EvalConfig` field names (`--num-samples` works too); `--adapter DIR` is short
+for `--systems base DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mathtutor import metrics, store
+from mathtutor.answers import grade
+from mathtutor.checks import format_value, wrong_steps
+from mathtutor.data import DATASETS, Problem, load_problems
+from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
+
+BASE = "base"
+BACKENDS = ("auto", "transformers", "vllm")
+EXPORT_FORMATS = ("jsonl", "csv")
+# Settings that do not change results: a resumed run may use new values for these.
+_RUNTIME_FIELDS = ("batch_size", "backend")
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation: which model and systems, which problems, how to prompt and decode.
+
+    Prompt formats carry their own worked examples (`gemma-oneshot` and `socratic` one shot,
+    the others zero), so there is no separate number-of-shots setting.
+    """
+
+    model: str = field(
+        default="bundled",
+        metadata={"help": "Base model: 'bundled', a local directory or a Hub id."},
+    )
+    systems: list[str] = field(
+        default_factory=lambda: [BASE],
+        metadata={
+            "help": "What to evaluate on the same problems: 'base' and LoRA adapters (directory, "
+            "registered name or Hub id). The first one is the reference for paired comparisons."
+        },
+    )
+    dataset: str = field(
+        default="gsm8k", metadata={"help": f"Problems: one of {', '.join(DATASETS)}."}
+    )
+    path: str | None = field(
+        default=None, metadata={"help": "JSONL / JSON / CSV file for dataset 'upload'."}
+    )
+    question_field: str = field(
+        default="question", metadata={"help": "Upload column holding the question."}
+    )
+    answer_field: str = field(
+        default="answer",
+        metadata={"help": "Upload column holding the answer ('... #### N', \\boxed{N} or N)."},
+    )
+    split: str = field(default="test", metadata={"help": "'test' or 'train' (GSM8K, generators)."})
+    difficulty: str = field(
+        default="medium", metadata={"help": "Generated datasets: easy, medium or hard."}
+    )
+    num_samples: int = field(
+        default=200, metadata={"help": "Problems to draw (seeded); the seed reports used 200."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed for the sample and for sampling."})
+    prompt_format: str = field(
+        default="chat", metadata={"help": f"Prompt format: one of {', '.join(FORMATS)}."}
+    )
+    max_new_tokens: int = field(
+        default=256, metadata={"help": "Token limit per completion (hitting it = truncated)."}
+    )
+    temperature: float = field(
+        default=0.0, metadata={"help": "0 = greedy; > 0 samples (needed for num_votes > 1)."}
+    )
+    num_votes: int = field(
+        default=1,
+        metadata={"help": "Self-consistency: samples per problem, majority vote (1 = off)."},
+    )
+    batch_size: int | None = field(
+        default=None, metadata={"help": "Rows per forward pass; empty = sized to the device."}
+    )
+    calculator: bool = field(
+        default=False, metadata={"help": "Insert exact results after 'expression =' (GSM8K)."}
+    )
+    backend: str = field(
+        default="auto",
+        metadata={"help": "auto, transformers or vllm (CUDA + vllm installed; auto falls back)."},
+    )
+    run_id: str | None = field(
+        default=None, metadata={"help": "Resume this run (skips finished problems)."}
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.systems, str):
+            self.systems = [self.systems]
+        self.systems = [str(s).strip() for s in self.systems]
+        if not self.systems or not all(self.systems):
+            raise ValueError("systems: give at least one system ('base' or an adapter), no blanks")
+        duplicates = sorted({s for s in self.systems if self.systems.count(s) > 1})
+        if duplicates:
+            raise ValueError(f"systems lists {', '.join(duplicates)} more than once")
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("prompt_format", self.prompt_format, FORMATS)
+        _choice("split", self.split, ("test", "train"))
+        _choice("difficulty", self.difficulty, ("easy", "medium", "hard"))
+        _choice("backend", self.backend, BACKENDS)
+        if self.dataset == "upload" and not self.path:
+            raise ValueError("path: dataset 'upload' needs the file to read (JSONL, JSON or CSV)")
+        for name in ("num_samples", "max_new_tokens", "num_votes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if self.max_new_tokens > 4096:
+            raise ValueError(f"max_new_tokens must be at most 4096, got {self.max_new_tokens}")
+        if not 0.0 <= self.temperature <= 5.0:
+            raise ValueError(f"temperature must be between 0 and 5, got {self.temperature}")
+        if self.num_votes > 1 and self.temperature == 0.0:
+            raise ValueError(
+                f"num_votes={self.num_votes} needs temperature > 0: greedy decoding gives the "
+                "same answer every time (e.g. temperature 0.7)"
+            )
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(
+                f"batch_size must be at least 1 or empty (auto), got {self.batch_size}"
+            )
+        self.run_id = (self.run_id or "").strip() or None
+
+
+def _choice(name: str, value: str, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} {value!r} is not one of: {', '.join(choices)}")
+
+
+@dataclass
+class EvalReport:
+    """What `evaluate` returns; the same summary is stored with the run."""
+
+    run_id: str
+    status: str  # finished | stopped
+    config: EvalConfig
+    summary: dict[str, Any]
+    num_records: int  # saved records of the run (all systems)
+    seconds: float  # wall time of this call
+
+
+# --------------------------------------------------------------------------- one at a time
+_RUN_LOCK = threading.Lock()
+_running: dict[str, str | None] = {"run_id": None}
+
+
+def running_run() -> str | None:
+    """Id of the evaluation running in this process, if any."""
+    return _running["run_id"]
+
+
+def evaluate(
+    config: EvalConfig,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    *,
+    wait: bool = False,
+) -> EvalReport:
+    """Run (or resume, with `config.run_id`) an evaluation; see the module docstring.
+
+    `on_progress(done, total)` counts (system, problem) records after every batch;
+    `should_stop()` is asked between batches (the run is then saved with status "stopped").
+    A second call while one runs raises ValueError, or queues behind it with `wait=True`.
+    """
+    if not _RUN_LOCK.acquire(blocking=wait):
+        raise ValueError(
+            f"an evaluation is already running (run {_running['run_id']}); stop it or wait for it "
+            "to finish before starting another"
+        )
+    try:
+        run_id = config.run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        _running["run_id"] = run_id
+        return _run(config, run_id, on_progress, should_stop)
+    finally:
+        _running["run_id"] = None
+        _RUN_LOCK.release()
+
+
+def _run(
+    config: EvalConfig,
+    run_id: str,
+    on_progress: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> EvalReport:
+    started = time.perf_counter()
+    existing = store.get_eval_run(run_id)  # also refuses a corrupt database before any work
+    if config.run_id and existing is None:
+        known = ", ".join(run["id"] for run in store.list_eval_runs()[:5]) or "none yet"
+        raise ValueError(f"run_id {run_id!r}: no such evaluation run (recent runs: {known})")
+    if existing is not None:
+        config = _resumed_config(existing["config"], config)
+    problems = _problems(config)
+    backend = pick_backend(config.backend)
+    engine = _Engine(config, backend)
+    labels = existing["config"].get("labels") if existing else None
+    labels = labels if labels and len(labels) == len(config.systems) else engine.labels
+    if existing is None:
+        store.create_eval_run(run_id, {**asdict(config), "run_id": run_id, "labels": labels})
+    else:
+        store.update_eval_run(run_id, status="running")
+    try:
+        status = _generate_all(run_id, config, problems, labels, engine, on_progress, should_stop)
+    except BaseException as error:
+        stopped = isinstance(error, KeyboardInterrupt)
+        message = None if stopped else f"{type(error).__name__}: {error}"
+        with contextlib.suppress(ValueError, sqlite3.Error):  # the first error is the one to see
+            store.update_eval_run(run_id, status="stopped" if stopped else "failed", error=message)
+        raise
+    records = store.load_records(run_id)
+    summary = {
+        **metrics.summarize(records, labels),
+        "num_problems": len(problems),
+        "prompt_format": config.prompt_format,
+        "grader": _grader_mode(config.prompt_format),
+        "num_votes": config.num_votes,
+        "backend": backend,
+    }
+    store.update_eval_run(run_id, status=status, summary=summary)
+    return EvalReport(run_id, status, config, summary, len(records), time.perf_counter() - started)
+
+
+def _resumed_config(stored: dict[str, Any], given: EvalConfig) -> EvalConfig:
+    """The stored run's settings; only batch size and backend may change on resume."""
+    names = {f.name for f in dataclasses.fields(EvalConfig)}
+    values = {key: value for key, value in stored.items() if key in names}
+    for name in _RUNTIME_FIELDS:
+        values[name] = getattr(given, name)
+    return EvalConfig(**values)
+
+
+def _problems(config: EvalConfig) -> list[Problem]:
+    try:
+        return load_problems(
+            config.dataset,
+            split=config.split,
+            num_samples=config.num_samples,
+            seed=config.seed,
+            path=config.path,
+            question_field=config.question_field,
+            answer_field=config.answer_field,
+            difficulty=config.difficulty,
+        )
+    except ValueError as error:
+        raise ValueError(f"dataset {config.dataset!r}: {error}") from error
+
+
+def _grader_mode(prompt_format: str) -> str:
+    return "boxed" if get_format(prompt_format).answer_style == "boxed" else "auto"
+
+
+def _generate_all(
+    run_id: str,
+    config: EvalConfig,
+    problems: list[Problem],
+    labels: list[str],
+    engine: _Engine,
+    on_progress: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> str:
+    """Generate, grade and save every unfinished (system, problem); returns the final status."""
+    done = store.done_keys(run_id)
+    prompts = {p.id: render(config.prompt_format, p.question, engine.tokenizer) for p in problems}
+    work = [
+        (position, problem, label)
+        for position, problem in enumerate(problems)
+        for label in labels
+        if (label, problem.id) not in done
+    ]
+    # Similar lengths in one batch waste little padding; systems of a problem stay together.
+    work.sort(key=lambda item: (len(prompts[item[1].id]), item[0]))
+    total = len(problems) * len(labels)
+    finished = total - len(work)
+    items_per_batch = max(1, engine.batch_size // config.num_votes)
+    if on_progress:
+        on_progress(finished, total)
+    for start in range(0, len(work), items_per_batch):
+        if should_stop and should_stop():
+            return "stopped"
+        chunk = work[start : start + items_per_batch]
+        rows = [(item, vote) for item in chunk for vote in range(config.num_votes)]
+        begun = time.perf_counter()
+        completions = engine.generate(
+            [prompts[item[1].id] for item, _ in rows],
+            [engine.adapter_of[labels.index(item[2])] for item, _ in rows],
+        )
+        per_row = (time.perf_counter() - begun) / len(rows)
+        records = [
+            _record(
+                problem,
+                position,
+                label,
+                completions[index * config.num_votes : (index + 1) * config.num_votes],
+                config.prompt_format,
+                per_row,
+            )
+            for index, (position, problem, label) in enumerate(chunk)
+        ]
+        store.save_records(run_id, records)
+        finished += len(chunk)
+        if on_progress:
+            on_progress(finished, total)
+    return "finished"
+
+
+def _record(
+    problem: Problem,
+    position: int,
+    label: str,
+    completions: Sequence[Any],
+    prompt_format: str,
+    seconds_per_row: float,
+) -> dict[str, Any]:
+    """One saved record: the first sample graded three ways, plus the vote with num_votes > 1."""
+    reference = problem.solution if "####" in problem.solution else problem.answer
+    mode = _grader_mode(prompt_format)
+    first = completions[0]
+    primary = grade(first.text, reference, mode)
+    strict = grade(first.text, reference, "strict")
+    flexible = grade(first.text, reference, "flexible")
+    record: dict[str, Any] = {
+        "system": label,
+        "problem_id": problem.id,
+        "position": position,
+        "question": problem.question,
+        "answer": problem.answer,
+        "solution": problem.solution,
+        "completion": first.text,
+        "num_tokens": first.num_tokens,
+        "finish_reason": first.finish_reason,
+        "seconds": seconds_per_row * len(completions),
+        "extracted": primary.extracted,
+        "method": primary.method,
+        "is_correct": primary.is_correct,
+        "strict_extracted": strict.extracted,
+        "strict_correct": strict.is_correct,
+        "flexible_extracted": flexible.extracted,
+        "flexible_correct": flexible.is_correct,
+        "follows_format": metrics.follows_format(primary.method, prompt_format),
+        "category": metrics.categorize(first.text, first.finish_reason, primary, prompt_format),
+        "wrong_steps": [
+            {
+                "start": step.start,
+                "end": step.end,
+                "expression": step.expression,
+                "claimed": step.claimed,
+                "actual": None if step.actual is None else format_value(step.actual),
+            }
+            for step in wrong_steps(first.text)
+        ],
+        "calculator_calls": getattr(first, "calculator_calls", 0),
+        "created": time.time(),
+    }
+    if len(completions) > 1:
+        grades = [grade(c.text, reference, mode) for c in completions]
+        vote = metrics.majority_vote([g.extracted for g in grades])
+        record["votes"] = [
+            {"completion": c.text, "extracted": g.extracted, "is_correct": g.is_correct,
+             "finish_reason": c.finish_reason, "num_tokens": c.num_tokens}
+            for c, g in zip(completions, grades, strict=True)
+        ]  # fmt: skip
+        record["maj_answer"] = vote.answer
+        record["vote_share"] = vote.share
+        record["maj_correct"] = any(g.is_correct for g in grades if g.extracted == vote.answer)
+    return record
+
+
+# --------------------------------------------------------------------------- backends
+def pick_backend(backend: str) -> str:
+    """`transformers` or `vllm`: vLLM needs `import vllm` and CUDA; `auto` falls back."""
+    _choice("backend", backend, BACKENDS)
+    if backend == "transformers":
+        return backend
+    problem = _vllm_problem()
+    if problem is None:
+        return "vllm"
+    if backend == "vllm":
+        raise ValueError(f"backend 'vllm' is not available here: {problem}")
+    return "transformers"
+
+
+def _vllm_problem() -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return "vllm is not installed (pip install vllm, on a CUDA machine); use 'transformers'"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "vLLM needs a CUDA GPU and none is visible; use 'transformers'"
+    return None
+
+
+class _Engine:
+    """The base model with each system's adapter, and one `generate(prompts, adapters)`."""
+
+    def __init__(self, config: EvalConfig, backend: str) -> None:
+        from mathtutor.models import load_model
+
+        self.config = config
+        self.backend = backend
+        self.loaded = load_model(config.model)
+        self.tokenizer = self.loaded.tokenizer
+        self.adapter_of = [self._add(system) for system in config.systems]
+        self.labels = list(self.adapter_of)
+        from mathtutor.generate import GenerationSettings, default_batch_size
+
+        self.batch_size = config.batch_size or default_batch_size(self.loaded.device)
+        self.settings = GenerationSettings(
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            seed=config.seed,
+            stop=tuple(stop_sequences(config.prompt_format)),
+            calculator=config.calculator,
+        )
+        self._vllm = None
+
+    def _add(self, system: str) -> str:
+        if system == BASE or system in self.loaded.adapters:
+            return system
+        if not Path(system).expanduser().is_dir():
+            registered = {row["name"]: row["path"] for row in store.list_adapters()}
+            if system in registered:
+                return self.loaded.add_adapter(registered[system], system)
+        return self.loaded.add_adapter(system)
+
+    def generate(self, prompts: list[str], adapters: list[str]) -> list[Any]:
+        if self.backend == "vllm":
+            return self._generate_vllm(prompts, adapters)
+        from mathtutor.generate import generate_batch
+
+        return generate_batch(
+            self.loaded, prompts, adapters, self.settings, batch_size=len(prompts)
+        )
+
+    def _generate_vllm(self, prompts: list[str], adapters: list[str]) -> list[Any]:
+        """vLLM with per-request LoRA (`LoRARequest`); GPU only, see `pick_backend`."""
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+
+        from mathtutor.generate import Completion
+        from mathtutor.models import read_adapter_config, resolve_model
+
+        if self._vllm is None:
+            ranks = [read_adapter_config(p).get("r", 16) for p in self.loaded.adapters.values()]
+            self._vllm = LLM(
+                model=resolve_model(self.config.model),
+                enable_lora=bool(ranks),
+                max_lora_rank=max([16, *ranks]),
+                max_loras=max(1, len(ranks)),
+                gpu_memory_utilization=float(os.environ.get("MATHTUTOR_VLLM_MEMORY", "0.5")),
+                seed=self.config.seed,
+            )
+        names = list(self.loaded.adapters)
+        requests = [
+            None
+            if name == BASE
+            else LoRARequest(name, names.index(name) + 1, str(self.loaded.adapters[name]))
+            for name in adapters
+        ]
+        params = SamplingParams(
+            temperature=self.settings.temperature,
+            max_tokens=self.settings.max_new_tokens,
+            stop=list(self.settings.stop),
+            seed=self.settings.seed,
+        )
+        begun = time.perf_counter()
+        outputs = self._vllm.generate(prompts, params, lora_request=requests, use_tqdm=False)
+        seconds = time.perf_counter() - begun
+        return [
+            Completion(
+                text=out.outputs[0].text,
+                num_tokens=len(out.outputs[0].token_ids),
+                finish_reason=_vllm_finish(out.outputs[0]),
+                seconds=seconds,
+            )
+            for out in outputs
+        ]
+
+
+def _vllm_finish(output: Any) -> str:
+    """vLLM says "stop" for EOS and stop strings alike; a matched string is its stop_reason."""
+    if output.finish_reason == "length":
+        return "length"
+    return "stop" if isinstance(output.stop_reason, str) else "eos"
+
+
+# --------------------------------------------------------------------------- results
+def export_run(run_id: str, path: str | Path, format: str = "jsonl") -> Path:
+    """Write a run's records to JSONL (one record per line) or CSV (lists as JSON), atomically."""
+    _choice("format", format, EXPORT_FORMATS)
+    if store.get_eval_run(run_id) is None:
+        raise ValueError(f"run_id {run_id!r}: no such evaluation run")
+    records = store.load_records(run_id)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            if format == "jsonl":
+                for record in records:
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                columns = list(dict.fromkeys(key for record in records for key in record))
+                writer = csv.DictWriter(handle, fieldnames=columns)
+                writer.writeheader()
+                for record in records:
+                    writer.writerow({key: _csv_cell(value) for key, value in record.items()})
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _csv_cell(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+
+
+# --------------------------------------------------------------------------- command line
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mathtutor.evaluate",
+        description="Evaluate base and LoRA adapters on the same math problems.",
+    )
+    for spec in dataclasses.fields(EvalConfig):
+        flags = [f"--{spec.name}"]
+        if "_" in spec.name:
+            flags.append(f"--{spec.name.replace('_', '-')}")
+        kind = str(spec.type)
+        options: dict[str, Any] = {"dest": spec.name, "help": spec.metadata["help"]}
+        if kind == "bool":
+            options["action"] = argparse.BooleanOptionalAction
+        elif kind.startswith("list"):
+            options["nargs"] = "+"
+        else:
+            options["type"] = {"int": int, "float": float}.get(kind.split(" |")[0], str)
+        parser.add_argument(*flags, default=argparse.SUPPRESS, **options)
+    parser.add_argument(
+        "--adapter", action="append", default=[], help="Shorthand: --systems base ADAPTER."
+    )
+    return parser
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> EvalConfig:
+    """Parse command-line flags into the same `EvalConfig` the UI and tests build."""
+    values = vars(_parser().parse_args(argv))
+    adapters = values.pop("adapter")
+    if adapters:
+        values["systems"] = [*values.get("systems", [BASE]), *adapters]
+    return EvalConfig(**values)
+
+
+def _print_progress(done: int, total: int, started: list[float]) -> None:
+    if not started:
+        started.extend([time.perf_counter(), done])
+    elapsed, rate = time.perf_counter() - started[0], 0.0
+    if done > started[1] and elapsed > 0:
+        rate = (done - started[1]) / elapsed
+    eta = f" ETA {(total - done) / rate:.0f} s" if rate else ""
+    print(f"[{done}/{total}] {rate * 60:.1f} completions/min{eta}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> EvalReport:
+    """CLI entry point: evaluate, print the results table and the run id."""
+    config = config_from_args(argv)
+    started: list[float] = []
+    report = evaluate(config, on_progress=lambda d, t: _print_progress(d, t, started))
+    print(metrics.format_table(report.summary))
+    for comparison in report.summary["comparisons"]:
+        print(
+            f"{comparison['b']} vs {comparison['a']}: fixed {comparison['fixed']}, regressed "
+            f"{comparison['regressed']}, McNemar exact p = {comparison['p_value']:.4g}"
+        )
+    print(f"run {report.run_id}: {report.status}, {report.num_records} records")
+    return report
+
+
+if __name__ == "__main__":
+    main()
