@@ -29,9 +29,20 @@ mark.slip { background: #ffe08a; border-radius: 3px; padding: 0 2px; }
 """
 
 
+def space_settings() -> dict:
+    """A deployed Space's defaults (`mathtutor_space.json`), {} elsewhere or when unreadable."""
+    from mathtutor.hub import read_space_settings
+
+    try:
+        return read_space_settings()
+    except ValueError as error:
+        logging.getLogger("mathtutor").warning("ignoring Space settings: %s", error)
+        return {}
+
+
 def default_model() -> str:
-    """The base model the app starts with: `MATHTUTOR_MODEL`, else the bundled SmolLM2."""
-    return os.environ.get("MATHTUTOR_MODEL", BUNDLED)
+    """The starting base model: `MATHTUTOR_MODEL`, a deployed Space's choice, else bundled."""
+    return os.environ.get("MATHTUTOR_MODEL") or space_settings().get("base_model") or BUNDLED
 
 
 def build_demo() -> gr.Blocks:
@@ -57,19 +68,25 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()
 
 
-def warm_up(spec: str) -> None:
-    """Convert/load the default model in the background so the first answer is quick."""
-    from mathtutor.models import load_model
+def warm_up(spec: str, adapter: str | None = None) -> None:
+    """Load the default model (and a Space's default adapter) in the background."""
+    from mathtutor.ui.common import loaded_model
 
     try:
-        load_model(spec)
+        loaded = loaded_model(spec)
+        if adapter:
+            from mathtutor.hub import pull_adapter
+
+            pull_adapter(adapter, expected_base=loaded.base_model)
+            loaded_model(spec)  # registers the pulled adapter on the shared base
     except Exception as error:  # the UI reports load errors on first use
         logging.getLogger("mathtutor").warning("warm-up of %s failed: %s", spec, error)
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    threading.Thread(target=warm_up, args=(default_model(),), daemon=True).start()
+    adapter = space_settings().get("adapter")
+    threading.Thread(target=warm_up, args=(default_model(), adapter), daemon=True).start()
     demo.queue(default_concurrency_limit=4).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

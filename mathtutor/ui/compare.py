@@ -14,6 +14,7 @@ from mathtutor.generate import GenerationSettings
 from mathtutor.models import BASE
 from mathtutor.prompts import FORMATS
 from mathtutor.ui.common import GPU, AppContext, loaded_model, system_choices, user_error
+from mathtutor.zerogpu import gpu
 
 LATEX = [
     {"left": "$$", "right": "$$", "display": True},
@@ -61,6 +62,7 @@ def _chat(problem: str, pane: Pane) -> list[dict]:
     ]
 
 
+@gpu
 def run_compare(
     spec: str,
     left: str,
