@@ -1,0 +1,172 @@
+"""SFT on the tiny model, in process: parameters change, the adapter loads and changes outputs,
+runs are reproducible, Stop saves a usable adapter and Resume continues, bad data fails cleanly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from mathtutor import store
+from mathtutor.generate import GenerationSettings, generate_batch
+from training import runs
+from training.config import TrainConfig
+from training.sft import train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two cores shared with other jobs: one thread per process is many times faster here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(model_dir, **changes) -> TrainConfig:
+    values = dict(
+        model=str(model_dir), dataset="arithmetic", difficulty="easy", num_train_samples=24,
+        val_fraction=0.0, prompt_format="qa", max_steps=2, batch_size=2, lora_rank=4,
+        lora_alpha=8, learning_rate=5e-3, max_seq_length=1024, save_steps=100, seed=3,
+    )  # fmt: skip
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+class Snapshot(TrainerCallback):
+    """Copies the trainable parameters when training starts."""
+
+    def __init__(self):
+        self.before = {}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.before = {
+            name: parameter.detach().clone()
+            for name, parameter in model.named_parameters()
+            if parameter.requires_grad
+        }
+
+
+def losses(run_dir) -> list[float]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [row["loss"] for row in rows if "loss" in row]
+
+
+def test_two_steps_change_lora_weights_and_write_a_loadable_adapter(tiny_model_dir, tiny_loaded):
+    snapshot = Snapshot()
+    result = train(tiny_config(tiny_model_dir, prompt_format="chat"), callbacks=[snapshot])
+    assert (result.status, result.global_step) == ("finished", 2)
+    saved = load_file(result.adapter_dir / "adapter_model.safetensors")
+    assert saved and all("lora_" in name for name in saved)
+    changed = [
+        name
+        for name, before in snapshot.before.items()
+        if not torch.equal(before, saved[name.replace(".default", "")])
+    ]
+    assert len(changed) == len(snapshot.before)  # every LoRA matrix moved
+    # the run directory holds what the app reads
+    for name in ("config.yaml", "metrics.jsonl", "log.txt", "README.md"):
+        assert (result.run_dir / name).is_file(), name
+    assert not list(result.run_dir.glob("adapter.tmp-*"))
+    assert "library_name: peft" in (result.run_dir / "README.md").read_text()
+    assert len(losses(result.run_dir)) == 2
+    assert store.get_train_run(result.run_id)["status"] == "finished"
+    assert result.run_id in [adapter["name"] for adapter in store.list_adapters()]
+    # the adapter loads on the shared base and changes what the model computes
+    name = tiny_loaded.add_adapter(result.adapter_dir)
+    model = tiny_loaded.model
+    inputs = tiny_loaded.tokenizer("Q: 2 + 3?\nA:", return_tensors="pt")
+    model.set_adapter(name)
+    with torch.no_grad():
+        tuned = model(**inputs).logits
+        with model.disable_adapter():
+            base = model(**inputs).logits
+    assert (tuned - base).abs().max() > 1e-3
+    completions = generate_batch(
+        tiny_loaded, ["Q: 2 + 3?\nA:"] * 2, ["base", name], GenerationSettings(max_new_tokens=4)
+    )
+    assert all(c.num_tokens == 4 for c in completions)  # generation runs with it
+
+
+def test_same_seed_same_loss_curve(tiny_model_dir):
+    config = tiny_config(
+        tiny_model_dir, max_steps=3, lr_scheduler="cosine_with_min_lr", min_lr=1e-4
+    )
+    first, second = train(config), train(config)
+    assert losses(first.run_dir) == losses(second.run_dir)
+    other = train(config.replace(seed=4))
+    assert losses(other.run_dir) != losses(first.run_dir)
+    rates = [row["lr"] for row in runs.read_metrics(first.run_id) if "lr" in row]
+    assert rates[0] == pytest.approx(5e-3) and min(rates) >= 1e-4  # cosine floor at min_lr
+
+
+def test_padding_free_batches_give_the_padded_loss(tiny_model_dir):
+    """Padding-free rows are one sequence with restarting position ids: no attention leaks."""
+    config = tiny_config(tiny_model_dir, max_steps=1, learning_rate=1e-4)
+    padded = losses(train(config).run_dir)
+    flat = losses(train(config.replace(padding_free=True)).run_dir)
+    assert flat[0] == pytest.approx(padded[0], rel=1e-4)
+
+
+def test_stop_during_the_first_step_then_resume(tiny_model_dir, tiny_loaded):
+    class StopInFirstStep(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 0:  # the user presses Stop while step 1 runs
+                (run_dir_of(args) / "STOP").write_text("now")
+
+    def run_dir_of(args):
+        from pathlib import Path
+
+        return Path(args.output_dir).parent
+
+    config = tiny_config(tiny_model_dir, max_steps=4)
+    stopped = train(config, callbacks=[StopInFirstStep()])
+    assert (stopped.status, stopped.global_step) == ("stopped", 1)
+    assert store.get_train_run(stopped.run_id)["status"] == "stopped"
+    assert runs.last_checkpoint(stopped.run_dir).name == "checkpoint-1"
+    tiny_loaded.add_adapter(stopped.adapter_dir)  # usable as it is
+    (stopped.run_dir / "STOP").unlink()
+    resumed = train(config, run_dir=stopped.run_dir, resume=True)
+    assert (resumed.status, resumed.global_step) == ("finished", 4)
+    steps = [row["step"] for row in runs.read_metrics(stopped.run_id) if "loss" in row]
+    assert steps == [1, 2, 3, 4]  # continued from the checkpoint, not from step 0
+    assert store.get_train_run(stopped.run_id)["status"] == "finished"
+
+
+def test_a_dataset_with_no_valid_rows_fails_naming_the_rows(tiny_model_dir, tmp_path):
+    upload = tmp_path / "broken.jsonl"
+    upload.write_text(
+        '{"question": "How many?", "answer": "lots"}\n{"question": "", "answer": "3"}\n'
+    )
+    config = tiny_config(tiny_model_dir, dataset="upload", dataset_path=str(upload))
+    with pytest.raises(ValueError, match=r"broken.jsonl: 2 invalid row\(s\)") as error:
+        runs.check_launchable(config)  # refused before launch...
+    assert "line 1" in str(error.value) and "line 2" in str(error.value)
+    with pytest.raises(ValueError, match="invalid row"):
+        train(config)  # ...and a run started anyway is marked failed
+    failed = [row for row in store.list_train_runs() if row["status"] == "failed"]
+    assert any("invalid row" in (row["error"] or "") for row in failed)
+    assert not any((runs.run_dir(row["id"]) / "adapter").exists() for row in failed)
+
+
+def test_sequences_too_short_for_any_completion_are_refused(tiny_model_dir):
+    with pytest.raises(ValueError, match="max_seq_length: 16 tokens leave no completion"):
+        train(tiny_config(tiny_model_dir, max_seq_length=16))
+
+
+def test_full_fine_tuning_saves_a_model_directory(tiny_model_dir):
+    result = train(tiny_config(tiny_model_dir, finetune="full", learning_rate=1e-3))
+    assert result.adapter_dir.name == "model"
+    assert (result.adapter_dir / "model.safetensors").is_file()
+    assert (result.adapter_dir / "tokenizer.json").is_file()
+
+
+def test_qlora_trains_on_cpu(tiny_model_dir):
+    """bitsandbytes 0.50 runs NF4 on CPU: the QLoRA path is exercised without a GPU."""
+    result = train(tiny_config(tiny_model_dir, finetune="qlora", precision="bf16"))
+    assert result.status == "finished"
+    assert any("QLoRA" in note for note in result.notes)
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()

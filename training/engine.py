@@ -1,0 +1,444 @@
+"""What SFT and GRPO share: the model to train, trainer arguments, and the run around a trainer.
+
+`run_training(config, run_dir, resume, build_trainer)` is the one path of every run:
+
+1. open the run directory (config.yaml, metrics.jsonl, a `train_runs` row) and wait for the
+   device (`training.runs.device_lock`; status "queued" meanwhile);
+2. load the model: plain, QLoRA (bitsandbytes NF4, bf16 compute, `prepare_model_for_kbit_training`)
+   or through unsloth's fast path when CUDA and unsloth are both present; what was used or
+   skipped is written to the log ("unsloth not used: no CUDA");
+3. `build_trainer` (sft.py / grpo.py) makes the trl trainer; metrics and stop callbacks are added;
+4. train (from the last checkpoint when resuming), then save the adapter atomically: it is
+   written to `adapter.tmp-<pid>` and renamed to `adapter` only when complete, with a model card
+   draft, and registered in `mathtutor.store` so Compare/Evaluate list it without a restart;
+5. status "finished", or "stopped" (stop file), or "failed" with the error (the exception is
+   re-raised: the CLI exits non-zero).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mathtutor import store
+from training import runs
+from training.config import TrainConfig
+
+
+@dataclass
+class RunResult:
+    """The outcome of one training run."""
+
+    run_id: str
+    run_dir: Path
+    status: str  # finished | stopped
+    adapter_dir: Path | None  # LoRA adapter, or the full model for finetune=full
+    global_step: int
+    train_loss: float | None
+    eval_loss: float | None
+    seconds: float
+    notes: list[str] = field(default_factory=list)  # accelerators used or skipped
+
+
+@dataclass
+class Setup:
+    """A loaded model ready for a trl trainer."""
+
+    model: Any
+    tokenizer: Any
+    peft_config: Any  # peft.LoraConfig, or None (full fine-tune, or unsloth already wrapped it)
+    device: str
+    dtype: Any
+    base_model: str  # Hub id (or path) the adapter is recorded against
+    notes: list[str]
+
+
+def log(run_dir: Path, message: str) -> None:
+    """A line for the run's log: stdout (the launcher sends it to log.txt) or log.txt itself."""
+    print(message, flush=True)
+    if os.environ.get("MATHTUTOR_RUN_LOG") != "stdout":
+        with open(run_dir / "log.txt", "a", encoding="utf-8") as handle:
+            handle.write(message + "\n")
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+# ---------------------------------------------------------------- model
+def load_for_training(config: TrainConfig, *, padding_side: str = "right") -> Setup:
+    """Load the base model and tokenizer as the config asks, noting accelerators used/skipped."""
+    import importlib.util
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mathtutor.models import base_model_id, pick_device, resolve_model
+
+    notes: list[str] = []
+    device = pick_device()
+    source = resolve_model(config.model)
+    dtype = _dtype(config, device)
+    lora = config.finetune in ("lora", "qlora")
+    if lora and config.use_unsloth:
+        if device != "cuda":
+            notes.append("unsloth not used: no CUDA")
+        elif importlib.util.find_spec("unsloth") is None:
+            notes.append("unsloth not used: not installed (pip install unsloth on a CUDA machine)")
+        else:
+            return _load_unsloth(config, source, dtype, notes)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if config.finetune == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if device != "cuda" or torch.cuda.is_bf16_supported() else dtype
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=compute,
+            bnb_4bit_use_double_quant=True,
+        )
+        kwargs["device_map"] = {"": device if device != "cuda" else torch.cuda.current_device()}
+        notes.append(f"QLoRA: 4-bit NF4 base, {str(compute).split('.')[-1]} compute")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if config.finetune == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = padding_side
+    return Setup(
+        model, tokenizer, lora_config(config) if lora else None, device, dtype,
+        base_model_id(source), notes,
+    )  # fmt: skip
+
+
+def _dtype(config: TrainConfig, device: str) -> Any:
+    """Weights dtype: half precision on GPUs for adapters; fp32 for full fine-tunes (AMP on top)."""
+    import torch
+
+    from mathtutor.models import pick_dtype
+
+    if config.precision == "fp32" or (device == "cpu" and config.precision == "auto"):
+        return torch.float32
+    if config.finetune == "full":
+        return torch.float32  # mixed precision keeps fp32 master weights
+    if config.precision == "bf16":
+        return torch.bfloat16
+    if config.precision == "fp16":
+        return torch.float16
+    return pick_dtype(device)
+
+
+def _load_unsloth(config: TrainConfig, source: str, dtype: Any, notes: list[str]) -> Setup:
+    """unsloth's FastLanguageModel (imported here only: importing it patches trl globally)."""
+    from unsloth import FastLanguageModel
+
+    from mathtutor.models import base_model_id
+
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        source,
+        max_seq_length=config.max_seq_length,
+        dtype=dtype,
+        load_in_4bit=config.finetune == "qlora",
+    )
+    model = FastLanguageModel.get_peft_model(
+        model,
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=_unsloth_targets(config, model),
+        use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
+        random_state=config.seed,
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    notes.append("unsloth fast path used" + (" (4-bit)" if config.finetune == "qlora" else ""))
+    return Setup(model, tokenizer, None, "cuda", dtype, base_model_id(source), notes)
+
+
+def _unsloth_targets(config: TrainConfig, model: Any) -> list[str]:
+    if config.target_modules != "all-linear":
+        return list(config.target_modules)
+    import torch
+
+    names = {
+        n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+    }
+    return sorted(names - {"lm_head"})
+
+
+def lora_config(config: TrainConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+# ---------------------------------------------------------------- trainer arguments
+def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval: bool) -> dict:
+    """Keyword arguments shared by SFTConfig and GRPOConfig."""
+    import importlib.util
+
+    import torch
+
+    cuda = setup.device == "cuda"
+    optimizer = config.optimizer
+    if optimizer == "auto":
+        if cuda and importlib.util.find_spec("bitsandbytes"):
+            optimizer = "adamw_8bit"
+            setup.notes.append("optimizer: 8-bit AdamW (bitsandbytes)")
+        else:
+            optimizer = "adamw_torch"
+            setup.notes.append(
+                "8-bit AdamW not used: " + ("no CUDA" if not cuda else "no bitsandbytes")
+            )
+    half = {"auto": None, "fp32": None, "bf16": "bf16", "fp16": "fp16"}[config.precision]
+    if config.precision == "auto" and cuda:
+        half = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if setup.device == "cpu" and half == "fp16":
+        raise ValueError("precision: fp16 needs a GPU; use auto, bf16 or fp32 on CPU")
+    save_steps = config.save_steps
+    early = bool(config.early_stopping_patience and has_eval)
+    if early:  # load_best_model_at_end needs checkpoints on evaluation steps
+        save_steps = config.eval_steps * max(1, round(save_steps / config.eval_steps))
+    kwargs: dict[str, Any] = {
+        "output_dir": str(run_dir / "checkpoints"),
+        "per_device_train_batch_size": config.batch_size,
+        "per_device_eval_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "num_train_epochs": config.epochs,
+        "max_steps": config.max_steps or -1,
+        "learning_rate": config.learning_rate,
+        "lr_scheduler_type": config.lr_scheduler,
+        "warmup_steps": config.warmup_steps,
+        "weight_decay": config.weight_decay,
+        "max_grad_norm": config.max_grad_norm,
+        "optim": optimizer,
+        "bf16": half == "bf16",
+        "fp16": half == "fp16",
+        "use_cpu": setup.device == "cpu",
+        "logging_steps": config.logging_steps,
+        "logging_first_step": True,
+        "save_strategy": "steps",
+        "save_steps": save_steps,
+        "save_total_limit": 2,
+        "eval_strategy": "steps" if has_eval else "no",
+        "eval_steps": config.eval_steps,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "report_to": "none",
+        "disable_tqdm": os.environ.get("MATHTUTOR_RUN_LOG") == "stdout",
+        "dataloader_num_workers": 0,
+        "run_name": run_dir.name,
+    }
+    # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing
+    from transformers import TrainingArguments
+
+    names = {item.name for item in dataclasses.fields(TrainingArguments)}
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in names else None
+    kwargs[checkpointing or "gradient_checkpointing"] = config.gradient_checkpointing
+    if config.lr_scheduler == "cosine_with_min_lr":
+        kwargs["lr_scheduler_kwargs"] = {"min_lr": config.min_lr}
+    if early:
+        kwargs.update(
+            load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False
+        )
+    return kwargs
+
+
+# ---------------------------------------------------------------- the run
+def open_run(config: TrainConfig, run_dir: Path | None) -> Path:
+    """The run directory (created with config.yaml and a store row when new)."""
+    if run_dir is None:
+        return runs.create_run(config)
+    run_dir = Path(run_dir)
+    if store.get_train_run(run_dir.name) is None or not (run_dir / "config.yaml").is_file():
+        if run_dir.parent.resolve() != runs.runs_root().resolve():
+            raise ValueError(f"--run_dir {run_dir}: new runs live under {runs.runs_root()}")
+        return runs.create_run(config, run_dir.name)
+    return run_dir
+
+
+def run_training(
+    config: TrainConfig,
+    run_dir: Path | None,
+    resume: bool,
+    build_trainer: Callable[[TrainConfig, Setup, dict], Any],
+    callbacks: list | None = None,
+    padding_side: str = "right",
+) -> RunResult:
+    """Run one training job end to end (see the module docstring)."""
+    from training.callbacks import MetricsCallback, StopCallback
+
+    run_dir = open_run(config, run_dir)
+    run_id = run_dir.name
+    main = _is_main_process()
+    started = time.time()
+    if main:  # recorded before waiting, so the queue and the app see this process
+        store.upsert_train_run(run_id, status="queued", run_dir=run_dir, pid=os.getpid())
+    try:
+        with runs.device_lock(run_id) as may_run:
+            if not may_run:
+                return _stopped_while_queued(config, run_dir)
+            if main:
+                store.upsert_train_run(run_id, status="running", run_dir=run_dir, pid=os.getpid())
+            log(run_dir, f"run {run_id}: {config.method} {config.finetune} on {config.model}")
+            setup = load_for_training(config, padding_side=padding_side)
+            trainer = build_trainer(config, setup, {"run_dir": run_dir})
+            for note in setup.notes:
+                log(run_dir, note)
+            stop_callback = StopCallback(run_dir / "STOP")
+            trainer.add_callback(MetricsCallback(run_dir / "metrics.jsonl", echo=main))
+            trainer.add_callback(stop_callback)
+            for callback in callbacks or []:
+                trainer.add_callback(callback)
+            checkpoint = runs.last_checkpoint(run_dir) if resume else None
+            if resume:
+                log(run_dir, f"resuming from {checkpoint or 'the start (no checkpoint)'}")
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            stopped = stop_callback.stopped or (run_dir / "STOP").exists()
+            result = _finish(config, run_dir, trainer, setup, stopped, time.time() - started)
+    except BaseException as error:
+        if main:
+            message = _failure_message(error)
+            log(run_dir, f"FAILED: {message}")
+            store.upsert_train_run(run_id, status="failed", run_dir=run_dir, error=message)
+        raise
+    return result
+
+
+def _stopped_while_queued(config: TrainConfig, run_dir: Path) -> RunResult:
+    log(run_dir, "stopped while queued: nothing was trained")
+    store.upsert_train_run(
+        run_dir.name, status="stopped", run_dir=run_dir, error="stopped while queued"
+    )
+    return RunResult(run_dir.name, run_dir, "stopped", None, 0, None, None, 0.0)
+
+
+def _failure_message(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (Ctrl-C / SIGINT)"
+    if isinstance(error, OSError) and error.errno is not None:
+        return f"{type(error).__name__}: {error}"
+    lines = traceback.format_exception_only(type(error), error)
+    return "".join(lines).strip()[-2000:]
+
+
+def _finish(
+    config: TrainConfig, run_dir: Path, trainer: Any, setup: Setup, stopped: bool, seconds: float
+) -> RunResult:
+    history = trainer.state.log_history
+    train_loss = next((row["loss"] for row in reversed(history) if "loss" in row), None)
+    eval_loss = next((row["eval_loss"] for row in reversed(history) if "eval_loss" in row), None)
+    result = RunResult(
+        run_dir.name, run_dir, "stopped" if stopped else "finished", None,
+        trainer.state.global_step, train_loss, eval_loss, seconds, setup.notes,
+    )  # fmt: skip
+    if not trainer.is_world_process_zero():
+        return result
+    result.adapter_dir = save_adapter(trainer, config, run_dir, setup, result)
+    card = result.adapter_dir / "README.md"
+    if card.is_file():
+        shutil.copyfile(card, run_dir / "README.md")
+    if config.finetune != "full":
+        store.register_adapter(
+            run_dir.name, result.adapter_dir, setup.base_model, f"train:{run_dir.name}",
+            info={"recipe": config.recipe, "status": result.status, "step": result.global_step,
+                  "train_loss": train_loss, "eval_loss": eval_loss, "method": config.method},
+        )  # fmt: skip
+    store.upsert_train_run(run_dir.name, status=result.status, run_dir=run_dir, error="")
+    log(run_dir, f"{result.status} at step {result.global_step}: {result.adapter_dir}")
+    return result
+
+
+def save_adapter(
+    trainer: Any, config: TrainConfig, run_dir: Path, setup: Setup, result: RunResult
+) -> Path:
+    """Write the adapter (or full model) to a temp dir, then rename it into place.
+
+    A failure (disk full, permissions) removes the temp dir and raises OSError naming the
+    target, so no half-written adapter ever sits where a finished one would.
+    """
+    target = run_dir / ("model" if config.finetune == "full" else "adapter")
+    temp = run_dir / f"{target.name}.tmp-{os.getpid()}"
+    old = run_dir / f"{target.name}.old-{os.getpid()}"
+    shutil.rmtree(temp, ignore_errors=True)
+    try:
+        trainer.model.save_pretrained(temp)
+        if config.finetune == "full":
+            setup.tokenizer.save_pretrained(temp)
+        else:
+            _record_base_model(temp, setup.base_model)
+        (temp / "README.md").write_text(model_card(config, setup, result), encoding="utf-8")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(temp, target)
+    except OSError as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        if old.exists() and not target.exists():
+            os.replace(old, target)
+        reason = error.strerror or str(error)
+        raise OSError(error.errno, f"could not save the adapter to {target}: {reason}") from error
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _record_base_model(adapter_dir: Path, base_model: str) -> None:
+    """Point adapter_config.json at the base's Hub id (not a cache path on this machine)."""
+    path = adapter_dir / "adapter_config.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        data["base_model_name_or_path"] = base_model
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def model_card(config: TrainConfig, setup: Setup, result: RunResult) -> str:
+    """The README.md draft, rendered by `mathtutor.model_card`."""
+    from mathtutor.model_card import CardInfo, TrainingSummary, render_model_card
+
+    datasets = {
+        "gsm8k": ["openai/gsm8k"],
+        "gsm8k-socratic": ["openai/gsm8k"],
+        "upload": [],
+    }.get(config.dataset, [f"mathtutor-generated-{config.dataset}"])
+    keys = (
+        "method", "finetune", "lora_rank", "lora_alpha", "lora_dropout", "target_modules",
+        "dataset", "num_train_samples", "prompt_format", "epochs", "max_steps", "learning_rate",
+        "lr_scheduler", "batch_size", "gradient_accumulation_steps", "max_seq_length", "seed",
+    )  # fmt: skip
+    if config.method == "grpo":
+        keys += ("num_generations", "beta", "temperature", "max_completion_length")
+    info = CardInfo(
+        base_model=setup.base_model,
+        adapter_repo=result.run_id,
+        datasets=datasets,
+        recipe=config.recipe or None,
+        hyperparameters={key: getattr(config, key) for key in keys},
+        training=TrainingSummary(
+            steps=result.global_step,
+            final_train_loss=result.train_loss,
+            final_eval_loss=result.eval_loss,
+            seconds=result.seconds,
+        ),
+        description=f"Run `{result.run_id}` ({result.status}).",
+    )
+    return render_model_card(info)

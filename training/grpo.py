@@ -1,0 +1,73 @@
+"""GRPO with a verifiable reward, on trl's `GRPOTrainer` (LoRA, QLoRA or full).
+
+Each prompt gets `num_generations` sampled completions; rewards are exact-match correctness
+from `mathtutor.answers.grade` and the answer format (`training/rewards.py`), weighted by
+`correctness_weight` / `format_weight`; `beta` is the KL penalty towards the base model. The
+seed reports' RL stages: LLaMA QLoRA + GRPO (seed 004), Gemma's exact-match reward (seed 001).
+
+    python -m training.grpo --config training/recipes/llama-qlora-grpo.yaml
+    python -m training.grpo --config training/recipes/bundled-quick.yaml --method grpo --max_steps 2
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from training.config import TrainConfig, parse_cli
+from training.data import grpo_rows, load_training_problems, to_dataset
+from training.engine import RunResult, Setup, log, run_training, trainer_arguments
+from training.rewards import correctness_reward, format_reward
+
+
+def build_trainer(config: TrainConfig, setup: Setup, extras: dict[str, Any]) -> Any:
+    """A `GRPOTrainer` for the config on the loaded model (no evaluation: rewards are the signal)."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    train_problems, _ = load_training_problems(config)
+    run_dir: Path = extras["run_dir"]
+    log(run_dir, f"data: {len(train_problems)} prompts from {config.dataset}, "
+                 f"{config.num_generations} completions each")  # fmt: skip
+    args = GRPOConfig(
+        **trainer_arguments(config, run_dir, setup, has_eval=False),
+        num_generations=config.num_generations,
+        beta=config.beta,
+        temperature=config.temperature,
+        max_completion_length=config.max_completion_length,
+        reward_weights=[config.correctness_weight, config.format_weight],
+        log_completions=False,
+    )
+    return GRPOTrainer(
+        model=setup.model,
+        reward_funcs=[correctness_reward, format_reward],
+        args=args,
+        train_dataset=to_dataset(grpo_rows(train_problems, config, setup.tokenizer)),
+        processing_class=setup.tokenizer,
+        peft_config=setup.peft_config,
+    )
+
+
+def train(
+    config: TrainConfig,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    callbacks: list | None = None,
+) -> RunResult:
+    """Run GRPO; `run_dir` None makes a new run under home/runs. Raises on failure (run marked failed)."""
+    if config.method != "grpo":
+        raise ValueError(
+            f"method: {config.method!r} runs with training.{config.method}, not training.grpo"
+        )
+    return run_training(config, run_dir, resume, build_trainer, callbacks, padding_side="left")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parse_cli(argv, method="grpo")
+    result = train(cli.config, cli.run_dir, cli.resume)
+    print(f"{result.status}: {result.run_id} step {result.global_step} -> {result.adapter_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+"""Training runs: directories, launching the CLI as a subprocess, the queue, stop and resume.
+
+Every run lives in `home_dir()/runs/<run_id>/`:
+
+    config.yaml     the resolved TrainConfig
+    metrics.jsonl   one JSON object per log event (training/callbacks.py)
+    log.txt         the subprocess's stdout and stderr
+    checkpoints/    trainer checkpoints (resume continues from the last one)
+    adapter/        the final LoRA adapter (full fine-tunes: model/), renamed into place whole
+    README.md       model card draft
+    STOP            present while a stop is requested
+
+and has a row in the `train_runs` table of `mathtutor.store` with its status: queued, running,
+stopping, stopped, finished or failed.
+
+One run at a time per device. `launch(config)` always starts the subprocess at once; the
+subprocess then waits, with status "queued", on an exclusive `fcntl` lock
+(`runs/.device-<devices>.lock`) before it loads anything heavy, and takes its turn in launch
+order (FIFO: it yields while an older queued run is alive). The kernel releases the lock when a
+process dies, so a crashed run never blocks the queue, two launches at the same moment cannot
+both run, and queued runs keep waiting even if the app restarts. Status is read back from the
+store plus a check that the recorded process is still alive: a run whose process vanished is
+marked failed with the last lines of its log as the error.
+
+    python -m training.runs            # list runs with their status
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mathtutor import store
+from mathtutor.models import home_dir
+from training.config import TrainConfig
+
+ACTIVE = ("queued", "running", "stopping")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_CHILDREN: dict[str, subprocess.Popen] = {}  # processes this app started, polled to reap them
+
+
+@dataclass
+class RunInfo:
+    """A run as the app shows it."""
+
+    run_id: str
+    status: str
+    run_dir: Path
+    config: dict[str, Any]
+    pid: int | None = None
+    error: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+    step: int = 0  # last logged optimizer step
+    max_steps: int = 0
+    last: dict[str, Any] = field(default_factory=dict)  # last metrics row with a loss/reward
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+
+# ---------------------------------------------------------------- paths and ids
+def runs_root() -> Path:
+    root = home_dir() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def run_dir(run_id: str) -> Path:
+    if not re.fullmatch(r"[\w.-]+", run_id or ""):
+        raise ValueError(f"run id {run_id!r} is not valid (letters, digits, '.', '_', '-')")
+    return runs_root() / run_id
+
+
+def new_run_id(config: TrainConfig) -> str:
+    """`<name>-<YYYYmmdd-HHMMSS>-<4 hex>`; name is run_name, recipe or method.
+
+    >>> new_run_id(TrainConfig(recipe="bundled-quick")).startswith("bundled-quick-")
+    True
+    """
+    name = config.run_name or config.recipe or f"{config.method}-{config.finetune}"
+    name = re.sub(r"[^\w.-]+", "-", name).strip("-.")[:60] or "run"
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+
+def create_run(config: TrainConfig, run_id: str | None = None) -> Path:
+    """Make the run directory with config.yaml and register it as queued."""
+    run_id = run_id or new_run_id(config)
+    directory = run_dir(run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    config.to_yaml(directory / "config.yaml")
+    (directory / "metrics.jsonl").touch()
+    store.upsert_train_run(run_id, status="queued", run_dir=directory, config=config.to_dict())
+    return directory
+
+
+def last_checkpoint(directory: Path) -> Path | None:
+    """The `checkpoints/checkpoint-<step>` with the highest step, if any."""
+    found = []
+    for path in (Path(directory) / "checkpoints").glob("checkpoint-*"):
+        if path.is_dir() and path.name.split("-")[-1].isdigit():
+            found.append((int(path.name.split("-")[-1]), path))
+    return max(found)[1] if found else None
+
+
+# ---------------------------------------------------------------- the device queue
+def _lock_path() -> Path:
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "_") or "none"
+    return runs_root() / f".device-{devices}.lock"
+
+
+@contextlib.contextmanager
+def device_lock(run_id: str, poll_seconds: float = 0.5) -> Iterator[bool]:
+    """Hold the device for this run; yields False if the run was stopped while queued.
+
+    Only the first process of a distributed launch (RANK 0) takes the lock.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield True
+        return
+    stop_file = run_dir(run_id) / "STOP"
+    with open(_lock_path(), "a+") as handle:
+        while True:
+            if stop_file.exists():
+                yield False
+                return
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(poll_seconds)
+                continue
+            if not _older_queued(run_id):
+                break
+            fcntl.flock(handle, fcntl.LOCK_UN)  # let the older run go first
+            time.sleep(poll_seconds)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _older_queued(run_id: str) -> bool:
+    rows = store.list_train_runs()
+    mine = next((row for row in rows if row["id"] == run_id), None)
+    if mine is None:
+        return False
+    return any(
+        row["status"] == "queued"
+        and row["id"] != run_id
+        and (row["created"], row["id"]) < (mine["created"], mine["id"])
+        and _alive(row["id"], row["pid"], row["updated"])
+        for row in rows
+    )
+
+
+# ---------------------------------------------------------------- status
+def _alive(run_id: str, pid: int | None, recorded: float | None = None) -> bool:
+    """Whether the run's process is still running (not exited, not a zombie).
+
+    `recorded` is when the pid was last written: a process started after it is another
+    program that reused the pid.
+    """
+    child = _CHILDREN.get(run_id)
+    if child is not None:
+        return child.poll() is None
+    if not pid:
+        return False
+    try:
+        import psutil
+
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return recorded is None or process.create_time() <= recorded + 1.0
+    except ImportError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    except Exception:  # psutil.NoSuchProcess, AccessDenied
+        return False
+
+
+def _info(row: dict[str, Any]) -> RunInfo:
+    info = RunInfo(
+        run_id=row["id"],
+        status=row["status"],
+        run_dir=Path(row["run_dir"]),
+        config=row["config"] or {},
+        pid=row["pid"],
+        error=row["error"],
+        created=row["created"],
+        updated=row["updated"],
+    )
+    starting = not info.pid and time.time() - info.created < 60  # created, not yet spawned
+    if info.status in ACTIVE and not starting and not _alive(info.run_id, info.pid, row["updated"]):
+        time.sleep(0.2)  # the process may be writing its final status right now
+        fresh = store.get_train_run(info.run_id) or row
+        if fresh["status"] in ACTIVE:
+            info.error = (
+                f"the training process (pid {info.pid}) ended without finishing. "
+                f"Last log lines:\n{log_tail(info.run_id, 15)}"
+            )
+            store.upsert_train_run(
+                info.run_id, status="failed", run_dir=info.run_dir, error=info.error
+            )
+            info.status = "failed"
+        else:
+            info.status, info.error = fresh["status"], fresh["error"]
+    for row_metrics in reversed(read_metrics(info.run_id)):
+        if "step" in row_metrics:
+            info.step = info.step or int(row_metrics["step"])
+            info.max_steps = info.max_steps or int(row_metrics.get("max_steps") or 0)
+        if not info.last and ("loss" in row_metrics or "reward" in row_metrics):
+            info.last = row_metrics
+        if info.step and info.last:
+            break
+    return info
+
+
+def get_run(run_id: str) -> RunInfo:
+    row = store.get_train_run(run_id)
+    if row is None:
+        raise ValueError(f"no training run {run_id!r}")
+    return _info(row)
+
+
+def list_runs() -> list[RunInfo]:
+    """All runs, newest first, with liveness checked."""
+    return [_info(row) for row in store.list_train_runs()]
+
+
+def read_metrics(run_id: str, since: int = 0) -> list[dict[str, Any]]:
+    """Rows of the run's metrics.jsonl from line `since` on; a half-written last line is skipped."""
+    path = run_dir(run_id) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for index, line in enumerate(handle):
+            if index < since or not line.endswith("\n"):
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def log_tail(run_id: str, lines: int = 40) -> str:
+    path = run_dir(run_id) / "log.txt"
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 64_000))
+        text = handle.read().decode("utf-8", errors="replace")
+    text = text.replace("\r", "\n")  # progress bars
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
+# ---------------------------------------------------------------- launch, stop, resume
+def check_launchable(config: TrainConfig) -> None:
+    """What can be checked before starting a process: model modules and the data."""
+    from training.config import check_model
+    from training.data import load_training_problems
+
+    check_model(config)
+    load_training_problems(config)
+
+
+def _spawn(run_id: str, config: TrainConfig, resume: bool) -> None:
+    directory = run_dir(run_id)
+    command = [
+        sys.executable, "-m", f"training.{config.method}",
+        "--config", str(directory / "config.yaml"), "--run_dir", str(directory),
+    ]  # fmt: skip
+    if resume:
+        command.append("--resume")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MATHTUTOR_RUN_LOG="stdout")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with open(directory / "log.txt", "ab") as log:
+        log.write(f"$ {' '.join(command)}\n".encode())
+        log.flush()
+        child = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    _CHILDREN[run_id] = child
+    store.upsert_train_run(run_id, status="queued", run_dir=directory, pid=child.pid)
+
+
+def launch(config: TrainConfig, check: bool = True) -> str:
+    """Validate, create the run directory and start the CLI in a subprocess; returns the run id.
+
+    The run shows "queued" until the device is free (see the module docstring).
+    """
+    if check:
+        check_launchable(config)
+    directory = create_run(config)
+    _spawn(directory.name, config, resume=False)
+    return directory.name
+
+
+def stop(run_id: str) -> str:
+    """Ask a run to stop at its next step boundary (it saves a checkpoint and its adapter)."""
+    info = get_run(run_id)
+    if not info.is_active:
+        return info.status
+    (info.run_dir / "STOP").write_text(f"requested at {time.ctime()}\n")
+    status = "stopping" if info.status == "running" else info.status
+    store.upsert_train_run(run_id, status=status, run_dir=info.run_dir)
+    return status
+
+
+def resume(run_id: str) -> str:
+    """Continue a stopped or failed run from its last checkpoint, in a new subprocess."""
+    info = get_run(run_id)
+    if info.is_active:
+        raise ValueError(f"run {run_id} is {info.status}; stop it before resuming")
+    if info.status == "finished":
+        raise ValueError(f"run {run_id} already finished; launch a new run to train more")
+    if last_checkpoint(info.run_dir) is None:
+        raise ValueError(f"run {run_id} has no checkpoint to resume from; launch it again")
+    (info.run_dir / "STOP").unlink(missing_ok=True)
+    config = TrainConfig.from_yaml(info.run_dir / "config.yaml")
+    store.upsert_train_run(run_id, status="queued", run_dir=info.run_dir, error="")
+    _spawn(run_id, config, resume=True)
+    return run_id
+
+
+def wait(run_id: str, timeout: float = 600, poll_seconds: float = 0.5) -> RunInfo:
+    """Block until the run is no longer queued/running/stopping (tests, benchmarks)."""
+    deadline = time.time() + timeout
+    while True:
+        info = get_run(run_id)
+        if not info.is_active:
+            return info
+        if time.time() > deadline:
+            raise TimeoutError(f"run {run_id} still {info.status} after {timeout:.0f} s")
+        time.sleep(poll_seconds)
+
+
+def main() -> None:
+    for info in list_runs():
+        loss = info.last.get("loss", info.last.get("reward", ""))
+        print(f"{info.run_id:50s} {info.status:9s} step {info.step}/{info.max_steps} {loss}")
+
+
+if __name__ == "__main__":
+    main()
