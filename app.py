@@ -15,7 +15,7 @@ import threading
 import gradio as gr
 
 from mathtutor.models import BUNDLED
-from mathtutor.ui import compare
+from mathtutor.ui import compare, hub
 from mathtutor.ui.common import AppContext, model_spec_choices
 
 TITLE = "mathtutor"
@@ -62,6 +62,8 @@ def build_demo() -> gr.Blocks:
             ctx = AppContext(model_spec=model_spec, tabs=tabs)
             with gr.Tab("Compare", id="compare") as tab:
                 compare.build(ctx, tab)
+            with gr.Tab("Hub", id="hub") as tab:
+                hub.build(ctx, tab)
     return blocks
 
 
