@@ -4,6 +4,9 @@ runs are reproducible, Stop saves a usable adapter and Resume continues, bad dat
 from __future__ import annotations
 
 import json
+import resource
+import signal
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -155,6 +158,38 @@ def test_a_dataset_with_no_valid_rows_fails_naming_the_rows(tiny_model_dir, tmp_
 def test_sequences_too_short_for_any_completion_are_refused(tiny_model_dir):
     with pytest.raises(ValueError, match="max_seq_length: 16 tokens leave no completion"):
         train(tiny_config(tiny_model_dir, max_seq_length=16))
+
+
+def test_a_failed_adapter_write_keeps_the_previous_adapter(tiny_model_dir):
+    """A write error while saving (a per-file size limit stands in for a full disk)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.engine import Setup, save_adapter
+
+    config = tiny_config(tiny_model_dir)
+    result = train(config)
+    adapter = result.adapter_dir / "adapter_model.safetensors"
+    before = adapter.read_bytes()
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), result.adapter_dir, is_trainable=True
+    )
+    setup = Setup(
+        model, AutoTokenizer.from_pretrained(tiny_model_dir), None, "cpu", None, "tiny", []
+    )
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, hard))  # the weights are ~32 kB
+    try:
+        with pytest.raises(
+            OSError, match=r"could not save the adapter to .*adapter: .*File too large"
+        ):
+            save_adapter(SimpleNamespace(model=model), config, result.run_dir, setup, result)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert adapter.read_bytes() == before  # the finished adapter is untouched
+    assert sorted(p.name for p in result.run_dir.glob("adapter*")) == ["adapter"]
 
 
 def test_full_fine_tuning_saves_a_model_directory(tiny_model_dir):

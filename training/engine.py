@@ -291,6 +291,12 @@ def run_training(
 
     run_dir = open_run(config, run_dir)
     run_id = run_dir.name
+    if os.environ.get("MATHTUTOR_RUN_LOG") == "stdout":  # log.txt: no progress-bar redraws
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
     main = _is_main_process()
     started = time.time()
     if main:  # recorded before waiting, so the queue and the app see this process
@@ -319,7 +325,7 @@ def run_training(
             result = _finish(config, run_dir, trainer, setup, stopped, time.time() - started)
     except BaseException as error:
         if main:
-            message = _failure_message(error)
+            message = _failure_message(error, run_dir)
             log(run_dir, f"FAILED: {message}")
             store.upsert_train_run(run_id, status="failed", run_dir=run_dir, error=message)
         raise
@@ -334,13 +340,14 @@ def _stopped_while_queued(config: TrainConfig, run_dir: Path) -> RunResult:
     return RunResult(run_dir.name, run_dir, "stopped", None, 0, None, None, 0.0)
 
 
-def _failure_message(error: BaseException) -> str:
+def _failure_message(error: BaseException, run_dir: Path) -> str:
+    """What the UI shows for a failed run: the exception, with a hint for write errors."""
     if isinstance(error, KeyboardInterrupt):
         return "interrupted (Ctrl-C / SIGINT)"
-    if isinstance(error, OSError) and error.errno is not None:
-        return f"{type(error).__name__}: {error}"
-    lines = traceback.format_exception_only(type(error), error)
-    return "".join(lines).strip()[-2000:]
+    text = "".join(traceback.format_exception_only(type(error), error)).strip()[-2000:]
+    if isinstance(error, OSError) or "I/O error" in text or "No space left" in text:
+        text += f"\nA write failed: check the free disk space and permissions of {run_dir}."
+    return text
 
 
 def _finish(
@@ -392,12 +399,12 @@ def save_adapter(
         if target.exists():
             os.replace(target, old)
         os.replace(temp, target)
-    except OSError as error:
+    except Exception as error:  # OSError, or safetensors' own I/O error (disk full, ...)
         shutil.rmtree(temp, ignore_errors=True)
         if old.exists() and not target.exists():
             os.replace(old, target)
-        reason = error.strerror or str(error)
-        raise OSError(error.errno, f"could not save the adapter to {target}: {reason}") from error
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise OSError(f"could not save the adapter to {target}: {reason}") from error
     shutil.rmtree(old, ignore_errors=True)
     return target
 

@@ -1,0 +1,129 @@
+"""Training benchmarks on the bundled SmolLM2-135M, on this machine's CPU.
+
+Two measured claims:
+
+1. `throughput`: tokens/s of SFT with the default padded batches vs padding-free rows vs
+   packed sequences (same data, same steps), printed side by side with the ratio to padded.
+   Tokens are the non-padding tokens trl counts (`num_tokens`), so the figures compare work
+   done, not padding pushed through the model.
+
+2. `quick`: the `bundled-quick` recipe run for real through `training.runs.launch` (the app's
+   path: a subprocess of the CLI), with held-out accuracy and `#### N` format adherence before
+   and after, measured by the evaluation engine (`mathtutor.evaluate`) on problems of the same
+   kind from the generator's test split (disjoint from training).
+
+    python bench/bench_train.py throughput --steps 6
+    nohup python bench/bench_train.py quick > bench/out/quick.log 2>&1 &
+
+Results go to stdout and `bench/out/bench_train-<claim>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+OUT = REPO / "bench" / "out"
+
+
+def _tokens_per_second(run_id: str) -> tuple[float, float]:
+    """(tokens/s after the first step, seconds per step) from a run's metrics.jsonl."""
+    from training import runs
+
+    rows = [row for row in runs.read_metrics(run_id) if "loss" in row and "tokens" in row]
+    first, last = rows[0], rows[-1]
+    seconds = last["time"] - first["time"]
+    return (last["tokens"] - first["tokens"]) / seconds, seconds / (last["step"] - first["step"])
+
+
+def throughput(steps: int) -> dict:
+    from training import train
+    from training.config import TrainConfig
+
+    base = TrainConfig.from_yaml(
+        REPO / "training" / "recipes" / "bundled-quick.yaml",
+        max_steps=steps, save_steps=1000, logging_steps=1, run_name="bench-throughput",
+    )  # fmt: skip
+    modes = {
+        "padded (default)": base,
+        "padding-free": base.replace(padding_free=True),
+        "packed (bfd)": base.replace(packing=True),
+    }
+    results = {}
+    for label, config in modes.items():
+        result = train(config)
+        rate, step_seconds = _tokens_per_second(result.run_id)
+        results[label] = {"tokens_per_second": rate, "seconds_per_step": step_seconds}
+    reference = results["padded (default)"]["tokens_per_second"]
+    print(f"\nSFT throughput, bundled SmolLM2-135M, CPU, batch {base.batch_size}, {steps} steps")
+    print(f"{'mode':20s} {'tokens/s':>10s} {'s/step':>8s} {'ratio':>6s}")
+    for label, row in results.items():
+        ratio = row["tokens_per_second"] / reference
+        print(f"{label:20s} {row['tokens_per_second']:10.1f} {row['seconds_per_step']:8.2f} {ratio:6.2f}")
+    return results
+
+
+def _evaluate(systems: list[str], num_samples: int) -> dict:
+    """Accuracy and format rate per system on easy + medium held-out arithmetic problems."""
+    from mathtutor.evaluate import EvalConfig, evaluate
+
+    totals: dict[str, dict[str, float]] = {}
+    for difficulty in ("easy", "medium"):
+        report = evaluate(
+            EvalConfig(
+                model="bundled", systems=systems, dataset="arithmetic", split="test",
+                difficulty=difficulty, num_samples=num_samples // 2, prompt_format="chat",
+                max_new_tokens=200, seed=0,
+            )
+        )
+        for label, system in zip(systems, report.summary["order"], strict=True):
+            metrics = report.summary["systems"][system]
+            row = totals.setdefault(label, {"correct": 0, "formatted": 0, "n": 0})
+            row["correct"] += round(metrics["accuracy"]["value"] * metrics["n"])
+            row["formatted"] += round(metrics["format_rate"] * metrics["n"])
+            row["n"] += metrics["n"]
+    return totals
+
+
+def quick(num_samples: int) -> dict:
+    from training import runs
+    from training.config import TrainConfig
+
+    config = TrainConfig.from_yaml(REPO / "training" / "recipes" / "bundled-quick.yaml")
+    started = time.time()
+    run_id = runs.launch(config)
+    print(f"launched {run_id}; log: {runs.run_dir(run_id) / 'log.txt'}", flush=True)
+    info = runs.wait(run_id, timeout=3 * 3600)
+    train_seconds = time.time() - started
+    if info.status != "finished":
+        raise SystemExit(f"run {run_id} {info.status}: {info.error}")
+    adapter = str(info.run_dir / "adapter")
+    print(f"trained in {train_seconds / 60:.1f} min (subprocess wall time, model load included)")
+    totals = _evaluate(["base", adapter], num_samples)
+    before, after = totals["base"], totals[adapter]
+    print(f"\nbundled-quick ({config.max_steps} steps, batch {config.batch_size}) on {before['n']} "
+          "held-out arithmetic problems (easy + medium, generator test split), chat prompt, greedy")  # fmt: skip
+    print(f"{'':12s} {'accuracy':>10s} {'#### N format':>14s}")
+    for label, row in (("base", before), ("bundled-quick", after)):
+        print(f"{label:12s} {row['correct']:4d}/{row['n']:<5d} {row['formatted']:8d}/{row['n']}")
+    return {"run_id": run_id, "train_minutes": train_seconds / 60, "base": before, "tuned": after}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("claim", choices=("throughput", "quick"))
+    parser.add_argument("--steps", type=int, default=6, help="throughput: steps per mode")
+    parser.add_argument("--num_samples", type=int, default=48, help="quick: held-out problems")
+    args = parser.parse_args()
+    results = throughput(args.steps) if args.claim == "throughput" else quick(args.num_samples)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"bench_train-{args.claim}.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
