@@ -35,6 +35,9 @@ from typing import Any
 
 import yaml
 
+from mathtutor.data import DATASETS
+from mathtutor.prompts import FORMATS
+
 METHODS = ("sft", "grpo")
 FINETUNES = ("lora", "qlora", "full")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -95,6 +98,7 @@ class TrainConfig:
         "gsm8k",
         "Training problems: GSM8K, its socratic answers, a generator, or an upload.",
         "data",
+        tuple(DATASETS),
     )
     dataset_path: str = _field(
         "", "File to read when dataset is 'upload' (JSONL, JSON or CSV).", "data"
@@ -116,8 +120,9 @@ class TrainConfig:
     )
     prompt_format: str = _field(
         "chat",
-        "Prompt format from mathtutor.prompts (chat, gemma-oneshot, qa, qwen-boxed, socratic).",
+        "Prompt format from mathtutor.prompts (the seed reports' prompts).",
         "data",
+        tuple(FORMATS),
     )
     keep_annotations: bool = _field(
         True, "Keep GSM8K calculator annotations <<a*b=c>> in the targets.", "data"
@@ -323,9 +328,6 @@ def _target_modules(value: Any) -> str | list[str]:
 
 
 def _validate(config: TrainConfig) -> None:
-    from mathtutor.data import DATASETS
-    from mathtutor.prompts import FORMATS
-
     for item in dataclasses.fields(config):
         choices = item.metadata.get("choices")
         if choices and getattr(config, item.name) not in choices:
@@ -375,10 +377,6 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(f"epochs: must be positive when max_steps is 0, got {config.epochs}")
     if not 0 < config.temperature <= 5:
         raise ValueError(f"temperature: must be in (0, 5], got {config.temperature}")
-    if config.dataset not in DATASETS:
-        raise ValueError(
-            f"dataset: unknown {config.dataset!r}; expected one of {', '.join(DATASETS)}"
-        )
     if config.dataset == "upload" and not config.dataset_path:
         raise ValueError(
             "dataset_path: required when dataset is 'upload' (a JSONL, JSON or CSV file)"
@@ -387,10 +385,6 @@ def _validate(config: TrainConfig) -> None:
     if unknown or not config.difficulties:
         raise ValueError(
             f"difficulty: {config.difficulty!r}; expected {', '.join(DIFFICULTIES)} (comma-separated)"
-        )
-    if config.prompt_format not in FORMATS:
-        raise ValueError(
-            f"prompt_format: unknown {config.prompt_format!r}; expected one of {', '.join(FORMATS)}"
         )
     if config.early_stopping_patience and not config.val_fraction:
         raise ValueError("early_stopping_patience: needs a validation split (val_fraction > 0)")

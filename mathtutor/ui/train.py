@@ -1,0 +1,365 @@
+"""Train tab: pick a recipe, check the estimate, launch a run, watch it learn, stop or resume it.
+
+The form is built from `training.config.TrainConfig`'s fields (help text as `info=`, choices as
+dropdowns), grouped by their `section`; a recipe fills it. Launch calls
+`training.runs.launch`, which starts `python -m training.sft|grpo` as a subprocess (the app
+stays responsive and the device memory is freed when the run ends); a second launch while one
+runs is queued and shown as such. A `gr.Timer` polls the selected run's `metrics.jsonl` and
+log for the loss/learning-rate plots, the progress bar with ETA and the log tail. Finished
+adapters are registered in the store, so Compare and Evaluate list them without a restart.
+The handlers are plain functions over lists of form values (tests call them directly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from mathtutor.ui.common import AppContext, dataframe_value, user_error
+from mathtutor.zerogpu import on_zerogpu
+from training import runs
+from training.config import SECTIONS, TrainConfig, fields_by_section
+
+RECIPES_DIR = Path(runs.REPO_ROOT) / "training" / "recipes"
+CUSTOM = "(custom)"
+FORM_FIELDS = [item for section in SECTIONS for item in fields_by_section()[section]]
+OPEN_SECTIONS = ("model", "data")
+SECTION_TITLES = {
+    "model": "Model and method",
+    "lora": "LoRA adapter",
+    "data": "Data",
+    "optimization": "Optimization",
+    "grpo": "GRPO (method = grpo)",
+    "run": "Run",
+}
+RUN_COLUMNS = ["run", "status", "step", "loss", "eval_loss", "reward", "recipe", "model", "started"]
+ZEROGPU_NOTE = (
+    "⚠️ This Space runs on ZeroGPU, which lends a GPU for at most a few minutes per call: "
+    "training needs dedicated GPU hardware (Settings → Hardware, e.g. an L4 or A10G). "
+    "Recipes, estimates and past runs still work here."
+)
+
+
+# --------------------------------------------------------------------------- form <-> config
+def recipe_choices() -> list[str]:
+    return [CUSTOM, *sorted(path.stem for path in RECIPES_DIR.glob("*.yaml"))]
+
+
+def _shown(value: Any) -> Any:
+    return ",".join(value) if isinstance(value, list) else value
+
+
+def form_values(config: TrainConfig) -> list[Any]:
+    """The config as widget values, in FORM_FIELDS order."""
+    return [_shown(getattr(config, item.name)) for item in FORM_FIELDS]
+
+
+def load_recipe(name: str, model_spec: str = "") -> list[Any]:
+    """Handler: the form values of a recipe (or the defaults, on the current base model)."""
+    if not name or name == CUSTOM:
+        return form_values(TrainConfig(model=model_spec or "bundled"))
+    return form_values(TrainConfig.from_yaml(RECIPES_DIR / f"{name}.yaml"))
+
+
+def form_config(values: list[Any]) -> TrainConfig:
+    """The TrainConfig a filled-in form stands for; ValueError naming the field otherwise."""
+    settings = {}
+    for item, value in zip(FORM_FIELDS, values, strict=True):
+        settings[item.name] = "" if value is None and item.type == "str" else value
+    return TrainConfig(**settings)
+
+
+# --------------------------------------------------------------------------- before launch
+def preview(values: list[Any], num_rows: int = 5) -> dict[str, Any]:
+    """Handler: a few training examples (question, target, answer) as a table."""
+    from training.data import preview as preview_rows
+
+    rows = preview_rows(form_config(values), num_rows)
+    return dataframe_value(rows, ["question", "target", "answer"])
+
+
+def estimate_markdown(values: list[Any]) -> str:
+    """Handler: parameters, memory and time before launch, with the fits/tight verdict."""
+    from training.estimate import estimate
+
+    result = estimate(form_config(values))
+    icon = {"fits": "✅", "tight": "⚠️", "will not fit": "⛔"}[result.verdict]
+    rows = [
+        ("Parameters", f"{result.params / 1e6:,.1f} M"),
+        (
+            "Trainable",
+            f"{result.trainable_params / 1e6:,.2f} M "
+            f"({100 * result.trainable_params / max(result.params, 1):.2f}%)",
+        ),
+        (
+            "Weights / grads / optimizer",
+            f"{result.weights_gb:.2f} / {result.grads_gb:.2f} / {result.optimizer_gb:.2f} GB",
+        ),
+        ("Activations", f"{result.activations_gb:.2f} GB"),
+        ("Total memory", f"**{result.total_gb:.2f} GB** of {result.device_memory_gb:.1f} GB free"),
+        ("Device", result.device),
+        ("Tokens per step", f"{result.tokens_per_step:,}"),
+        (
+            "Time",
+            f"~{result.seconds_per_step:.1f} s/step × {result.total_steps} steps "
+            f"≈ {_duration(result.total_seconds)} (rough)",
+        ),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"{icon} **{result.verdict}**\n\n| | |\n|---|---|\n{table}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# --------------------------------------------------------------------------- run control
+def launch(values: list[Any]) -> tuple[str, str]:
+    """Handler: validate and start a run; returns (status text, run id)."""
+    if on_zerogpu():
+        raise ValueError(ZEROGPU_NOTE)
+    config = form_config(values)
+    run_id = runs.launch(config)
+    busy = [info.run_id for info in runs.list_runs() if info.is_active and info.run_id != run_id]
+    queued = f" Queued behind {', '.join(busy)}." if busy else ""
+    return f"Launched `{run_id}`.{queued}", run_id
+
+
+def stop(run_id: str | None) -> str:
+    if not run_id:
+        raise ValueError("Pick a run to stop.")
+    status = runs.stop(run_id)
+    if status in ("stopping", "queued"):
+        return f"Stop requested for `{run_id}`: it saves a checkpoint and its adapter at the next step."
+    return f"`{run_id}` is {status}."
+
+
+def resume(run_id: str | None) -> str:
+    if not run_id:
+        raise ValueError("Pick a stopped run to resume.")
+    runs.resume(run_id)
+    return f"Resuming `{run_id}` from its last checkpoint."
+
+
+# --------------------------------------------------------------------------- following a run
+def progress(info: runs.RunInfo, rows: list[dict[str, Any]]) -> tuple[float, str]:
+    """(percent done, ETA text) from the metrics rows of this session of the run."""
+    if not info.max_steps:
+        return 0.0, ""
+    percent = 100.0 * info.step / info.max_steps
+    begin = next((row for row in reversed(rows) if row.get("event") == "begin"), None)
+    timed = [row for row in rows if "loss" in row or "reward" in row]
+    if info.status != "running" or not begin or not timed or timed[-1]["step"] <= begin["step"]:
+        return percent, ""
+    last = timed[-1]
+    per_step = (last["time"] - begin["time"]) / (last["step"] - begin["step"])
+    remaining = per_step * (info.max_steps - info.step)
+    return percent, f"{per_step:.1f} s/step, about {_duration(remaining)} left"
+
+
+def status_markdown(info: runs.RunInfo, eta: str) -> str:
+    parts = [f"**`{info.run_id}`** — {info.status}", f"step {info.step}/{info.max_steps or '?'}"]
+    for key in ("loss", "eval_loss", "reward"):
+        if key in info.last:
+            parts.append(f"{key} {info.last[key]:.4f}")
+    if eta:
+        parts.append(eta)
+    text = " · ".join(parts)
+    if info.status == "queued":
+        text += "\n\nWaiting for the device: one run at a time."
+    if info.status == "failed" and info.error:
+        text += f"\n\n**Failed:** {html.escape(info.error.splitlines()[0][:500])}"
+    if info.status in ("stopped", "finished") and (info.run_dir / "adapter").is_dir():
+        text += (
+            f"\n\nAdapter `{info.run_id}` is in Compare and Evaluate (↻ to refresh their lists)."
+        )
+    return text
+
+
+def progress_html(percent: float) -> str:
+    return (
+        '<div style="background:#e5e7eb;border-radius:4px;height:12px;width:100%">'
+        f'<div style="background:#6366f1;height:12px;border-radius:4px;width:{percent:.1f}%">'
+        f"</div></div><small>{percent:.0f}%</small>"
+    )
+
+
+def curves_figure(series: dict[str, list[dict[str, Any]]], keys: tuple[str, ...], title: str):
+    """A plotly figure: one line per (run, key) over optimizer steps."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for run_id, rows in series.items():
+        for key in keys:
+            points = [(row["step"], row[key]) for row in rows if key in row]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                name = key if len(series) == 1 else f"{run_id} {key}"
+                figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name))
+    figure.update_layout(title=title, xaxis_title="step", height=320, margin={"t": 40, "b": 40})
+    return figure
+
+
+def follow(run_id: str | None) -> tuple[str, str, Any, Any, str]:
+    """Handler (timer): status, progress bar, loss plot, learning-rate plot, log tail."""
+    if not run_id:
+        return "No run selected.", progress_html(0), None, None, ""
+    info = runs.get_run(run_id)
+    rows = runs.read_metrics(run_id)
+    percent, eta = progress(info, rows)
+    loss_keys = ("loss", "eval_loss")
+    if info.config.get("method") == "grpo":
+        loss_keys += ("reward",)
+    return (
+        status_markdown(info, eta),
+        progress_html(percent),
+        curves_figure({run_id: rows}, loss_keys, "Loss (train and eval)"),
+        curves_figure({run_id: rows}, ("lr",), "Learning rate"),
+        runs.log_tail(run_id, 40),
+    )
+
+
+def runs_table() -> tuple[dict[str, Any], list[str]]:
+    """Handler: every run with its status (queued ones included), and the run ids."""
+    table = []
+    for info in runs.list_runs():
+        table.append(
+            {
+                "run": info.run_id,
+                "status": info.status,
+                "step": f"{info.step}/{info.max_steps}" if info.max_steps else "",
+                "loss": round(info.last["loss"], 4) if "loss" in info.last else "",
+                "eval_loss": round(info.last["eval_loss"], 4) if "eval_loss" in info.last else "",
+                "reward": round(info.last["reward"], 3) if "reward" in info.last else "",
+                "recipe": info.config.get("recipe", ""),
+                "model": info.config.get("model", ""),
+                "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created)),
+            }
+        )
+    return dataframe_value(table, RUN_COLUMNS), [row["run"] for row in table]
+
+
+def overlay(first: str | None, second: str | None) -> Any:
+    """Handler: two runs' loss curves on one plot."""
+    chosen = [run_id for run_id in (first, second) if run_id]
+    if not chosen:
+        return None
+    series = {run_id: runs.read_metrics(run_id) for run_id in dict.fromkeys(chosen)}
+    return curves_figure(series, ("loss", "eval_loss"), "Loss: runs compared")
+
+
+# --------------------------------------------------------------------------- layout
+def _widget(item: dataclasses.Field, value: Any) -> gr.components.Component:
+    """One component per TrainConfig field: dropdown for choices, checkbox, number or text."""
+    common = {
+        "label": item.name.replace("_", " "),
+        "info": item.metadata["help"],
+        "elem_id": f"train-{item.name.replace('_', '-')}",
+    }
+    if "choices" in item.metadata:
+        return gr.Dropdown(list(item.metadata["choices"]), value=value, **common)
+    if item.type == "bool":
+        return gr.Checkbox(value=value, **common)
+    if item.type == "int":
+        return gr.Number(value=value, precision=0, minimum=0, **common)
+    if item.type == "float":
+        return gr.Number(value=value, step=1e-8, minimum=0, **common)
+    return gr.Textbox(value=_shown(value), **common)
+
+
+def _handle(function):
+    """Wrap a handler so errors reach the browser as clear messages."""
+
+    def wrapped(*args):
+        try:
+            return function(*args)
+        except Exception as error:
+            raise user_error(error) from error
+
+    return wrapped
+
+
+def build(ctx: AppContext, tab: gr.Tab) -> None:
+    if on_zerogpu():
+        gr.Markdown(ZEROGPU_NOTE, elem_id="train-zerogpu")
+    with gr.Row():
+        recipe = gr.Dropdown(
+            recipe_choices(), value="bundled-quick", label="Recipe", elem_id="train-recipe",
+            info="Seed-report recipes; bundled-quick runs on CPU in minutes.", scale=3,
+        )  # fmt: skip
+        upload = gr.File(
+            label="Upload problems (dataset = upload)", file_types=[".jsonl", ".json", ".csv"],
+            type="filepath", elem_id="train-upload", scale=2,
+        )  # fmt: skip
+    start = TrainConfig.from_yaml(RECIPES_DIR / "bundled-quick.yaml")
+    widgets: list[gr.components.Component] = []
+    by_name: dict[str, gr.components.Component] = {}
+    for section, items in fields_by_section().items():
+        with gr.Accordion(SECTION_TITLES[section], open=section in OPEN_SECTIONS), gr.Row():
+            for item in items:
+                widget = _widget(item, getattr(start, item.name))
+                widgets.append(widget)
+                by_name[item.name] = widget
+    with gr.Row():
+        preview_button = gr.Button("Preview data", elem_id="train-preview-button")
+        estimate_button = gr.Button("Estimate memory and time", elem_id="train-estimate-button")
+        launch_button = gr.Button(
+            "Launch", variant="primary", elem_id="train-launch", interactive=not on_zerogpu()
+        )
+    preview_table = gr.Dataframe(
+        label="Examples", interactive=False, wrap=True, elem_id="train-preview"
+    )
+    estimate_panel = gr.Markdown(elem_id="train-estimate")
+    gr.Markdown("### Runs")
+    with gr.Row():
+        run_picker = gr.Dropdown([], label="Run", elem_id="train-run", scale=3)
+        stop_button = gr.Button("Stop", elem_id="train-stop", scale=0)
+        resume_button = gr.Button("Resume", elem_id="train-resume", scale=0)
+    status = gr.Markdown(elem_id="train-status")
+    progress_bar = gr.HTML(progress_html(0), elem_id="train-progress")
+    with gr.Row():
+        loss_plot = gr.Plot(label="Loss", elem_id="train-loss-plot")
+        lr_plot = gr.Plot(label="Learning rate", elem_id="train-lr-plot")
+    log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log")
+    runs_view = gr.Dataframe(label="All runs", interactive=False, elem_id="train-runs")
+    with gr.Row():
+        first = gr.Dropdown([], label="Compare run", elem_id="train-compare-a")
+        second = gr.Dropdown([], label="with run", elem_id="train-compare-b")
+    compare_plot = gr.Plot(label="Loss curves overlaid", elem_id="train-compare-plot")
+    timer = gr.Timer(2.0)
+
+    def on_runs():
+        table, ids = runs_table()
+        return table, gr.Dropdown(choices=ids), gr.Dropdown(choices=ids), gr.Dropdown(choices=ids)
+
+    def on_launch(*values):
+        text, run_id = launch(list(values))
+        return text, gr.Dropdown(choices=runs_table()[1], value=run_id)
+
+    run_lists = [runs_view, run_picker, first, second]
+    recipe.change(_handle(load_recipe), [recipe, ctx.model_spec], widgets)
+    upload.upload(
+        lambda path: ("upload", path or ""), upload, [by_name["dataset"], by_name["dataset_path"]]
+    )
+    preview_button.click(_handle(lambda *v: preview(list(v))), widgets, preview_table)
+    estimate_button.click(_handle(lambda *v: estimate_markdown(list(v))), widgets, estimate_panel)
+    launch_button.click(_handle(on_launch), widgets, [status, run_picker]).then(
+        on_runs, None, run_lists
+    )
+    stop_button.click(_handle(stop), run_picker, status)
+    resume_button.click(_handle(resume), run_picker, status)
+    follow_outputs = [status, progress_bar, loss_plot, lr_plot, log]
+    run_picker.change(_handle(follow), run_picker, follow_outputs)
+    timer.tick(_handle(follow), run_picker, follow_outputs, show_progress="hidden")
+    timer.tick(lambda: runs_table()[0], None, runs_view, show_progress="hidden")
+    gr.on([first.change, second.change], _handle(overlay), [first, second], compare_plot)
+    tab.select(on_runs, None, run_lists)
