@@ -56,6 +56,8 @@ class MetricsCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.time()
+        if not state.is_world_process_zero:  # one writer under accelerate launch
+            return
         self._write(
             {
                 "event": "begin",
@@ -66,6 +68,8 @@ class MetricsCallback(TrainerCallback):
         )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
         logs = logs or {}
         now = time.time()
         if "train_runtime" in logs:  # the summary transformers logs once training ends

@@ -267,10 +267,22 @@ def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval
 
 # ---------------------------------------------------------------- the run
 def open_run(config: TrainConfig, run_dir: Path | None) -> Path:
-    """The run directory (created with config.yaml and a store row when new)."""
+    """The run directory (created with config.yaml and a store row when new).
+
+    Under `accelerate launch` with several processes every process must write to the same
+    directory, so `--run_dir` is required there, and only the first process touches the store.
+    """
     if run_dir is None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError(
+                "--run_dir is required with several processes (accelerate launch "
+                "--num_processes N): every process must write to the same run directory"
+            )
         return runs.create_run(config)
     run_dir = Path(run_dir)
+    if not _is_main_process():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir
     if store.get_train_run(run_dir.name) is None or not (run_dir / "config.yaml").is_file():
         if run_dir.parent.resolve() != runs.runs_root().resolve():
             raise ValueError(f"--run_dir {run_dir}: new runs live under {runs.runs_root()}")

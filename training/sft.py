@@ -7,6 +7,7 @@ only, as in the Gemma report. Validation loss every `eval_steps`, early stopping
     python -m training.sft --config training/recipes/bundled-quick.yaml
     python -m training.sft --config training/recipes/bundled-quick.yaml --max_steps 2 --seed 1
     accelerate launch --num_processes 1 --cpu -m training.sft --config <recipe> --max_steps 2
+    accelerate launch --num_processes 4 -m training.sft --config <recipe> --run_dir <dir>
 """
 
 from __future__ import annotations
