@@ -1,0 +1,390 @@
+"""Tutor tab: a student's problem, worked solutions with checked arithmetic, hints, answer checks.
+
+Every handler is a thin view over `mathtutor.tutor`. What only the server may know (the answer
+of a generated or GSM8K problem, the tutor's self-consistent answer, the hints so far) lives in
+`gr.State`, which never reaches the browser. Heavy events share the app's one model queue
+(`GPU`) and a per-session rate limit (`LIMITER`, `MATHTUTOR_TUTOR_RATE` requests a minute).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import random
+import re
+from collections.abc import Iterator
+
+import gradio as gr
+
+from mathtutor import data, generators, tutor
+from mathtutor.checks import format_value
+from mathtutor.models import BASE
+from mathtutor.ui.common import GPU, AppContext, loaded_model, system_choices, user_error
+from mathtutor.ui.compare import LATEX
+
+MODES = ("Show me the solution", "Give me a hint", "Check my answer")
+LIMITER = tutor.RateLimiter(capacity=int(os.environ.get("MATHTUTOR_TUTOR_RATE", "12")))
+INTRO = (
+    "Paste a math word problem (or get one), then choose: see a worked solution whose "
+    "arithmetic is checked, get one hint at a time, or check your own answer."
+)
+_LATEX_SPAN = re.compile(r"(\$\$.+?\$\$|\\\(.+?\\\)|\\\[.+?\\\])", re.DOTALL)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]#|~>])")
+_FINAL_LINE = re.compile(r"^[ \t]*####.*$", re.MULTILINE)
+
+
+# --------------------------------------------------------------------------- formatting
+def _plain(text: str) -> str:
+    """Model text as literal Markdown: HTML and Markdown syntax escaped, LaTeX spans kept."""
+    parts = []
+    for index, part in enumerate(_LATEX_SPAN.split(text)):
+        part = html.escape(part, quote=False)
+        parts.append(part if index % 2 else _MARKDOWN_SPECIAL.sub(r"\\\1", part))
+    return "".join(parts).replace("\n", "  \n")
+
+
+def solution_markdown(solution: tutor.Solution) -> str:
+    """The worked steps with wrong arithmetic marked, the final answer highlighted."""
+    text = solution.text
+    if not solution.done:
+        return _plain(text) + " ▌"
+    final = _FINAL_LINE.search(text)
+    body_end = final.start() if final else len(text)
+    pieces, position = [], 0
+    for step in solution.wrong_steps:
+        if step.start < position or step.end > body_end:
+            continue
+        true_value = "?" if step.actual is None else format_value(step.actual)
+        pieces.append(_plain(text[position : step.start]))
+        pieces.append(
+            f'<mark class="slip">{_plain(text[step.start : step.end])}</mark> '
+            f"(⚠️ should be **{true_value}**)"
+        )
+        position = step.end
+    pieces.append(_plain(text[position:body_end].rstrip()))
+    lines = ["".join(pieces)]
+    if solution.answer is None:
+        lines.append("**No final answer found in this solution.**")
+    else:
+        lines.append(f"### 🎯 Final answer: <mark>{html.escape(solution.answer)}</mark>")
+    checked = [s for s in solution.steps if s.is_correct is not None]
+    if solution.wrong_steps:
+        lines.append(f"⚠️ {len(solution.wrong_steps)} arithmetic slip(s) marked above.")
+    elif checked:
+        lines.append(f"✅ All {len(checked)} arithmetic steps check out.")
+    if solution.calculator_calls:
+        lines.append(f"🧮 The calculator wrote {solution.calculator_calls} result(s).")
+    if solution.finish_reason == "length":
+        lines.append("✂️ The solution stopped at the length limit.")
+    return "\n\n".join(lines)
+
+
+def hints_markdown(hints: list[str]) -> str:
+    """The newest hint first in bold, the earlier ones as a numbered list."""
+    if not hints:
+        return ""
+    latest = f"💡 **Hint {len(hints)}:** {_plain(hints[-1])}"
+    earlier = "\n".join(f"{i}. {_plain(h)}" for i, h in enumerate(hints[:-1], 1))
+    return latest + (f"\n\n**Earlier hints**\n\n{earlier}" if earlier else "")
+
+
+def _notices(notices: tuple[str, ...] | list[str]) -> str:
+    return "\n\n".join(f"ℹ️ {html.escape(n)}" for n in notices)
+
+
+# --------------------------------------------------------------------------- state helpers
+def _reference(known: dict | None, problem: str) -> str | None:
+    """The hidden answer of a picked problem, while the problem box still holds that problem."""
+    if known and known.get("problem", "").strip() == (problem or "").strip():
+        return known.get("reference")
+    return None
+
+
+def _check_rate(request: gr.Request | None) -> None:
+    session = getattr(request, "session_hash", None) or "anonymous"
+    wait = LIMITER.wait_time(session)
+    if wait > 0:
+        raise gr.Error(
+            f"You're going fast! Please wait {math.ceil(wait)} seconds and try again, "
+            "so the tutor stays quick for everyone.",
+            title="One moment",
+        )
+
+
+# --------------------------------------------------------------------------- handlers
+def pick_generated(difficulty: str) -> tuple:
+    """A fresh word problem from the generators; outputs cleared, its answer kept hidden."""
+    problem = generators.random_problem("arithmetic", difficulty or "easy", random.Random())
+    known = {"problem": problem.question, "reference": problem.answer}
+    return (problem.question, known, *_cleared())
+
+
+def pick_gsm8k() -> tuple:
+    """A random GSM8K test problem; its answer kept hidden."""
+    try:
+        problems = data.load_problems("gsm8k", split="test")
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        raise user_error(ValueError(str(error))) from error
+    problem = random.choice(problems)
+    known = {"problem": problem.question, "reference": problem.answer}
+    return (problem.question, known, *_cleared())
+
+
+def _cleared() -> tuple:
+    """(solution, hints md, verdict, hints state, expected, hint button, next button, notice)."""
+    return "", "", "", [], None, gr.Button(visible=True), gr.Button(visible=False), ""
+
+
+def show_solution(
+    spec: str, system: str, problem: str, calculator: bool, request: gr.Request = None
+) -> Iterator[tuple[str, str]]:
+    """Stream the worked solution; yields (solution markdown, notices)."""
+    try:
+        _check_rate(request)
+        loaded = loaded_model(spec)
+        for solution in tutor.solve_stream(loaded, problem, system or BASE, None, calculator):
+            yield solution_markdown(solution), _notices(solution.notices)
+    except Exception as error:
+        raise user_error(error) from error
+
+
+def give_hint(
+    spec: str,
+    system: str,
+    problem: str,
+    known: dict | None,
+    hints: list[dict] | None,
+    expected: tutor.Expected | None,
+    calculator: bool,
+    k: float,
+    request: gr.Request = None,
+) -> tuple:
+    """One more hint: (hints markdown, hints state, expected, hint button, next button, notice)."""
+    try:
+        _check_rate(request)
+        text, notices = tutor.prepare_problem(problem)
+        asked = [h["text"] for h in hints or [] if h.get("problem") == text]
+        hint = tutor.next_hint(
+            loaded_model(spec),
+            text,
+            asked,
+            system or BASE,
+            _reference(known, problem),
+            int(k),
+            expected,
+            calculator,
+        )
+        asked.append(hint.text)
+        state = [{"problem": text, "text": h} for h in asked]
+        hidden, shown = gr.Button(visible=False), gr.Button(visible=True)
+        return hints_markdown(asked), state, hint.expected, hidden, shown, _notices(notices)
+    except Exception as error:
+        raise user_error(error) from error
+
+
+def _verdict(args: tuple, reveal: bool, request: gr.Request | None) -> tuple:
+    spec, system, problem, known, answer, working, expected, calculator, k = args
+    try:
+        _check_rate(request)
+        verdict = tutor.check_answer(
+            loaded_model(spec),
+            problem,
+            answer,
+            _reference(known, problem),
+            working,
+            system or BASE,
+            int(k),
+            reveal=reveal,
+            cached=expected,
+            calculator=calculator,
+        )
+        return html.escape(verdict.message, quote=False), verdict.expected or expected
+    except Exception as error:
+        raise user_error(error) from error
+
+
+def check(
+    spec: str,
+    system: str,
+    problem: str,
+    known: dict | None,
+    answer: str,
+    working: str,
+    expected: tutor.Expected | None,
+    calculator: bool,
+    k: float,
+    request: gr.Request = None,
+) -> tuple[str, tutor.Expected | None]:
+    """Check the answer: (verdict markdown, expected answer kept for the next check)."""
+    args = (spec, system, problem, known, answer, working, expected, calculator, k)
+    return _verdict(args, False, request)
+
+
+def reveal_answer(
+    spec: str,
+    system: str,
+    problem: str,
+    known: dict | None,
+    answer: str,
+    working: str,
+    expected: tutor.Expected | None,
+    calculator: bool,
+    k: float,
+    request: gr.Request = None,
+) -> tuple[str, tutor.Expected | None]:
+    """Like `check`, and the answer is shown (the student asked for it)."""
+    args = (spec, system, problem, known, answer, working, expected, calculator, k)
+    return _verdict(args, True, request)
+
+
+def save(
+    problem: str, system: str, solution: str, hints: list[dict] | None, answer: str, verdict: str
+) -> str:
+    """Store this session only because the student asked to (``tutor_saves.jsonl``)."""
+    if not (problem or "").strip():
+        return "Nothing to save yet: there is no problem."
+    record = {
+        "problem": problem[: tutor.MAX_PROBLEM_CHARS],
+        "system": system,
+        "solution": solution[:20_000],
+        "hints": [h["text"] for h in hints or []],
+        "answer": (answer or "")[: tutor.MAX_ANSWER_CHARS],
+        "verdict": verdict[:5000],
+    }
+    path = tutor.save_session(record)
+    return f"💾 Saved to `{html.escape(str(path))}`. Nothing else is ever stored."
+
+
+def refresh_systems(spec: str, current: str | None = None) -> gr.Dropdown:
+    """Re-read adapters; keep the student's pick, else the newest adapter, else the base."""
+    choices = system_choices(spec)
+    default = choices[1] if len(choices) > 1 else BASE
+    return gr.Dropdown(choices=choices, value=current if current in choices else default)
+
+
+def switch_mode(mode: str) -> tuple[gr.Column, gr.Column, gr.Column]:
+    return tuple(gr.Column(visible=mode == name) for name in MODES)
+
+
+# --------------------------------------------------------------------------- layout
+def build(ctx: AppContext, tab: gr.Tab) -> None:
+    choices = system_choices(ctx.model_spec.value)
+    known = gr.State(None)  # {"problem", "reference"} of a picked problem: server side only
+    hint_state = gr.State([])
+    expected = gr.State(None)
+    gr.Markdown(INTRO)
+    with gr.Row():
+        problem = gr.Textbox(
+            label="Your problem",
+            lines=4,
+            max_lines=12,
+            max_length=tutor.MAX_PROBLEM_CHARS * 2,
+            placeholder="e.g. Natalia sold clips to 48 of her friends in April, and then she "
+            "sold half as many clips in May. How many clips did she sell altogether?",
+            elem_id="tutor-problem",
+            scale=3,
+            min_width=280,
+        )
+        with gr.Column(scale=1, min_width=220):
+            difficulty = gr.Radio(
+                list(generators.DIFFICULTIES),
+                value="easy",
+                label="Level",
+                elem_id="tutor-difficulty",
+            )
+            new_problem = gr.Button("✨ Give me a problem", elem_id="tutor-new-problem")
+            gsm8k = gr.Button("🎲 A GSM8K problem", elem_id="tutor-gsm8k", size="sm")
+    notice = gr.Markdown(elem_id="tutor-notice")
+    mode = gr.Radio(list(MODES), value=MODES[0], label="What would you like?", elem_id="tutor-mode")
+    with gr.Column(visible=True) as solution_box:
+        solve = gr.Button("Show me the solution", variant="primary", elem_id="tutor-solve")
+        solution = gr.Markdown(latex_delimiters=LATEX, elem_id="tutor-solution")
+    with gr.Column(visible=False) as hint_box:
+        with gr.Row():
+            hint = gr.Button("💡 Give me a hint", variant="primary", elem_id="tutor-hint")
+            next_hint = gr.Button(
+                "➜ Next hint", variant="primary", visible=False, elem_id="tutor-next-hint"
+            )
+        hints = gr.Markdown(latex_delimiters=LATEX, elem_id="tutor-hints")
+    with gr.Column(visible=False) as check_box:
+        with gr.Row():
+            answer = gr.Textbox(
+                label="Your answer",
+                placeholder="e.g. 12, 3/4, 25% or twelve",
+                max_length=tutor.MAX_ANSWER_CHARS,
+                elem_id="tutor-answer",
+                min_width=160,
+            )
+            working = gr.Textbox(
+                label="Your working (optional)",
+                lines=3,
+                max_lines=10,
+                placeholder="e.g. 48 / 2 = 24, then 48 + 24 = 72",
+                elem_id="tutor-working",
+                min_width=240,
+                scale=2,
+            )
+        with gr.Row():
+            check_button = gr.Button("Check my answer", variant="primary", elem_id="tutor-check")
+            reveal = gr.Button("Reveal the answer", elem_id="tutor-reveal")
+        verdict = gr.Markdown(elem_id="tutor-verdict")
+    with gr.Row():
+        system = gr.Dropdown(
+            choices,
+            value=choices[1] if len(choices) > 1 else BASE,
+            label="Model",
+            info="The base model or a LoRA adapter; the newest adapter by default.",
+            elem_id="tutor-system",
+            min_width=200,
+        )
+        calculator = gr.Checkbox(
+            True,
+            label="Calculator",
+            info="Write exact results after 'expression =' while generating.",
+            elem_id="tutor-calculator",
+            min_width=160,
+        )
+        k = gr.Slider(
+            1,
+            10,
+            value=5,
+            step=1,
+            label="Self-consistency samples (k)",
+            info="Without a known answer, the tutor checks against k of its own solutions.",
+            elem_id="tutor-k",
+            min_width=200,
+        )
+    with gr.Row():
+        save_button = gr.Button(
+            "💾 Save this session", size="sm", scale=0, min_width=200, elem_id="tutor-save"
+        )
+        saved = gr.Markdown(elem_id="tutor-saved")
+
+    cleared = [solution, hints, verdict, hint_state, expected, hint, next_hint, notice]
+    new_problem.click(pick_generated, difficulty, [problem, known, *cleared])
+    gsm8k.click(pick_gsm8k, None, [problem, known, *cleared])
+    mode.change(switch_mode, mode, [solution_box, hint_box, check_box])
+    heavy = {"concurrency_id": GPU, "concurrency_limit": 1}
+    solve.click(
+        show_solution, [ctx.model_spec, system, problem, calculator], [solution, notice], **heavy
+    )
+    hint_inputs = [ctx.model_spec, system, problem, known, hint_state, expected, calculator, k]
+    hint_outputs = [hints, hint_state, expected, hint, next_hint, notice]
+    gr.on([hint.click, next_hint.click], give_hint, hint_inputs, hint_outputs, **heavy)
+    check_inputs = [
+        ctx.model_spec,
+        system,
+        problem,
+        known,
+        answer,
+        working,
+        expected,
+        calculator,
+        k,
+    ]
+    gr.on([check_button.click, answer.submit], check, check_inputs, [verdict, expected], **heavy)
+    reveal.click(reveal_answer, check_inputs, [verdict, expected], **heavy)
+    save_button.click(save, [problem, system, solution, hint_state, answer, verdict], saved)
+    tab.select(refresh_systems, [ctx.model_spec, system], system)
+    ctx.model_spec.change(refresh_systems, ctx.model_spec, system)

@@ -1,0 +1,391 @@
+"""The tutor on a scripted tiny llama: calculator decoding, hints, answer checks, the tab.
+
+The scripted model is a real one-layer `LlamaForCausalLM` run by the real decoding loop; only
+its weights are set by hand so that it is a *bigram machine*: attention and MLP outputs are
+zero, each scripted character has its own embedding direction, and the LM head maps that
+direction to the next character. After any prompt ending in a newline (every chat prompt does)
+it writes `Why? 7*8=54.` and stops: a fixed wrong product, as the issue asks. Because each
+character decides the next, text the calculator forces in (` 56`) is continued by the same
+rules (`6` -> `.`), so calculator decoding visibly turns the slip into `Why? 7*8= 56.`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from mathtutor import tutor
+from mathtutor.generate import GenerationSettings
+from mathtutor.tutor import (
+    FALLBACK_HINTS,
+    NO_NUMBERS,
+    NOT_MATH,
+    RateLimiter,
+    check_answer,
+    next_hint,
+    prepare_problem,
+    read_student_answer,
+    self_consistency,
+    solve,
+)
+
+SCRIPT = "Why? 7*8=54."
+PROBLEM = "What is 7 times 8?"
+
+
+def make_scripted_model(path: Path, tokenizer_dir: Path, successors: dict, strength=40.0) -> Path:
+    """A llama whose next token depends only on the current character (see module doc).
+
+    ``successors[char] = {next_char_or_None: logit bonus}``; None is end of turn; characters
+    not listed end the turn too.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    def token(text: str) -> int:
+        (token_id,) = tokenizer.encode(text, add_special_tokens=False)  # byte-level: one each
+        return token_id
+
+    eos = tokenizer.eos_token_id
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    scale = config.hidden_size**0.5  # RMSNorm turns a unit basis vector into sqrt(64) * it
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embedding, head = model.model.embed_tokens.weight, model.lm_head.weight
+        embedding.zero_()
+        head.zero_()
+        embedding[:, 0] = 1.0  # direction 0: every unscripted token, followed by end of turn
+        head[eos, 0] = strength / scale
+        for direction, (char, following) in enumerate(successors.items(), start=1):
+            embedding[token(char)] = 0.0
+            embedding[token(char), direction] = 1.0
+            for next_char, bonus in following.items():
+                target = eos if next_char is None else token(next_char)
+                head[target, direction] = (strength + bonus) / scale
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def chain(text: str) -> dict:
+    """Successors that spell ``text`` after a newline; every character must be distinct."""
+    successors = {"\n": {text[0]: 0.0}}
+    for char, next_char in itertools.pairwise(text):
+        assert char not in successors, f"{char!r} repeats in {text!r}"
+        successors[char] = {next_char: 0.0}
+    successors[text[-1]] = {None: 0.0}
+    successors["6"] = {".": 0.0}  # continues the calculator's " 56"
+    return successors
+
+
+@pytest.fixture(scope="module")
+def scripted_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    return make_scripted_model(tmp_path_factory.mktemp("scripted"), tiny_model_dir, chain(SCRIPT))
+
+
+@pytest.fixture(scope="module")
+def branching_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """Like the scripted model, but after '=' it writes '5' (p ~ 0.6) or '6' (answer 6)."""
+    successors = chain(SCRIPT)
+    successors["="] = {"5": 0.0, "6": -0.3}
+    return make_scripted_model(tmp_path_factory.mktemp("branching"), tiny_model_dir, successors)
+
+
+@pytest.fixture()
+def scripted(scripted_dir):
+    from mathtutor.models import load_model
+
+    return load_model(str(scripted_dir), device="cpu")
+
+
+# --------------------------------------------------------------------------- solutions
+def test_calculator_decoding_replaces_the_wrong_product(scripted):
+    plain = solve(scripted, PROBLEM, calculator=False)
+    assert plain.text == SCRIPT and plain.answer == "54" and plain.calculator_calls == 0
+    (slip,) = plain.wrong_steps
+    assert (slip.expression, slip.claimed, slip.actual) == ("7*8", "54", 56)
+
+    fixed = solve(scripted, PROBLEM, calculator=True)
+    assert fixed.text == "Why? 7*8= 56." and fixed.answer == "56"
+    assert fixed.calculator_calls == 1 and fixed.wrong_steps == ()
+    assert [s.is_correct for s in fixed.steps] == [True]
+
+
+def test_solution_streams_and_the_tab_marks_the_slip(scripted_dir):
+    from mathtutor.ui.tutor import show_solution
+
+    request = gr.Request(session_hash="solution")
+    frames = list(show_solution(str(scripted_dir), "base", PROBLEM, False, request))
+    assert len(frames) > 3 and frames[0][0].endswith("▌")
+    final, notice = frames[-1]
+    assert '<mark class="slip">7\\*8=54</mark>' in final and "should be **56**" in final
+    assert "Final answer: <mark>54</mark>" in final and notice == ""
+    final, _ = list(show_solution(str(scripted_dir), "base", PROBLEM, True, request))[-1]
+    assert "slip" not in final and "All 1 arithmetic steps check out" in final
+    assert "calculator wrote 1" in final
+
+
+# --------------------------------------------------------------------------- self-consistency
+def test_self_consistency_counts_votes_from_one_batched_call(branching_dir):
+    from mathtutor.models import load_model
+
+    loaded = load_model(str(branching_dir), device="cpu")
+    settings = GenerationSettings(max_new_tokens=40, temperature=0.7, seed=3)
+    consensus = self_consistency(loaded, PROBLEM, k=8, settings=settings)
+    assert consensus.k == 8 and set(consensus.answers) == {"54", "6"}
+    assert consensus.count == consensus.answers.count(consensus.answer)
+    assert consensus.count == max(consensus.answers.count(a) for a in ("54", "6"))
+    assert consensus.share == consensus.count / 8
+    with pytest.raises(ValueError, match="k"):
+        self_consistency(loaded, PROBLEM, k=0)
+    # disagreeing samples: below the threshold the tutor will not judge
+    verdict = check_answer(loaded, PROBLEM, "54", k=8, threshold=0.9, calculator=False)
+    assert verdict.status == "unsure" and verdict.is_correct is None
+    assert "won't say right or wrong" in verdict.message
+
+
+def test_check_against_self_consistency_never_reveals(scripted):
+    right = check_answer(scripted, PROBLEM, "fifty-six", k=3)
+    assert right.status == "correct" and right.expected.source == "self-consistency"
+    assert right.expected.confidence == 1.0 and "3 of 3 agree" in right.message
+    wrong = check_answer(scripted, PROBLEM, "54 apples", k=3, cached=right.expected)
+    assert wrong.status == "not-yet" and wrong.expected is right.expected  # reused, no sampling
+    assert "56" not in wrong.message and "54" in wrong.message
+    shown = check_answer(scripted, PROBLEM, "54", k=3, reveal=True, cached=right.expected)
+    assert shown.revealed and "The answer is **56**" in shown.message
+
+
+# --------------------------------------------------------------------------- hints
+def test_hints_hide_the_answer_cut_then_fall_back(scripted):
+    # the model's only hint is "Why? 7*8=54.": with answer 54 the revealing sentence is cut
+    first = next_hint(scripted, PROBLEM, [], reference="54")
+    assert (first.text, first.source) == ("Why?", "cut")
+    second = next_hint(scripted, PROBLEM, ["Why?"], reference="54", cached=first.expected)
+    assert second.source == "fallback" and second.text == FALLBACK_HINTS[0]
+    third = next_hint(scripted, PROBLEM, ["Why?", second.text], reference="54")
+    assert third.text == FALLBACK_HINTS[1]
+    # with answer 56 (what the calculator-assisted self-consistency finds) nothing is revealed
+    model_hint = next_hint(scripted, PROBLEM, [], k=2)
+    assert model_hint.expected.answer == "56" and model_hint.source == "model"
+    assert model_hint.text == SCRIPT
+
+
+def test_reveal_rule():
+    assert tutor.reveals_answer("Is it 1,000 dollars?", "1000", "a problem with 5 apples")
+    assert tutor.reveals_answer("So there are twelve left.", "12", "Tom had 20 eggs")
+    assert not tutor.reveals_answer("How many did Tom buy?", "12", "Tom had 20 eggs")
+    assert not tutor.reveals_answer("Start from the 12 eggs.", "12", "Tom had 12 eggs")
+    assert tutor.reveals_answer("#### 3", "12", "")
+
+
+# --------------------------------------------------------------------------- answers
+@pytest.mark.parametrize(
+    ("student", "reference", "status"),
+    [
+        ("twelve", "12", "correct"),
+        ("12 cm", "12", "correct"),
+        ("I think it is 12 apples.", "#### 12", "correct"),
+        ("3/4", "0.75", "correct"),
+        ("25%", "25", "correct"),
+        ("25%", "0.25", "correct"),
+        ("$1,200", "1200", "correct"),
+        ("thirteen", "12", "not-yet"),
+        ("", "12", "unreadable"),
+        ("lots and lots", "12", "unreadable"),
+        ("9**9**9", "12", "unreadable"),
+        pytest.param("1" * 10_000, "12", "unreadable", id="10000-digits"),
+    ],
+)
+def test_student_answers_in_words_units_fractions_percent(scripted, student, reference, status):
+    verdict = check_answer(scripted, "Tom has 5 eggs and buys 7. How many?", student, reference)
+    assert verdict.status == status
+    if status == "unreadable":
+        assert "`12`, `3/4`, `25%` or `twelve`" in verdict.message
+    if status == "not-yet":
+        assert "12" not in verdict.message
+
+
+def test_read_student_answer():
+    assert [read_student_answer(t) for t in ("a dozen", "-7", "1 1/2", "0.5")] == [
+        "12",
+        "-7",
+        "3/2",
+        "1/2",
+    ]
+    assert read_student_answer("3 apples and 4 pears") is None
+
+
+def test_calculator_blowups_in_working_are_bounded(scripted):
+    working = "\n".join(
+        [
+            "9**9**9 = 5",
+            "(" * 500 + "1" + ")" * 500 + " = 1",
+            "5 / 0 = 1",
+            "7 * 8 = 54",
+            "1" * 10_000 + " * 2 = 3",
+            "2 * 50 = 101",
+        ]
+    )
+    started = time.perf_counter()
+    verdict = check_answer(scripted, "What is 7 times 8, and then?", "99", "100", working)
+    assert time.perf_counter() - started < 10
+    assert verdict.status == "not-yet"
+    assert "`7 * 8 = 54` should be **56**" in verdict.message
+    # the 10,000-digit line pushes "2 * 50 = 101" past the 5,000-character limit: cut, noticed
+    assert "I checked the first 5,000" in verdict.message and "101" not in verdict.message
+    assert verdict.message.count("In your working") == 1
+    # a slip whose true value is the hidden answer is pointed out without the value
+    hidden = check_answer(scripted, "Tom has 50 pairs", "99", "100", "2 * 50 = 99")
+    assert "`2 * 50 = 99` is not right: redo it" in hidden.message and "100" not in hidden.message
+
+
+def test_extremely_long_working_and_problem(scripted):
+    working = "We add 3 + 4 = 8 then keep going. " * 30_000  # about a megabyte
+    started = time.perf_counter()
+    verdict = check_answer(scripted, "Tom has 3 apples and buys 4. How many?", "7", "7", working)
+    assert time.perf_counter() - started < 10
+    assert verdict.status == "correct" and "first 5,000" in verdict.message
+    assert "`3 + 4 = 8` is not right: redo it" in verdict.message  # 7 is the hidden answer
+    problem, notices = prepare_problem("How many? " + "7" * 100_000)
+    assert len(problem) == tutor.MAX_PROBLEM_CHARS and "first 2,000" in notices[0]
+
+
+def test_no_numbers_and_non_math_questions_get_polite_answers(scripted, scripted_dir):
+    _, notices = prepare_problem("Tom has some apples and eats some. How many are left?")
+    assert notices == (NO_NUMBERS,)
+    _, notices = prepare_problem("What is the capital of France?")
+    assert notices == (NOT_MATH,)
+    solution = solve(scripted, "What is the capital of France?")
+    assert solution.done and solution.notices == (NOT_MATH,)
+    verdict = check_answer(scripted, "What is the capital of France?", "Paris")
+    assert verdict.status == "unreadable"
+    from mathtutor.ui.tutor import show_solution
+
+    *_, (_, notice) = show_solution(
+        str(scripted_dir), "base", "Tell me a joke", True, gr.Request(session_hash="joke")
+    )
+    assert "I can help with math word problems" in notice
+    with pytest.raises(gr.Error, match="empty"):
+        list(show_solution(str(scripted_dir), "base", "  ", True, gr.Request(session_hash="e")))
+
+
+# --------------------------------------------------------------------------- the tab
+def test_student_flow_through_the_tab_handlers(scripted_dir, mathtutor_home):
+    from mathtutor.ui import tutor as tab
+
+    spec, request = str(scripted_dir), gr.Request(session_hash="student")
+    problem, known, *cleared = tab.pick_generated("easy")
+    assert known["problem"] == problem and known["reference"] and cleared[0] == ""
+    reference = known["reference"]
+    hints_md, hints, expected, *_ = tab.give_hint(
+        spec, "base", problem, known, [], None, True, 3, request
+    )
+    assert expected.source == "reference" and "Hint 1" in hints_md
+    hints_md, hints, expected, hint_button, next_button, _ = tab.give_hint(
+        spec, "base", problem, known, hints, expected, True, 3, request
+    )
+    assert len(hints) == 2 and "Hint 2" in hints_md and "Earlier hints" in hints_md
+    assert next_button.visible and not hint_button.visible
+    args = (spec, "base", problem, known)
+    wrong = str(int(float(reference)) + 1)
+    verdict, expected = tab.check(*args, wrong, "", expected, True, 3, request)
+    assert "Not yet" in verdict and reference not in verdict.replace(wrong, "")
+    verdict, _ = tab.check(*args, reference, "", expected, True, 3, request)
+    assert "Correct" in verdict
+    verdict, _ = tab.reveal_answer(*args, "", "", expected, True, 3, request)
+    assert f"The answer is **{reference}**" in verdict
+    # an edited problem no longer uses the picked problem's answer
+    assert tab._reference(known, problem + " Then double it.") is None
+
+    saves = mathtutor_home / "tutor_saves.jsonl"
+    assert not saves.exists()  # nothing stored until the student asks
+    message = tab.save(problem, "base", "", hints, reference, verdict)
+    assert "Saved" in message
+    (line,) = saves.read_text().splitlines()
+    assert json.loads(line)["problem"] == problem and len(json.loads(line)["hints"]) == 2
+
+
+def test_rate_limit_per_session(scripted_dir, monkeypatch):
+    from mathtutor.ui import tutor as tab
+
+    monkeypatch.setattr(tab, "LIMITER", RateLimiter(capacity=3, period=60))
+    known = {"problem": "Tom has 5 eggs and buys 7. How many?", "reference": "12"}
+    args = (str(scripted_dir), "base", known["problem"], known, "12", "", None, True, 3)
+    for _ in range(3):
+        assert "Correct" in tab.check(*args, gr.Request(session_hash="busy"))[0]
+    with pytest.raises(gr.Error, match="going fast"):
+        tab.check(*args, gr.Request(session_hash="busy"))
+    assert "Correct" in tab.check(*args, gr.Request(session_hash="other"))[0]
+    limiter = RateLimiter(capacity=2, period=10)
+    assert [limiter.wait_time("a", now=0.0) for _ in range(3)] == [0.0, 0.0, 5.0]
+    assert limiter.wait_time("a", now=5.0) == 0.0
+
+
+def test_tab_builds_with_its_element_ids(scripted_dir):
+    from mathtutor.ui import tutor as tab
+    from mathtutor.ui.common import AppContext
+
+    with gr.Blocks() as demo:
+        spec = gr.Dropdown([str(scripted_dir)], value=str(scripted_dir))
+        with gr.Tabs() as tabs, gr.Tab("Tutor", id="tutor") as tutor_tab:
+            tab.build(AppContext(model_spec=spec, tabs=tabs), tutor_tab)
+    ids = {c.get("props", {}).get("elem_id") for c in demo.config["components"]}
+    expected = {
+        "tutor-problem",
+        "tutor-new-problem",
+        "tutor-difficulty",
+        "tutor-gsm8k",
+        "tutor-mode",
+        "tutor-solve",
+        "tutor-hint",
+        "tutor-next-hint",
+        "tutor-hints",
+        "tutor-answer",
+        "tutor-working",
+        "tutor-check",
+        "tutor-verdict",
+        "tutor-reveal",
+        "tutor-solution",
+        "tutor-system",
+        "tutor-calculator",
+    }
+    assert expected <= ids
+    visible = [c.visible for c in tab.switch_mode(tab.MODES[1])]
+    assert visible == [False, True, False]
+
+
+def test_model_picker_defaults_to_the_newest_adapter(scripted_dir, tmp_path):
+    from mathtutor import store
+    from mathtutor.ui.tutor import refresh_systems
+    from tests.conftest import make_adapter
+
+    assert refresh_systems(str(scripted_dir)).value == "base"
+    adapter = make_adapter(scripted_dir, tmp_path / "tutor-lora", seed=2)
+    store.register_adapter("tutor-lora", adapter, str(scripted_dir), "test")
+    try:
+        assert refresh_systems(str(scripted_dir)).value == "tutor-lora"
+        assert refresh_systems(str(scripted_dir), "base").value == "base"  # a pick is kept
+    finally:
+        store.remove_adapter("tutor-lora")
