@@ -15,7 +15,7 @@ import threading
 import gradio as gr
 
 from mathtutor.models import BUNDLED
-from mathtutor.ui import compare, hub
+from mathtutor.ui import compare, hub, train, tutor
 from mathtutor.ui.common import AppContext, model_spec_choices
 
 TITLE = "mathtutor"
@@ -60,8 +60,12 @@ def build_demo() -> gr.Blocks:
             )
         with gr.Tabs() as tabs:
             ctx = AppContext(model_spec=model_spec, tabs=tabs)
+            with gr.Tab("Tutor", id="tutor") as tab:
+                tutor.build(ctx, tab)
             with gr.Tab("Compare", id="compare") as tab:
                 compare.build(ctx, tab)
+            with gr.Tab("Train", id="train") as tab:
+                train.build(ctx, tab)
             with gr.Tab("Hub", id="hub") as tab:
                 hub.build(ctx, tab)
     return blocks
