@@ -192,6 +192,18 @@ def test_a_failed_adapter_write_keeps_the_previous_adapter(tiny_model_dir):
     assert sorted(p.name for p in result.run_dir.glob("adapter*")) == ["adapter"]
 
 
+def test_early_stopping_ends_the_run_when_eval_loss_stops_improving(tiny_model_dir):
+    # a learning rate of 1e-12 leaves the eval loss unchanged: no improvement after step 1
+    config = tiny_config(
+        tiny_model_dir, val_fraction=0.25, eval_steps=1, early_stopping_patience=1,
+        learning_rate=1e-12, max_steps=20, save_steps=1,
+    )  # fmt: skip
+    result = train(config)
+    assert (result.status, result.global_step) == ("finished", 2)
+    evals = [row["eval_loss"] for row in runs.read_metrics(result.run_id) if "eval_loss" in row]
+    assert len(evals) == 2 and evals[0] == pytest.approx(evals[1])
+
+
 def test_full_fine_tuning_saves_a_model_directory(tiny_model_dir):
     result = train(tiny_config(tiny_model_dir, finetune="full", learning_rate=1e-3))
     assert result.adapter_dir.name == "model"
