@@ -4,9 +4,8 @@
 
 1. open the run directory (config.yaml, metrics.jsonl, a `train_runs` row) and wait for the
    device (`training.runs.device_lock`; status "queued" meanwhile);
-2. load the model: plain, QLoRA (bitsandbytes NF4, bf16 compute, `prepare_model_for_kbit_training`)
-   or through unsloth's fast path when CUDA and unsloth are both present; what was used or
-   skipped is written to the log ("unsloth not used: no CUDA");
+2. load the model (`training/model.py`: plain, QLoRA, or unsloth's fast path when CUDA and
+   unsloth are both present); what was used or skipped is written to the log;
 3. `build_trainer` (sft.py / grpo.py) makes the trl trainer; metrics and stop callbacks are added;
 4. train (from the last checkpoint when resuming), then save the adapter atomically: it is
    written to `adapter.tmp-<pid>` and renamed to `adapter` only when complete, with a model card
@@ -31,6 +30,7 @@ from typing import Any
 from mathtutor import store
 from training import runs
 from training.config import TrainConfig
+from training.model import Setup, load_for_training
 
 
 @dataclass
@@ -48,19 +48,6 @@ class RunResult:
     notes: list[str] = field(default_factory=list)  # accelerators used or skipped
 
 
-@dataclass
-class Setup:
-    """A loaded model ready for a trl trainer."""
-
-    model: Any
-    tokenizer: Any
-    peft_config: Any  # peft.LoraConfig, or None (full fine-tune, or unsloth already wrapped it)
-    device: str
-    dtype: Any
-    base_model: str  # Hub id (or path) the adapter is recorded against
-    notes: list[str]
-
-
 def log(run_dir: Path, message: str) -> None:
     """A line for the run's log: stdout (the launcher sends it to log.txt) or log.txt itself."""
     print(message, flush=True)
@@ -71,126 +58,6 @@ def log(run_dir: Path, message: str) -> None:
 
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
-
-
-# ---------------------------------------------------------------- model
-def load_for_training(config: TrainConfig, *, padding_side: str = "right") -> Setup:
-    """Load the base model and tokenizer as the config asks, noting accelerators used/skipped."""
-    import importlib.util
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from mathtutor.models import base_model_id, pick_device, resolve_model
-
-    notes: list[str] = []
-    device = pick_device()
-    source = resolve_model(config.model)
-    dtype = _dtype(config, device)
-    lora = config.finetune in ("lora", "qlora")
-    if lora and config.use_unsloth:
-        if device != "cuda":
-            notes.append("unsloth not used: no CUDA")
-        elif importlib.util.find_spec("unsloth") is None:
-            notes.append("unsloth not used: not installed (pip install unsloth on a CUDA machine)")
-        else:
-            return _load_unsloth(config, source, dtype, notes)
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if config.finetune == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        compute = torch.bfloat16 if device != "cuda" or torch.cuda.is_bf16_supported() else dtype
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=compute,
-            bnb_4bit_use_double_quant=True,
-        )
-        kwargs["device_map"] = {"": device if device != "cuda" else torch.cuda.current_device()}
-        notes.append(f"QLoRA: 4-bit NF4 base, {str(compute).split('.')[-1]} compute")
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    if config.finetune == "qlora":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=config.gradient_checkpointing
-        )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = padding_side
-    return Setup(
-        model, tokenizer, lora_config(config) if lora else None, device, dtype,
-        base_model_id(source), notes,
-    )  # fmt: skip
-
-
-def _dtype(config: TrainConfig, device: str) -> Any:
-    """Weights dtype: half precision on GPUs for adapters; fp32 for full fine-tunes (AMP on top)."""
-    import torch
-
-    from mathtutor.models import pick_dtype
-
-    if config.precision == "fp32" or (device == "cpu" and config.precision == "auto"):
-        return torch.float32
-    if config.finetune == "full":
-        return torch.float32  # mixed precision keeps fp32 master weights
-    if config.precision == "bf16":
-        return torch.bfloat16
-    if config.precision == "fp16":
-        return torch.float16
-    return pick_dtype(device)
-
-
-def _load_unsloth(config: TrainConfig, source: str, dtype: Any, notes: list[str]) -> Setup:
-    """unsloth's FastLanguageModel (imported here only: importing it patches trl globally)."""
-    from unsloth import FastLanguageModel
-
-    from mathtutor.models import base_model_id
-
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        source,
-        max_seq_length=config.max_seq_length,
-        dtype=dtype,
-        load_in_4bit=config.finetune == "qlora",
-    )
-    model = FastLanguageModel.get_peft_model(
-        model,
-        r=config.lora_rank,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=_unsloth_targets(config, model),
-        use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
-        random_state=config.seed,
-    )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    notes.append("unsloth fast path used" + (" (4-bit)" if config.finetune == "qlora" else ""))
-    return Setup(model, tokenizer, None, "cuda", dtype, base_model_id(source), notes)
-
-
-def _unsloth_targets(config: TrainConfig, model: Any) -> list[str]:
-    if config.target_modules != "all-linear":
-        return list(config.target_modules)
-    import torch
-
-    names = {
-        n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
-    }
-    return sorted(names - {"lm_head"})
-
-
-def lora_config(config: TrainConfig) -> Any:
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=config.lora_rank,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.target_modules,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
 
 
 # ---------------------------------------------------------------- trainer arguments
@@ -333,7 +200,10 @@ def run_training(
             if resume:
                 log(run_dir, f"resuming from {checkpoint or 'the start (no checkpoint)'}")
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-            stopped = stop_callback.stopped or (run_dir / "STOP").exists()
+            state = trainer.state
+            stopped = stop_callback.stopped and state.global_step < state.max_steps
+            if not stopped:
+                (run_dir / "STOP").unlink(missing_ok=True)  # a Stop after the last step is moot
             result = _finish(config, run_dir, trainer, setup, stopped, time.time() - started)
     except BaseException as error:
         if main:
