@@ -110,11 +110,13 @@ def test_a_crashing_subprocess_is_marked_failed_and_its_log_kept(tiny_model_dir,
     assert not (info.run_dir / "adapter").exists()
 
 
-def test_a_killed_subprocess_is_found_failed_with_its_last_log_lines(tiny_model_dir):
+def test_runs_survive_an_app_restart_and_a_killed_one_is_found_failed(tiny_model_dir):
     run_id = runs.launch(tiny_config(tiny_model_dir, max_steps=5000, save_steps=10000))
     wait_for(lambda: logged_steps(run_id), what="first step")
-    pid = runs.get_run(run_id).pid
-    os.killpg(pid, signal.SIGKILL)  # out of memory, a segfault, kill -9
+    runs._CHILDREN.pop(run_id)  # as after an app restart: only the store and the pid remain
+    info = runs.get_run(run_id)
+    assert info.status == "running" and info.step >= 1
+    os.killpg(info.pid, signal.SIGKILL)  # out of memory, a segfault, kill -9
     wait_for(lambda: runs.get_run(run_id).status == "failed", 30, "failed status")
     info = runs.get_run(run_id)
     assert "ended without finishing" in info.error and "step 1/5000" in info.error
