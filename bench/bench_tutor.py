@@ -37,7 +37,13 @@ def accuracy_run(loaded, problems, system: str, calculator: bool, max_new_tokens
     )
     prompts = [render("chat", p.question, loaded.tokenizer) for p in problems]
     started = time.perf_counter()
-    completions = generate_batch(loaded, prompts, system, settings)
+    completions = generate_batch(
+        loaded,
+        prompts,
+        system,
+        settings,
+        on_progress=lambda done, total: print(f"    {done}/{total}", flush=True),
+    )
     seconds = time.perf_counter() - started
     correct = sum(
         grade(c.text, p.answer).is_correct for c, p in zip(completions, problems, strict=True)

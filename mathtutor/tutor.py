@@ -382,7 +382,7 @@ def _render_turns(turns: list[dict[str, str]], tokenizer: Any) -> str:
 class Verdict:
     """What the tutor says about a student's answer. ``message`` is Markdown for the student."""
 
-    status: str  # "correct", "not-yet", "unsure" (model not confident) or "unreadable"
+    status: str  # "correct", "not-yet", "unsure" (not confident), "unreadable" or "revealed"
     message: str
     student: str | None = None  # the student's answer, normalized ("12", "3/4")
     expected: Expected | None = None  # never shown unless revealed
@@ -493,12 +493,14 @@ def check_answer(
         if expected.answer is None:
             lead = "🤔 I couldn't work this one out myself"
         lead += f" ({basis}), so I won't say right or wrong. Try a hint, or check each step."
-    elif student is not None and _same_answer(student_answer, student, expected.answer):
+    elif student is None:  # reveal without an answer to check
+        status, lead = "revealed", f"You asked for the answer ({basis})."
+    elif _same_answer(student_answer, student, expected.answer):
         status, lead = "correct", f"✅ Correct! **{student}** is right ({basis})."
     else:
         status = "not-yet"
-        lead = "🔎 Not yet." if student is None else f"🔎 Not yet: **{student}** isn't what I get."
-        lead += f" Look at your steps again, or ask for a hint ({basis})."
+        lead = f"🔎 Not yet: **{student}** isn't what I get. Look at your steps again, or ask "
+        lead += f"for a hint ({basis})."
     hidden = None if reveal else expected.answer
     lines = [*notes, lead, *_slip_lines(slips, hidden)]
     if reveal:

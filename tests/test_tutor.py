@@ -315,7 +315,7 @@ def test_student_flow_through_the_tab_handlers(scripted_dir, mathtutor_home):
     verdict, _ = tab.check(*args, reference, "", expected, True, 3, request)
     assert "Correct" in verdict
     verdict, _ = tab.reveal_answer(*args, "", "", expected, True, 3, request)
-    assert f"The answer is **{reference}**" in verdict
+    assert f"The answer is **{reference}**" in verdict and "Not yet" not in verdict
     # an edited problem no longer uses the picked problem's answer
     assert tab._reference(known, problem + " Then double it.") is None
 
