@@ -15,7 +15,7 @@ import threading
 import gradio as gr
 
 from mathtutor.models import BUNDLED
-from mathtutor.ui import compare, hub, train, tutor
+from mathtutor.ui import compare, evaluate, hub, train, tutor
 from mathtutor.ui.common import AppContext, model_spec_choices
 
 TITLE = "mathtutor"
@@ -64,6 +64,8 @@ def build_demo() -> gr.Blocks:
                 tutor.build(ctx, tab)
             with gr.Tab("Compare", id="compare") as tab:
                 compare.build(ctx, tab)
+            with gr.Tab("Evaluate", id="evaluate") as tab:
+                evaluate.build(ctx, tab)
             with gr.Tab("Train", id="train") as tab:
                 train.build(ctx, tab)
             with gr.Tab("Hub", id="hub") as tab:
