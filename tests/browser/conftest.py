@@ -255,9 +255,11 @@ def open_tab(page, label: str) -> None:
     from playwright.sync_api import expect
 
     button = page.get_by_role("tab", name=label, exact=True)
+    more = page.get_by_role("button", name="More tabs")
+    expect(button.or_(more).filter(visible=True).first).to_be_visible()
     if not button.is_visible():
-        page.locator(".overflow-menu button, button.overflow-menu").first.click()
-        button = page.locator(".overflow-dropdown button", has_text=label).first
+        more.click()
+        button = button.filter(visible=True).first
     button.click()
     expect(page.get_by_role("tab", name=label, exact=True)).to_have_attribute(
         "aria-selected", "true"
@@ -275,7 +277,8 @@ def choose(page, elem_id: str, option: str) -> None:
 
     field = page.locator(f"#{elem_id} input[role=combobox]")
     field.click()
-    page.locator(f'[role=listbox] [role=option][aria-label="{option}"]').click()
+    listbox = field.get_attribute("aria-controls")  # the id of this dropdown's option list
+    page.locator(f'[id="{listbox}"] [role=option][aria-label="{option}"]').click()
     expect(field).to_have_value(option)
 
 
