@@ -316,9 +316,20 @@ class Hint:
 
 
 def _clean_hint(text: str) -> str:
+    """The hint line without list marks, labels ("Hint 2:", "The next question is:") or quotes.
+
+    >>> _clean_hint('The next guiding question is: "How many clips in May?"')
+    'How many clips in May?'
+    """
     line = text.strip().splitlines()[0] if text.strip() else ""
-    line = re.sub(r"^\s*(?:\d+[.)]|[-*•]|hint\s*\d*\s*:|question\s*:)\s*", "", line, flags=re.I)
-    return line.strip().strip("\"'").strip()[:300]
+    line = re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", line)
+    line = re.sub(r"^[^\"?:]{0,60}?\b(?:question|hint)\b[^\"?:]{0,12}:\s*", "", line, flags=re.I)
+    line = re.sub(r"^\w+:\s*", "", line)
+    return line.strip().strip("\"'“”").strip()[:300]
+
+
+def _key(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
 
 
 def next_hint(
@@ -343,9 +354,9 @@ def next_hint(
     completions = generate_batch(
         loaded, [prompt] * NUM_HINT_CANDIDATES, system, settings, batch_size=NUM_HINT_CANDIDATES
     )
-    seen = {hint.lower() for hint in asked}
+    seen = {_key(hint) for hint in asked}
     candidates = [_clean_hint(c.text) for c in completions]
-    fresh = [c for c in candidates if re.search(r"[A-Za-z]{2}", c) and c.lower() not in seen]
+    fresh = [c for c in candidates if re.search(r"[A-Za-z]{2}", c) and _key(c) not in seen]
     safe = [c for c in fresh if not reveals_answer(c, expected.answer, problem)]
     if safe:
         return Hint(next((c for c in safe if "?" in c), safe[0]), "model", expected)
@@ -356,9 +367,9 @@ def next_hint(
             if not reveals_answer(s, expected.answer, problem)
         ]
         text = " ".join(s for s in kept if re.search(r"[A-Za-z]{2}", s))
-        if text and text.lower() not in seen:
+        if text and _key(text) not in seen:
             return Hint(text, "cut", expected)
-    unused = [h for h in FALLBACK_HINTS if h.lower() not in seen] or list(FALLBACK_HINTS)
+    unused = [h for h in FALLBACK_HINTS if _key(h) not in seen] or list(FALLBACK_HINTS)
     return Hint(unused[0], "fallback", expected)
 
 
