@@ -8,7 +8,11 @@ lm-eval's strict and flexible gsm8k filters and with the format's own grader (`b
 SQLite store as soon as its batch finishes, so a crash loses only the batch in flight. A run
 is resumed by passing its `run_id`: finished (system, problem) pairs are skipped. The summary
 (accuracy ± standard error, maj@k and calibration with `num_votes > 1`, McNemar vs the first
-system, error categories) is stored with the run. One evaluation runs at a time per process.
+system, error categories) is stored with the run. One evaluation runs at a time per process
+(a second call is refused, or queued with `wait=True`), and an OS file lock keeps a second
+process off a run that is being evaluated. `backend="vllm"` (CUDA + `pip install vllm`)
+generates through vLLM with one `LoRARequest` per adapter row; `auto` uses it when available
+and falls back to transformers.
 
     python -m mathtutor.evaluate --model bundled --systems base path/to/adapter \\
         --dataset gsm8k --num_samples 200 --prompt_format chat
@@ -32,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,7 +97,10 @@ class EvalConfig:
     )
     num_samples: int = field(
         default=200,
-        metadata={"help": "Problems to draw (seeded); the reports used 200.", "range": (1, 100_000)},
+        metadata={
+            "help": "Problems to draw (seeded); the reports used 200.",
+            "range": (1, 100_000),
+        },
     )
     seed: int = field(default=0, metadata={"help": "Seed for the sample and for sampling."})
     prompt_format: str = field(
@@ -216,10 +223,45 @@ def evaluate(
     try:
         run_id = config.run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         _running["run_id"] = run_id
-        return _run(config, run_id, on_progress, should_stop)
+        with _run_file_lock(run_id):
+            return _run(config, run_id, on_progress, should_stop)
     finally:
         _running["run_id"] = None
         _RUN_LOCK.release()
+
+
+@contextlib.contextmanager
+def _run_file_lock(run_id: str) -> Iterator[None]:
+    """Hold an OS lock on the run while it is evaluated, so a second process (a CLI resuming a
+    run the app is evaluating) is refused instead of writing into the same record set. The OS
+    drops the lock when the holder dies, even by SIGKILL, so a crashed run can be resumed."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the in-process lock still applies
+        yield
+        return
+    from mathtutor.models import home_dir
+
+    path = home_dir() / "locks" / f"eval-{run_id}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise ValueError(
+                f"run {run_id} is being evaluated by another process (pid {holder}); "
+                "stop it there or wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:  # the file stays: unlinking it would race with a process opening it
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(
@@ -610,7 +652,13 @@ def main(argv: Sequence[str] | None = None) -> EvalReport:
     """CLI entry point: evaluate, print the results table and the run id."""
     config = config_from_args(argv)
     started: list[float] = []
-    report = evaluate(config, on_progress=lambda d, t: _print_progress(d, t, started))
+    try:
+        report = evaluate(config, on_progress=lambda d, t: _print_progress(d, t, started))
+    except KeyboardInterrupt:
+        latest = store.list_eval_runs()[:1]
+        if latest and latest[0]["status"] == "stopped":
+            print(f"stopped; resume with: python -m mathtutor.evaluate --run_id {latest[0]['id']}")
+        raise SystemExit(130) from None
     print(metrics.format_table(report.summary))
     for comparison in report.summary["comparisons"]:
         print(
