@@ -11,7 +11,8 @@ the tests:
   equal to the expected final answer that the problem itself does not already state. Three
   candidates are sampled in one batched call; the first that reveals nothing and repeats no
   earlier hint is used; else a candidate with its revealing sentences cut; else a generic
-  question from ``FALLBACK_HINTS``.
+  question from ``FALLBACK_HINTS``. The expected answer (reference, else self-consistency) is
+  looked up only when a candidate writes a number the problem does not state.
 - ``check_answer``: correct / not yet, never the answer itself unless ``reveal=True``. Against
   the known reference when there is one, else against ``self_consistency``: k samples in ONE
   batched generate call, majority-voted (``metrics.majority_vote``); below ``threshold`` vote
@@ -282,6 +283,12 @@ def expected_answer(
 
 
 # --------------------------------------------------------------------------- hints
+def _numbers(text: str) -> list[str]:
+    """Every number ``text`` states, in digits or in words ("seventy-two" -> "72")."""
+    words = [parse_number(run) for run in _NUMBER_WORDS.findall(text)]
+    return _NUMBER.findall(text) + [_fraction_text(v) for v in words if v is not None]
+
+
 def reveals_answer(text: str, answer: str | None, problem: str) -> bool:
     """Whether ``text`` gives away ``answer``: ``####``, or the answer as a number (digits or
     words) when the problem does not already state that number.
@@ -295,15 +302,16 @@ def reveals_answer(text: str, answer: str | None, problem: str) -> bool:
         return True
     if not answer:
         return False
+    given = any(answers_match(number, answer) for number in _numbers(problem))
+    return not given and any(answers_match(number, answer) for number in _numbers(text))
 
-    def states(source: str) -> bool:
-        numbers = _NUMBER.findall(source)
-        words = [parse_number(run) for run in _NUMBER_WORDS.findall(source)]
-        return any(answers_match(n, answer) for n in numbers) or any(
-            value is not None and answers_match(_fraction_text(value), answer) for value in words
-        )
 
-    return states(text) and not states(problem)
+def _may_reveal(text: str, problem: str) -> bool:
+    """Whether ``text`` writes ``####`` or a number the problem does not state (any answer)."""
+    given = _numbers(problem)
+    return "####" in text or any(
+        not any(answers_match(number, known) for known in given) for number in _numbers(text)
+    )
 
 
 @dataclass(frozen=True)
@@ -312,7 +320,7 @@ class Hint:
 
     text: str
     source: str  # "model", "cut" (revealing sentences removed) or "fallback"
-    expected: Expected  # the hidden answer; pass back as `cached` for the next hint or check
+    expected: Expected | None  # the hidden answer, if it was needed; pass back as `cached`
 
 
 def _clean_hint(text: str) -> str:
@@ -344,8 +352,6 @@ def next_hint(
 ) -> Hint:
     """ONE next guiding question that does not reveal the answer (rule in the module doc)."""
     problem, _ = prepare_problem(problem)
-    sampling = replace(SAMPLING, calculator=calculator)
-    expected = expected_answer(loaded, problem, reference, system, k, sampling, cached)
     asked = [hint.strip() for hint in hints_so_far if hint.strip()]
     prompt = _render_turns(hint_messages(problem, asked), loaded.tokenizer)
     settings = GenerationSettings(
@@ -357,14 +363,21 @@ def next_hint(
     seen = {_key(hint) for hint in asked}
     candidates = [_clean_hint(c.text) for c in completions]
     fresh = [c for c in candidates if re.search(r"[A-Za-z]{2}", c) and _key(c) not in seen]
-    safe = [c for c in fresh if not reveals_answer(c, expected.answer, problem)]
+    # The hidden answer costs k samples without a reference, so it is found only when a
+    # candidate writes a number the problem does not state (a hint without one reveals nothing).
+    expected = cached if cached and cached.matches(problem, system, reference) else None
+    if expected is None and (reference or any(_may_reveal(c, problem) for c in fresh)):
+        sampling = replace(SAMPLING, calculator=calculator)
+        expected = expected_answer(loaded, problem, reference, system, k, sampling)
+    answer = expected.answer if expected else None
+    safe = [c for c in fresh if not reveals_answer(c, answer, problem)]
     if safe:
         return Hint(next((c for c in safe if "?" in c), safe[0]), "model", expected)
     for candidate in fresh:
         kept = [
             s.strip()
             for s in _SENTENCE.findall(candidate)
-            if not reveals_answer(s, expected.answer, problem)
+            if not reveals_answer(s, answer, problem)
         ]
         text = " ".join(s for s in kept if re.search(r"[A-Za-z]{2}", s))
         if text and _key(text) not in seen:

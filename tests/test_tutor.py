@@ -190,6 +190,9 @@ def test_hints_hide_the_answer_cut_then_fall_back(scripted):
     model_hint = next_hint(scripted, PROBLEM, [], k=2)
     assert model_hint.expected.answer == "56" and model_hint.source == "model"
     assert model_hint.text == SCRIPT
+    # a hint whose numbers all appear in the problem cannot reveal: no sampling for an answer
+    plain = next_hint(scripted, "Is 7*8 equal to 54?", [])
+    assert (plain.text, plain.source, plain.expected) == (SCRIPT, "model", None)
 
 
 def test_reveal_rule():

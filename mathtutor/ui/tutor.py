@@ -178,7 +178,8 @@ def give_hint(
         asked.append(hint.text)
         state = [{"problem": text, "text": h} for h in asked]
         hidden, shown = gr.Button(visible=False), gr.Button(visible=True)
-        return hints_markdown(asked), state, hint.expected, hidden, shown, _notices(notices)
+        expected = hint.expected or expected
+        return hints_markdown(asked), state, expected, hidden, shown, _notices(notices)
     except Exception as error:
         raise user_error(error) from error
 
