@@ -271,22 +271,39 @@ def textbox(page, elem_id: str):
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
 
 
-def choose(page, elem_id: str, option: str) -> None:
-    """Pick `option` in the gr.Dropdown with this elem_id, as a user does (open, click)."""
+def choose(page, elem_id: str, option: str, multiselect: bool = False) -> None:
+    """Pick `option` in the gr.Dropdown with this elem_id, as a user does (open, click).
+
+    With `multiselect`, the option is added to the chosen ones (shown as tokens).
+    """
     from playwright.sync_api import expect
 
     field = page.locator(f"#{elem_id} input[role=combobox]")
     field.click()
     listbox = field.get_attribute("aria-controls")  # the id of this dropdown's option list
     page.locator(f'[id="{listbox}"] [role=option][aria-label="{option}"]').click()
-    expect(field).to_have_value(option)
+    if multiselect:
+        field.press("Escape")
+        expect(page.locator(f"#{elem_id} .token", has_text=option)).to_have_count(1)
+    else:
+        expect(field).to_have_value(option)
+
+
+def table_rows(page, elem_id: str):
+    """The body rows of the gr.Dataframe with this elem_id (one first-column cell each)."""
+    return page.locator(f'#{elem_id} [data-testid^="cell-"][data-col="0"]')
+
+
+def table_cell(page, elem_id: str, row: int, column: int):
+    """One body cell of the gr.Dataframe with this elem_id (0-based row and column)."""
+    return page.locator(f"#{elem_id} [data-testid=cell-{row}-{column}]")
 
 
 def set_slider(page, label: str, value: float) -> None:
     """Type `value` into the number box of the gr.Slider labelled `label`."""
     from playwright.sync_api import expect
 
-    box = page.locator(f'input[aria-label="number input for {label}"]')
+    box = page.locator(f'input[aria-label="number input for {label}"]').filter(visible=True)
     box.fill(str(value))
     box.press("Enter")
     expect(box).to_have_value(str(value))
@@ -317,6 +334,21 @@ def user_messages(page, elem_id: str):
 def toasts(page, kind: str = "error"):
     """Visible gradio toasts of one kind: error, warning, info or success."""
     return page.locator(f"[data-testid=toast-body].{kind}")
+
+
+def wait_without_error(page, locator, timeout: float = TIMEOUT_MS) -> None:
+    """Wait until `locator` is visible; fail at once, with its text, if an error toast shows.
+
+    (An error toast fades after a few seconds, so waiting for the result alone would time out
+    minutes later and say only that the result never came.)
+    """
+    from playwright.sync_api import expect
+
+    expect(locator.or_(toasts(page)).first).to_be_visible(timeout=timeout)
+    error = toasts(page)
+    if error.count():
+        text = " ".join(error.first.inner_text().split())
+        pytest.fail(f"error toast instead of a result: {text}", pytrace=False)
 
 
 def screenshot(page, name: str) -> Path:
