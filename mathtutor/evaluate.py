@@ -60,6 +60,12 @@ class EvalConfig:
 
     Prompt formats carry their own worked examples (`gemma-oneshot` and `socratic` one shot,
     the others zero), so there is no separate number-of-shots setting.
+
+    >>> config_from_args(["--num-samples", "50", "--adapter", "runs/a/adapter"]).systems
+    ['base', 'runs/a/adapter']
+    >>> EvalConfig(num_samples=0)
+    Traceback (most recent call last):
+    ValueError: num_samples must be between 1 and 100000, got 0
     """
 
     model: str = field(
