@@ -15,7 +15,9 @@ Runs in a temporary MATHTUTOR_HOME (the bundled-model cache is linked in).
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -32,6 +34,7 @@ def isolated_home() -> Path:
     )
     real_models.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="mathtutor-bench-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     (home / "models").symlink_to(real_models, target_is_directory=True)
     os.environ["MATHTUTOR_HOME"] = str(home)
     return home
