@@ -1,0 +1,103 @@
+"""Train tab in headless Chromium: launch a tiny LoRA run, watch the loss curve grow, stop it.
+
+The user picks "(custom)" (the form fills with defaults on the app's base model, the tiny
+llama), makes the run small (generated arithmetic problems, short sequences, rank 4), and
+launches it: the run starts as a subprocess of the CLI, the Train tab's timer draws its loss
+curve, the user stops it, and the adapter saved so far shows up in the Compare tab.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser.conftest import (
+    choose,
+    markdown,
+    open_accordion,
+    open_app,
+    open_tab,
+    screenshot,
+    toasts,
+)
+
+pytestmark = pytest.mark.browser
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="Python playwright is not installed"
+).expect
+
+START_S = 180_000  # ms: the run's subprocess imports torch/transformers/trl before step 1
+STOP_S = 120_000  # ms: the run saves a checkpoint and its adapter, then exits
+
+
+def set_number(page, elem_id: str, value: float) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Tab")
+    expect(box).to_have_value(str(value))
+
+
+def loss_points(page) -> int:
+    """Markers drawn on the loss plot (one per logged step)."""
+    return page.locator("#train-loss-plot .scatterlayer .point").count()
+
+
+def test_launch_watch_the_curve_and_stop(app, page, tiny_model_dir):
+    open_app(page, app, "Train")
+    choose(page, "train-recipe", "(custom)")
+    expect(page.locator("#train-model textarea, #train-model input").first).to_have_value(
+        str(tiny_model_dir)
+    )
+    choose(page, "train-dataset", "arithmetic")
+    set_number(page, "train-num-train-samples", 64)
+    set_number(page, "train-val-fraction", 0)
+    open_accordion(page, "LoRA adapter")
+    set_number(page, "train-lora-rank", 4)
+    open_accordion(page, "Optimization")
+    set_number(page, "train-max-steps", 5000)  # far more than it runs before Stop
+    set_number(page, "train-batch-size", 2)
+    set_number(page, "train-max-seq-length", 640)  # byte tokens: ~300 for the prompt
+    set_number(page, "train-save-steps", 5)
+
+    page.locator("#train-launch").click()
+    # The status line says "Launched <id>" for an instant, then follows the picked run.
+    picked = page.locator("#train-run input[role=combobox]")
+    page.wait_for_function(
+        "document.querySelector('#train-run input').value !== ''"
+        " || document.querySelector('[data-testid=toast-body].error') !== null"
+    )
+    expect(toasts(page)).to_have_count(0)
+    expect(picked).to_have_value(re.compile(r"^sft-"))
+    run_id = picked.input_value()
+    status = markdown(page, "train-status")
+    expect(status).to_contain_text(run_id)
+
+    # The timer (every 2 s) redraws the curve: wait for a few points, then for more.
+    expect(status).to_contain_text(
+        re.compile(r" — (running|failed|finished|stopped)"), timeout=START_S
+    )
+    assert " — running" in status.inner_text(), status.inner_text()
+    page.wait_for_function(
+        "document.querySelectorAll('#train-loss-plot .scatterlayer .point').length >= 3",
+        timeout=START_S,
+    )
+    seen = loss_points(page)
+    page.wait_for_function(
+        f"document.querySelectorAll('#train-loss-plot .scatterlayer .point').length > {seen}",
+        timeout=60_000,
+    )
+    expect(status).to_contain_text(re.compile(r"step \d+/5000 · loss \d"))
+    expect(page.locator("#train-log textarea")).not_to_have_value("")
+    screenshot(page, "train")
+
+    page.locator("#train-stop").click()
+    expect(status).to_contain_text("stopped", timeout=STOP_S)
+    expect(status).to_contain_text(f"Adapter {run_id} is in Compare and Evaluate")
+    steps = int(re.search(r"step (\d+)/5000", status.inner_text()).group(1))
+    assert 0 < steps < 5000
+
+    # The adapter saved at Stop is a system in Compare without a restart.
+    open_tab(page, "Compare")
+    page.locator("#compare-refresh").click()
+    choose(page, "compare-right-system", run_id)
