@@ -96,6 +96,9 @@ def test_form_values_become_the_config(tiny_model_dir):
     config = tab.config_from_form(str(tiny_model_dir), ["base"], None, form(batch_size=None))
     assert config.num_samples == 4 and isinstance(config.num_samples, int)
     assert config.batch_size is None and config.model == str(tiny_model_dir)
+    # an emptied number box sends 0, which means "automatic" for the batch size
+    assert tab.config_from_form("bundled", ["base"], None, form(batch_size=0.0)).batch_size is None
+    assert tab.config_from_form("bundled", ["base"], None, form(batch_size=3.0)).batch_size == 3
     with pytest.raises(ValueError, match="systems"):
         tab.config_from_form("bundled", [], None, form())
     with pytest.raises(ValueError, match="path"):

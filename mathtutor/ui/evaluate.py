@@ -44,7 +44,9 @@ def config_from_form(
     values = {}
     for spec_field in FORM_FIELDS:
         value = settings.get(spec_field.name, spec_field.default)
-        if spec_field.type in ("int", "int | None") and value not in (None, ""):
+        if spec_field.type == "int | None" and not value:
+            value = None  # an emptied gr.Number sends 0: "auto"
+        elif spec_field.type.startswith("int") and value not in (None, ""):
             value = int(value)
         values[spec_field.name] = value if value != "" else None
     return EvalConfig(model=spec or "bundled", systems=list(systems or []), path=upload, **values)
@@ -376,6 +378,9 @@ def _widget(spec_field: dataclasses.Field) -> gr.components.Component:
     if "range" in meta and meta["range"][1] <= 4096:
         low, high = meta["range"]
         return gr.Slider(low, high, value=default, step=1, **common)
+    if spec_field.type == "int | None":  # e.g. batch size: empty or 0 means automatic
+        common["info"] = f"{meta['help']} 0 = automatic."
+        return gr.Number(value=default, precision=0, minimum=0, **common)
     if spec_field.type.startswith("int"):
         low = meta.get("range", (None,))[0]
         return gr.Number(value=default, precision=0, minimum=low, **common)
