@@ -186,7 +186,7 @@ def _decode(
 
     tokenizer, model = loaded.tokenizer, loaded.model
     started = time.perf_counter()
-    with loaded.lock, torch.inference_mode():
+    with loaded.lock:  # held for the whole call; see LoadedModel.lock
         encoded = tokenizer(
             list(prompts), return_tensors="pt", padding=True, add_special_tokens=False
         )
@@ -208,14 +208,17 @@ def _decode(
         past = None
         step_ids, step_positions = input_ids, position
         for _ in range(settings.max_new_tokens):
-            output = model(
-                input_ids=step_ids,
-                attention_mask=attention,
-                position_ids=step_positions,
-                past_key_values=past,
-                use_cache=True,
-                **extra,
-            )
+            # inference_mode per step, not around the loop: grad mode is thread-local and the
+            # steps of a streaming generator may run on different threads.
+            with torch.inference_mode():
+                output = model(
+                    input_ids=step_ids,
+                    attention_mask=attention,
+                    position_ids=step_positions,
+                    past_key_values=past,
+                    use_cache=True,
+                    **extra,
+                )
             past = output.past_key_values
             logits = output.logits[:, -1, :].float()
             sampled = _choose(logits, settings, generator).tolist()

@@ -191,7 +191,10 @@ class LoadedModel:
     dtype: Any
     quantization: str | None = None
     adapters: dict[str, Path] = field(default_factory=dict)
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    # A plain Lock, not an RLock: Gradio may close a streaming generator (Stop, a closed tab)
+    # from another thread than the one that took the lock, and only a Lock can be released
+    # from any thread.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def names(self) -> list[str]:

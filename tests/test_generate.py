@@ -150,3 +150,26 @@ def test_concurrent_callers_do_not_interleave(tiny_loaded, tiny_adapter_dir):
         thread.join()
     assert results["base"] == [expected["base"]] * 3
     assert results["tuned"] == [expected["tuned"]] * 3
+
+
+def test_a_stream_closed_from_another_thread_frees_the_model(tiny_loaded):
+    """Gradio's Stop closes a streaming generator from another worker thread."""
+    import torch
+
+    settings = GenerationSettings(max_new_tokens=50)
+    stream_iter = stream(tiny_loaded, PROMPTS[0], settings=settings)
+    next(stream_iter)  # started here, holding the model lock
+    closer = threading.Thread(target=stream_iter.close)
+    closer.start()
+    closer.join(timeout=10)
+    assert not closer.is_alive()
+    assert torch.is_grad_enabled()  # no inference mode leaked into this thread
+    done: list[str] = []
+    worker = threading.Thread(
+        target=lambda: done.append(
+            generate_batch(tiny_loaded, [PROMPTS[1]], settings=settings)[0].text
+        )
+    )
+    worker.start()
+    worker.join(timeout=60)
+    assert done, "the model lock was never released after the stream was closed"

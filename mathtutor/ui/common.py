@@ -83,7 +83,8 @@ def user_error(error: BaseException) -> gr.Error:
     else:
         log.exception("unexpected error in a handler", exc_info=error)
         message = f"Something went wrong ({type(error).__name__}: {str(error)[:300]})"
-    return gr.Error(message, print_exception=False)
+    # duration=None: the toast stays until closed, so a long run's failure is still readable.
+    return gr.Error(message, duration=None, print_exception=False)
 
 
 def model_spec_choices() -> list[str]:

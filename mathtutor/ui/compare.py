@@ -58,7 +58,7 @@ def _short(value) -> str:
 def _chat(problem: str, pane: Pane) -> list[dict]:
     return [
         {"role": "user", "content": problem},
-        {"role": "assistant", "content": pane.text or "…"},
+        {"role": "assistant", "content": pane.text if pane.text.strip() else "…"},
     ]
 
 
@@ -165,7 +165,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             pick_gsm8k = gr.Button("🎲 GSM8K problem", elem_id="compare-random-gsm8k", size="sm")
             with gr.Row():
                 kind = gr.Dropdown(
-                    list(generators.KINDS), value="arithmetic", label="Generator", min_width=100
+                    list(generators.KINDS), value="arithmetic", label="Generator", min_width=140
                 )
                 difficulty = gr.Dropdown(
                     list(generators.DIFFICULTIES), value="easy", label="Level", min_width=80
