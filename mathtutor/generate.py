@@ -168,10 +168,10 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
             ids.add(source)
         elif source:
             ids.update(source)
+    vocab = loaded.tokenizer.get_vocab()
     for token in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>"):
-        token_id = loaded.tokenizer.convert_tokens_to_ids(token)
-        if isinstance(token_id, int) and token_id != loaded.tokenizer.unk_token_id:
-            ids.add(token_id)
+        if token in vocab:  # (an unknown token would map to unk, which must not end a row)
+            ids.add(vocab[token])
     return ids
 
 
