@@ -14,6 +14,7 @@ Two measured claims:
 
     python bench/bench_train.py throughput --steps 6
     nohup python bench/bench_train.py quick > bench/out/quick.log 2>&1 &
+    python bench/bench_train.py quick --adapter ~/.cache/mathtutor/runs/<run>/adapter
 
 Results go to stdout and `bench/out/bench_train-<claim>.json`.
 """
@@ -64,11 +65,13 @@ def throughput(steps: int) -> dict:
     print(f"{'mode':20s} {'tokens/s':>10s} {'s/step':>8s} {'ratio':>6s}")
     for label, row in results.items():
         ratio = row["tokens_per_second"] / reference
-        print(f"{label:20s} {row['tokens_per_second']:10.1f} {row['seconds_per_step']:8.2f} {ratio:6.2f}")
+        print(
+            f"{label:20s} {row['tokens_per_second']:10.1f} {row['seconds_per_step']:8.2f} {ratio:6.2f}"
+        )
     return results
 
 
-def _evaluate(systems: list[str], num_samples: int) -> dict:
+def _evaluate(systems: list[str], num_samples: int, calculator: bool = False) -> dict:
     """Accuracy and format rate per system on easy + medium held-out arithmetic problems."""
     from mathtutor.evaluate import EvalConfig, evaluate
 
@@ -76,9 +79,16 @@ def _evaluate(systems: list[str], num_samples: int) -> dict:
     for difficulty in ("easy", "medium"):
         report = evaluate(
             EvalConfig(
-                model="bundled", systems=systems, dataset="arithmetic", split="test",
-                difficulty=difficulty, num_samples=num_samples // 2, prompt_format="chat",
-                max_new_tokens=200, seed=0,
+                model="bundled",
+                systems=systems,
+                dataset="arithmetic",
+                split="test",
+                difficulty=difficulty,
+                num_samples=num_samples // 2,
+                prompt_format="chat",
+                max_new_tokens=200,
+                seed=0,
+                calculator=calculator,
             )
         )
         for label, system in zip(systems, report.summary["order"], strict=True):
@@ -90,28 +100,45 @@ def _evaluate(systems: list[str], num_samples: int) -> dict:
     return totals
 
 
-def quick(num_samples: int) -> dict:
+def quick(num_samples: int, adapter: str | None = None) -> dict:
+    """Train bundled-quick (unless `adapter` is given), then evaluate base vs adapter.
+
+    Evaluated twice: plain greedy decoding, and with the calculator (`GenerationSettings.
+    calculator`: exact results inserted after "a * b =", as in the GSM8K paper), which
+    separates the plan the model learned from its own arithmetic.
+    """
     from training import runs
     from training.config import TrainConfig
 
     config = TrainConfig.from_yaml(REPO / "training" / "recipes" / "bundled-quick.yaml")
-    started = time.time()
-    run_id = runs.launch(config)
-    print(f"launched {run_id}; log: {runs.run_dir(run_id) / 'log.txt'}", flush=True)
-    info = runs.wait(run_id, timeout=3 * 3600)
-    train_seconds = time.time() - started
-    if info.status != "finished":
-        raise SystemExit(f"run {run_id} {info.status}: {info.error}")
-    adapter = str(info.run_dir / "adapter")
-    print(f"trained in {train_seconds / 60:.1f} min (subprocess wall time, model load included)")
-    totals = _evaluate(["base", adapter], num_samples)
-    before, after = totals["base"], totals[adapter]
-    print(f"\nbundled-quick ({config.max_steps} steps, batch {config.batch_size}) on {before['n']} "
-          "held-out arithmetic problems (easy + medium, generator test split), chat prompt, greedy")  # fmt: skip
-    print(f"{'':12s} {'accuracy':>10s} {'#### N format':>14s}")
-    for label, row in (("base", before), ("bundled-quick", after)):
-        print(f"{label:12s} {row['correct']:4d}/{row['n']:<5d} {row['formatted']:8d}/{row['n']}")
-    return {"run_id": run_id, "train_minutes": train_seconds / 60, "base": before, "tuned": after}
+    results: dict = {}
+    if adapter is None:
+        started = time.time()
+        run_id = runs.launch(config)
+        print(f"launched {run_id}; log: {runs.run_dir(run_id) / 'log.txt'}", flush=True)
+        info = runs.wait(run_id, timeout=3 * 3600)
+        if info.status != "finished":
+            raise SystemExit(f"run {run_id} {info.status}: {info.error}")
+        adapter = str(info.run_dir / "adapter")
+        results["run_id"] = run_id
+        results["train_minutes"] = (time.time() - started) / 60
+        print(
+            f"trained in {results['train_minutes']:.1f} min (subprocess wall time, model load included)"
+        )
+    for calculator in (False, True):
+        totals = _evaluate(["base", adapter], num_samples, calculator)
+        before, after = totals["base"], totals[adapter]
+        mode = "with calculator" if calculator else "greedy"
+        results[mode] = {"base": before, "tuned": after}
+        print(f"\nbundled-quick ({config.max_steps} steps, batch {config.batch_size}) on {before['n']} "
+              "held-out arithmetic problems (easy + medium, generator test split), chat prompt, "
+              f"{mode}")  # fmt: skip
+        print(f"{'':14s} {'accuracy':>10s} {'#### N format':>14s}")
+        for label, row in (("base", before), ("bundled-quick", after)):
+            print(
+                f"{label:14s} {row['correct']:4d}/{row['n']:<5d} {row['formatted']:8d}/{row['n']}"
+            )
+    return results
 
 
 def main() -> None:
@@ -119,8 +146,12 @@ def main() -> None:
     parser.add_argument("claim", choices=("throughput", "quick"))
     parser.add_argument("--steps", type=int, default=6, help="throughput: steps per mode")
     parser.add_argument("--num_samples", type=int, default=48, help="quick: held-out problems")
+    parser.add_argument("--adapter", help="quick: evaluate this adapter instead of training one")
     args = parser.parse_args()
-    results = throughput(args.steps) if args.claim == "throughput" else quick(args.num_samples)
+    if args.claim == "throughput":
+        results = throughput(args.steps)
+    else:
+        results = quick(args.num_samples, args.adapter)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"bench_train-{args.claim}.json").write_text(json.dumps(results, indent=2) + "\n")
 
