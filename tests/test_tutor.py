@@ -392,3 +392,12 @@ def test_model_picker_defaults_to_the_newest_adapter(scripted_dir, tmp_path):
         assert refresh_systems(str(scripted_dir), "base").value == "base"  # a pick is kept
     finally:
         store.remove_adapter("tutor-lora")
+
+
+def test_random_gsm8k_problem_keeps_its_answer_server_side(gsm8k_dir):
+    from mathtutor.ui.tutor import pick_gsm8k
+
+    problem, known, solution, *_ = pick_gsm8k()
+    questions = [json.loads(line)["question"] for line in (gsm8k_dir / "test.jsonl").open()]
+    assert problem in questions and known["problem"] == problem and solution == ""
+    assert known["reference"] and "####" not in known["reference"]
