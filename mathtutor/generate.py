@@ -11,8 +11,10 @@ numbers. Rows that finish are masked out; the loop ends when all rows are done.
     Traceback (most recent call last):
     ValueError: max_new_tokens must be between 1 and 4096, got 0
 
-The model's lock is held for a whole call, so concurrent browser sessions are serialized and
-never see each other's state.
+The model's lock is taken for each forward step, never across a `yield`: a streaming generator
+that Gradio abandons or closes from another thread (Stop, a closed tab) can then never leave
+the model locked. Each step passes every row's adapter explicitly (`__base__` for the bare
+model), so an adapter added by another session between two steps changes no running row.
 """
 
 from __future__ import annotations
@@ -184,94 +186,90 @@ def _decode(
     if settings.calculator:
         from mathtutor.checks import calculator_result
 
-    tokenizer, model = loaded.tokenizer, loaded.model
+    tokenizer = loaded.tokenizer
     started = time.perf_counter()
-    with loaded.lock:  # held for the whole call; see LoadedModel.lock
-        encoded = tokenizer(
-            list(prompts), return_tensors="pt", padding=True, add_special_tokens=False
-        )
-        input_ids = encoded["input_ids"].to(loaded.device)
-        attention = encoded["attention_mask"].to(loaded.device)
-        rows = len(prompts)
-        prompt_tokens = attention.sum(dim=1).tolist()
-        eos = _eos_ids(loaded)
-        generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-        extra = _adapter_kwargs(loaded, names)
-        generated: list[list[int]] = [[] for _ in range(rows)]
-        texts = [""] * rows
-        finish: list[str | None] = [None] * rows
-        forced: list[list[int]] = [[] for _ in range(rows)]
-        calculator_calls = [0] * rows
-        calculator_checked = [0] * rows
-        position = attention.long().cumsum(-1) - 1
-        position.clamp_(min=0)
-        past = None
-        step_ids, step_positions = input_ids, position
-        for _ in range(settings.max_new_tokens):
-            # inference_mode per step, not around the loop: grad mode is thread-local and the
-            # steps of a streaming generator may run on different threads.
-            with torch.inference_mode():
-                output = model(
-                    input_ids=step_ids,
-                    attention_mask=attention,
-                    position_ids=step_positions,
-                    past_key_values=past,
-                    use_cache=True,
-                    **extra,
-                )
-            past = output.past_key_values
-            logits = output.logits[:, -1, :].float()
-            sampled = _choose(logits, settings, generator).tolist()
-            next_tokens = []
-            for row in range(rows):
-                if finish[row] is not None:
-                    next_tokens.append(tokenizer.pad_token_id)
-                    continue
-                token = forced[row].pop(0) if forced[row] else sampled[row]
-                next_tokens.append(token)
-                if token in eos and not forced[row]:
-                    finish[row] = "eos"
-                    continue
-                generated[row].append(token)
-                texts[row] = tokenizer.decode(generated[row], skip_special_tokens=True)
-                cut = _stop_cut(texts[row], settings.stop)
-                if cut is not None:
-                    texts[row], finish[row] = texts[row][:cut], "stop"
-                    continue
-                if len(generated[row]) >= settings.max_new_tokens:
-                    finish[row] = "length"
-                    continue
-                if settings.calculator and not forced[row]:
-                    checked = calculator_checked[row]
-                    if len(texts[row]) > checked and texts[row].rstrip().endswith("="):
-                        calculator_checked[row] = len(texts[row])
-                        value = calculator_result(texts[row])
-                        if value is not None:
-                            text = texts[row]
-                            in_annotation = text.rfind("<<") > text.rfind(">>")
-                            spacer = "" if in_annotation or text.endswith(" ") else " "
-                            forced[row] = tokenizer.encode(spacer + value, add_special_tokens=False)
-                            calculator_calls[row] += 1
-            yield [
-                Completion(
-                    text=texts[row],
-                    num_tokens=len(generated[row]),
-                    finish_reason=finish[row],
-                    seconds=time.perf_counter() - started,
-                    prompt_tokens=prompt_tokens[row],
-                    calculator_calls=calculator_calls[row],
-                )
-                for row in range(rows)
-            ]
-            if all(reason is not None for reason in finish):
-                break
-            step_ids = torch.tensor(next_tokens, device=loaded.device).unsqueeze(1)
-            alive = torch.tensor(
-                [reason is None for reason in finish], device=loaded.device, dtype=attention.dtype
-            ).unsqueeze(1)
-            attention = torch.cat([attention, alive], dim=1)
-            step_positions = position[:, -1:] + 1
-            position = torch.cat([position, step_positions], dim=1)
+    encoded = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+    input_ids = encoded["input_ids"].to(loaded.device)
+    attention = encoded["attention_mask"].to(loaded.device)
+    rows = len(prompts)
+    prompt_tokens = attention.sum(dim=1).tolist()
+    eos = _eos_ids(loaded)
+    generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    texts = [""] * rows
+    finish: list[str | None] = [None] * rows
+    forced: list[list[int]] = [[] for _ in range(rows)]
+    calculator_calls = [0] * rows
+    calculator_checked = [0] * rows
+    position = attention.long().cumsum(-1) - 1
+    position.clamp_(min=0)
+    past = None
+    step_ids, step_positions = input_ids, position
+    for _ in range(settings.max_new_tokens):
+        # Lock and inference mode per step, not around the loop: grad mode is thread-local
+        # and the steps of a streaming generator may run on different threads.
+        with loaded.lock, torch.inference_mode():
+            output = loaded.model(
+                input_ids=step_ids,
+                attention_mask=attention,
+                position_ids=step_positions,
+                past_key_values=past,
+                use_cache=True,
+                **_adapter_kwargs(loaded, names),
+            )
+        past = output.past_key_values
+        logits = output.logits[:, -1, :].float()
+        sampled = _choose(logits, settings, generator).tolist()
+        next_tokens = []
+        for row in range(rows):
+            if finish[row] is not None:
+                next_tokens.append(tokenizer.pad_token_id)
+                continue
+            token = forced[row].pop(0) if forced[row] else sampled[row]
+            next_tokens.append(token)
+            if token in eos and not forced[row]:
+                finish[row] = "eos"
+                continue
+            generated[row].append(token)
+            texts[row] = tokenizer.decode(generated[row], skip_special_tokens=True)
+            cut = _stop_cut(texts[row], settings.stop)
+            if cut is not None:
+                texts[row], finish[row] = texts[row][:cut], "stop"
+                continue
+            if len(generated[row]) >= settings.max_new_tokens:
+                finish[row] = "length"
+                continue
+            if settings.calculator and not forced[row]:
+                checked = calculator_checked[row]
+                if len(texts[row]) > checked and texts[row].rstrip().endswith("="):
+                    calculator_checked[row] = len(texts[row])
+                    value = calculator_result(texts[row])
+                    if value is not None:
+                        text = texts[row]
+                        in_annotation = text.rfind("<<") > text.rfind(">>")
+                        spacer = "" if in_annotation or text.endswith(" ") else " "
+                        forced[row] = tokenizer.encode(spacer + value, add_special_tokens=False)
+                        calculator_calls[row] += 1
+        yield [
+            Completion(
+                text=texts[row],
+                num_tokens=len(generated[row]),
+                finish_reason=finish[row],
+                seconds=time.perf_counter() - started,
+                prompt_tokens=prompt_tokens[row],
+                calculator_calls=calculator_calls[row],
+            )
+            for row in range(rows)
+        ]
+        if all(reason is not None for reason in finish):
+            break
+        step_ids = torch.tensor(next_tokens, device=loaded.device).unsqueeze(1)
+        alive = torch.tensor(
+            [reason is None for reason in finish], device=loaded.device, dtype=attention.dtype
+        ).unsqueeze(1)
+        attention = torch.cat([attention, alive], dim=1)
+        step_positions = position[:, -1:] + 1
+        position = torch.cat([position, step_positions], dim=1)
 
 
 def _adapter_kwargs(loaded: LoadedModel, names: list[str]) -> dict:

@@ -173,3 +173,12 @@ def test_a_stream_closed_from_another_thread_frees_the_model(tiny_loaded):
     worker.start()
     worker.join(timeout=60)
     assert done, "the model lock was never released after the stream was closed"
+
+
+def test_an_adapter_added_mid_stream_changes_no_running_row(tiny_loaded, tiny_adapter_dir):
+    settings = GenerationSettings(max_new_tokens=16)
+    expected = generate_batch(tiny_loaded, [PROMPTS[3]], settings=settings)[0].text
+    steps = stream(tiny_loaded, PROMPTS[3], settings=settings)
+    next(steps)
+    tiny_loaded.add_adapter(tiny_adapter_dir, "tuned")  # another session, between two steps
+    assert list(steps)[-1] == expected
