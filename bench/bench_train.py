@@ -43,6 +43,7 @@ def _tokens_per_second(run_id: str) -> tuple[float, float]:
 
 
 def throughput(steps: int) -> dict:
+    from mathtutor import store
     from training import train
     from training.config import TrainConfig
 
@@ -58,6 +59,7 @@ def throughput(steps: int) -> dict:
     results = {}
     for label, config in modes.items():
         result = train(config)
+        store.remove_adapter(result.run_id)  # a throughput probe, not an adapter to offer
         rate, step_seconds = _tokens_per_second(result.run_id)
         results[label] = {"tokens_per_second": rate, "seconds_per_step": step_seconds}
     reference = results["padded (default)"]["tokens_per_second"]
