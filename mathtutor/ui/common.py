@@ -16,6 +16,12 @@ import gradio as gr
 from mathtutor import store
 from mathtutor.models import BASE, LoadedModel, load_model, same_base
 
+# Math delimiters for gr.Chatbot / gr.Markdown in every tab.
+LATEX = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "\\(", "right": "\\)", "display": False},
+    {"left": "\\[", "right": "\\]", "display": True},
+]
 GPU = "gpu"  # one queue for every event that runs the model (see DESIGN: single worker)
 log = logging.getLogger("mathtutor.ui")
 

@@ -13,14 +13,8 @@ from mathtutor.compare import Pane, clean_problem, compare_stream
 from mathtutor.generate import GenerationSettings
 from mathtutor.models import BASE
 from mathtutor.prompts import FORMATS
-from mathtutor.ui.common import GPU, AppContext, loaded_model, system_choices, user_error
+from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
 from mathtutor.zerogpu import gpu
-
-LATEX = [
-    {"left": "$$", "right": "$$", "display": True},
-    {"left": "\\(", "right": "\\)", "display": False},
-    {"left": "\\[", "right": "\\]", "display": True},
-]
 
 
 def answer_markdown(pane: Pane | None) -> str:

@@ -20,8 +20,7 @@ import gradio as gr
 from mathtutor import data, generators, tutor
 from mathtutor.checks import format_value
 from mathtutor.models import BASE
-from mathtutor.ui.common import GPU, AppContext, loaded_model, system_choices, user_error
-from mathtutor.ui.compare import LATEX
+from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
 
 MODES = ("Show me the solution", "Give me a hint", "Check my answer")
 LIMITER = tutor.RateLimiter(capacity=int(os.environ.get("MATHTUTOR_TUTOR_RATE", "12")))
