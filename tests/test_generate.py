@@ -41,6 +41,51 @@ def test_batched_equals_one_by_one_under_greedy(tiny_loaded):
     assert {c.finish_reason for c in batched} <= {"eos", "length", "stop"}
 
 
+def _batch_sizes(loaded, run):
+    """Run `run()` and return the batch size of every forward pass it made."""
+    sizes: list[int] = []
+    hook = loaded.model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: sizes.append(kwargs["input_ids"].shape[0]),
+        with_kwargs=True,
+    )
+    try:
+        result = run()
+    finally:
+        hook.remove()
+    return sizes, result
+
+
+def test_repeated_prompts_are_prefilled_once(tiny_loaded):
+    """Self-consistency's k copies of a prompt share one prefill, with the same results."""
+    prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[0], PROMPTS[1]]
+    settings = GenerationSettings(max_new_tokens=8)
+    sizes, batched = _batch_sizes(
+        tiny_loaded, lambda: generate_batch(tiny_loaded, prompts, settings=settings, batch_size=5)
+    )
+    assert sizes[0] == 2  # two distinct prompts prefilled
+    assert sizes[1] == 5  # then every row decodes
+    single = {p: generate_batch(tiny_loaded, [p], settings=settings)[0] for p in PROMPTS[:2]}
+    assert [c.text for c in batched] == [single[p].text for p in prompts]
+    assert [c.prompt_tokens for c in batched] == [single[p].prompt_tokens for p in prompts]
+
+
+def test_rows_that_finish_leave_the_batch_and_the_rest_are_unchanged(tiny_loaded):
+    settings = GenerationSettings(max_new_tokens=20)
+    free = generate_batch(tiny_loaded, PROMPTS, settings=settings, batch_size=4)
+    stop = free[1].text[1:3]  # ends row 1 within its first tokens
+    settings = GenerationSettings(max_new_tokens=20, stop=(stop,))
+    sizes, batched = _batch_sizes(
+        tiny_loaded, lambda: generate_batch(tiny_loaded, PROMPTS, settings=settings, batch_size=4)
+    )
+    assert batched[1].finish_reason == "stop"
+    assert any(c.finish_reason == "length" for c in batched)
+    assert sizes[0] == 4 and sizes[-1] < 4  # the finished rows were dropped
+    assert sizes == sorted(sizes, reverse=True)
+    single = [generate_batch(tiny_loaded, [p], settings=settings)[0] for p in PROMPTS]
+    assert [c.text for c in batched] == [c.text for c in single]
+    assert [c.finish_reason for c in batched] == [c.finish_reason for c in single]
+
+
 def test_batched_equals_hf_generate(tiny_loaded):
     """Our loop gives exactly what transformers' own greedy generate gives."""
     import torch
