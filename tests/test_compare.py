@@ -63,6 +63,10 @@ def test_ui_handler_streams_and_reports_errors(tiny_model_dir):
     assert left_chat[0]["content"].startswith("Tom has 3 apples")
     assert left_chat[1]["content"] == right_chat[1]["content"]  # same system, greedy
     assert "correct" in left_md and left_md == right_md and notice == ""
+    # Stop marks a pane still streaming as stopped and keeps a finished pane's verdict.
+    from mathtutor.ui.compare import mark_stopped
+
+    assert mark_stopped(outputs[0][2], left_md) == ("*stopped*", left_md)
     with pytest.raises(gr.Error, match="empty"):
         list(run_compare(str(tiny_model_dir), "base", "base", "", "", "chat", 8, 0, 1, 0, False))
     with pytest.raises(gr.Error, match="could not be loaded from the Hub"):

@@ -16,11 +16,13 @@ from mathtutor.prompts import FORMATS
 from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
 from mathtutor.zerogpu import gpu
 
+GENERATING = "generating…"  # the answer line of a pane still streaming
+
 
 def answer_markdown(pane: Pane | None) -> str:
     """The line under a pane: extracted answer, verdict, arithmetic slips."""
     if pane is None or not pane.done:
-        return "*generating…*" if pane else ""
+        return f"*{GENERATING}*" if pane else ""
     parts = []
     if pane.answer is None:
         parts.append("**No final answer found**")
@@ -93,6 +95,11 @@ def run_compare(
             )
     except Exception as error:
         raise user_error(error) from error
+
+
+def mark_stopped(left_md: str, right_md: str) -> tuple[str, str]:
+    """Handler for Stop: a pane still generating says it was stopped; a finished one is kept."""
+    return tuple("*stopped*" if GENERATING in (md or "") else md for md in (left_md, right_md))
 
 
 def random_gsm8k(seed: int | None = None) -> tuple[str, str]:
@@ -213,8 +220,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         outputs,
         concurrency_id=GPU,
         concurrency_limit=1,
+        # A Run clicked while a stopped run is still winding down waits for it, not ignored.
+        trigger_mode="always_last",
     )
-    stop.click(None, None, None, cancels=[event])
+    stop.click(None, None, None, cancels=[event]).then(
+        mark_stopped, [left_answer, right_answer], [left_answer, right_answer]
+    )
     pick_gsm8k.click(lambda: random_gsm8k(), None, [problem, reference])
     pick_generated.click(
         lambda k, d: generated_problem(k, d), [kind, difficulty], [problem, reference]

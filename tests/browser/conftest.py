@@ -304,8 +304,16 @@ def set_slider(page, label: str, value: float) -> None:
     from playwright.sync_api import expect
 
     box = page.locator(f'input[aria-label="number input for {label}"]').filter(visible=True)
-    box.fill(str(value))
-    box.press("Enter")
+    # A slider that has just been shown (an accordion opening) can be re-mounted with its old
+    # value right after a fill, so type again until the value has held for a moment.
+    for _ in range(20):
+        box.fill(str(value))
+        box.press("Enter")
+        page.wait_for_timeout(300)
+        if box.input_value() == str(value):
+            page.wait_for_timeout(300)
+            if box.input_value() == str(value):
+                break
     expect(box).to_have_value(str(value))
 
 

@@ -138,6 +138,7 @@ def test_stop_mid_answer_then_compare_again(own_app, page):
     left_answer = markdown(page, "compare-left-answer")
     expect(left_answer).to_contain_text("generating", timeout=GENERATION_S)
     page.locator("#compare-stop").click()
+    expect(left_answer).to_contain_text("stopped", timeout=GENERATION_S)
     set_slider(page, "Max new tokens", 16)
     page.locator("#compare-run").click()
     expect(left_answer).to_contain_text(ANSWER_MARK, timeout=GENERATION_S)
