@@ -176,13 +176,23 @@ def render_model_card(info: CardInfo) -> str:
 def _summary(info: CardInfo) -> str:
     base = info.base_model
     base_text = f"[{base}](https://huggingface.co/{base})" if _HUB_ID.match(base) else f"`{base}`"
-    lines = [
-        f"# {info.adapter_repo.split('/')[-1]}",
-        "",
+    intro = (
         f"A LoRA adapter for {base_text} that solves grade-school math word problems step by "
-        "step and ends with a `#### <number>` line. It was trained and evaluated with mathtutor "
-        f"on {', '.join(info.datasets) or 'GSM8K'}.",
+        "step and ends with a `#### <number>` line."
+    )
+    # Say only what mathtutor knows: a pulled or hand-made adapter has no run or evaluation.
+    done = [
+        verb
+        for verb, known in (
+            ("trained", info.recipe or info.hyperparameters or info.training),
+            ("evaluated", info.evaluations),
+        )
+        if known
     ]
+    if done:
+        data = f" on {', '.join(info.datasets)}" if info.datasets else ""
+        intro += f" It was {' and '.join(done)} with mathtutor{data}."
+    lines = [f"# {info.adapter_repo.split('/')[-1]}", "", intro]
     if info.description.strip():
         lines += ["", info.description.strip()]
     return "\n".join(lines) + "\n"

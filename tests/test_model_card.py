@@ -97,6 +97,7 @@ def test_markdown_has_the_table_training_details_and_limitations():
     )
     assert "| `qa` | 20.0% ± 2.8 | 35.5% ± 3.4 |" in body
     assert "Recipe: `sft-lora`." in body
+    assert "It was trained and evaluated with mathtutor on " in body
     assert "467 steps, 1 epochs, final train loss 0.8123, final eval loss 0.9011" in body
     assert "| `learning_rate` | `0.0002` |" in body
     limitations = body.split("## Limitations")[1]
@@ -118,6 +119,7 @@ def test_missing_training_and_eval_leave_a_valid_card():
     assert "model-index" not in meta and meta["base_model"] == SMOL
     assert "## Training" not in body and "## Evaluation" not in body
     assert "## Usage" in body and "## Limitations" in body
+    assert "trained" not in body.split("## Usage")[0]  # claims no run it knows nothing of
     assert ModelCard(text).data.eval_results is None
 
 

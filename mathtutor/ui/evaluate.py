@@ -382,8 +382,9 @@ def _widget(spec_field: dataclasses.Field) -> gr.components.Component:
         common["info"] = f"{meta['help']} 0 = automatic."
         return gr.Number(value=default, precision=0, minimum=0, **common)
     if spec_field.type.startswith("int"):
-        low = meta.get("range", (None,))[0]
-        return gr.Number(value=default, precision=0, minimum=low, **common)
+        # No `minimum=`: Gradio's own range message does not name the field; the config's
+        # validation does ("num_samples must be between 1 and 100000, got 0").
+        return gr.Number(value=default, precision=0, **common)
     return gr.Textbox(value=default, **common)
 
 

@@ -104,7 +104,7 @@ def test_zero_problems_is_refused_with_the_field_named(app, page):
     count.press("Tab")
     page.locator("#eval-start").click()
     toast = toasts(page).first
-    expect(toast).to_contain_text(re.compile(r"num_samples|less than minimum value 1"))
+    expect(toast).to_contain_text("num_samples must be between 1 and")
     assert "Traceback" not in toast.inner_text()
 
 
