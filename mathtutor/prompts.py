@@ -217,16 +217,25 @@ def render(format_name: str, question: str, tokenizer: Any = None) -> str:
     """
     if not uses_chat_template(format_name, tokenizer):
         return _render_plain(get_format(format_name), question)
+    return apply_chat(tokenizer, messages(format_name, question))
+
+
+def apply_chat(tokenizer: Any, turns: list[dict[str, str]]) -> str:
+    """``turns`` through the tokenizer's chat template, ready for the assistant's reply.
+
+    A template that rejects the system role (Gemma's raises "System role not supported") gets
+    the system text folded into the first user turn instead.
+    """
     import jinja2  # light; only to recognise template errors
 
-    turns = messages(format_name, question)
     try:
         return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
     except jinja2.TemplateError:
-        if turns[0]["role"] != "system":
+        if turns[0]["role"] != "system" or len(turns) < 2:
             raise
-    folded = messages(format_name, question, fold_system=True)
-    return tokenizer.apply_chat_template(folded, tokenize=False, add_generation_prompt=True)
+    system, first, *rest = turns
+    folded = [{"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"}]
+    return tokenizer.apply_chat_template(folded + rest, tokenize=False, add_generation_prompt=True)
 
 
 def _render_plain(prompt_format: PromptFormat, question: str) -> str:

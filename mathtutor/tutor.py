@@ -46,7 +46,7 @@ from mathtutor.checks import Step, find_steps, format_value, wrong_steps
 from mathtutor.compare import clean_problem
 from mathtutor.generate import GenerationSettings, generate_batch, stream_completions
 from mathtutor.metrics import majority_vote
-from mathtutor.prompts import HINT_STOP, hint_messages, render, stop_sequences
+from mathtutor.prompts import HINT_STOP, apply_chat, hint_messages, render, stop_sequences
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -389,15 +389,7 @@ def next_hint(
 def _render_turns(turns: list[dict[str, str]], tokenizer: Any) -> str:
     """Chat turns through the tokenizer's template (system folded in if rejected), else text."""
     if getattr(tokenizer, "chat_template", None):
-        import jinja2
-
-        try:
-            return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        except jinja2.TemplateError:
-            folded = [
-                {"role": "user", "content": f"{turns[0]['content']}\n\n{turns[1]['content']}"}
-            ]
-            return tokenizer.apply_chat_template(folded, tokenize=False, add_generation_prompt=True)
+        return apply_chat(tokenizer, turns)
     return "\n\n".join(turn["content"] for turn in turns) + "\nNext guiding question:"
 
 

@@ -134,6 +134,18 @@ def test_system_role_is_folded_when_the_template_rejects_it(gemma_like):
     assert text.endswith(f"<start_of_turn>user\n{QUESTION}<end_of_turn>\n<start_of_turn>model\n")
 
 
+def test_hint_turns_fold_their_system_text_for_a_gemma_like_template(gemma_like):
+    from mathtutor.prompts import apply_chat, hint_messages
+
+    turns = hint_messages(QUESTION, ["What do you know?"])
+    assert turns[0]["role"] == "system"
+    text = apply_chat(gemma_like, turns)
+    assert text.startswith(f"<start_of_turn>user\n{turns[0]['content']}\n\n")
+    for turn in turns[1:]:  # nothing after the folded turn is dropped
+        assert turn["content"] in text
+    assert text.endswith("<start_of_turn>model\n")
+
+
 def test_template_errors_other_than_the_system_role_are_not_hidden():
     broken = make_tokenizer("{{ raise_exception('template is broken') }}")
     with pytest.raises(Exception, match="template is broken"):
