@@ -230,6 +230,7 @@ def _decode(
                 position_ids=step_positions,
                 past_key_values=past,
                 use_cache=True,
+                logits_to_keep=1,  # the prefill needs only the last position's logits
                 **_adapter_kwargs(loaded, step_names),
             )
             past = output.past_key_values
@@ -301,6 +302,9 @@ def _adapter_kwargs(loaded: LoadedModel, names: list[str]) -> dict:
     return {"adapter_names": ["__base__" if name == BASE else name for name in names]}
 
 
+_NUCLEUS_HEAD = 64  # tokens sorted first for top-p sampling
+
+
 def _choose(logits, settings: GenerationSettings, generator):
     import torch
 
@@ -308,10 +312,15 @@ def _choose(logits, settings: GenerationSettings, generator):
         return logits.argmax(dim=-1).cpu()
     probs = torch.softmax(logits / settings.temperature, dim=-1)
     if settings.top_p < 1.0:
-        sorted_probs, indices = torch.sort(probs, descending=True, dim=-1)
-        keep = sorted_probs.cumsum(dim=-1) - sorted_probs < settings.top_p
-        sorted_probs = sorted_probs * keep
-        probs = torch.zeros_like(probs).scatter(-1, indices, sorted_probs)
+        # The nucleus is nearly always within the top few dozen tokens: sort only those, and
+        # the whole vocabulary only for a row whose top slice falls short of top_p.
+        head = min(_NUCLEUS_HEAD, probs.shape[-1])
+        top_probs, indices = torch.topk(probs, head, dim=-1)
+        if bool((top_probs.sum(dim=-1) < settings.top_p).any()):
+            top_probs, indices = torch.sort(probs, descending=True, dim=-1)
+        keep = top_probs.cumsum(dim=-1) - top_probs < settings.top_p
+        picked = torch.multinomial((top_probs * keep).cpu(), 1, generator=generator)
+        return indices.cpu().gather(-1, picked).squeeze(1)
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1)
 
 

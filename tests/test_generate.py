@@ -227,3 +227,23 @@ def test_an_adapter_added_mid_stream_changes_no_running_row(tiny_loaded, tiny_ad
     next(steps)
     tiny_loaded.add_adapter(tiny_adapter_dir, "tuned")  # another session, between two steps
     assert list(steps)[-1] == expected
+
+
+def test_top_p_samples_only_from_the_nucleus():
+    """The fast path (nucleus inside the top slice) and the full sort give the same support."""
+    import torch
+
+    from mathtutor.generate import _choose
+
+    vocab = 1000
+    peaked = torch.full((vocab,), -10.0)
+    peaked[5] = 10.0  # nearly all mass on token 5: the nucleus is that one token
+    wide = -torch.arange(vocab, dtype=torch.float) * 1e-3
+    wide[500:] = -30.0  # mass spread over 500 tokens: far more than the sorted top slice
+    settings = GenerationSettings(temperature=1.0, top_p=0.9)
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.stack(
+        [_choose(torch.stack([peaked, wide]), settings, generator) for _ in range(300)]
+    )
+    assert set(draws[:, 0].tolist()) == {5}
+    assert draws[:, 1].max() < 500 and draws[:, 1].max() > 100  # beyond the head, not the tail
