@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 OUT = REPO / "bench" / "out"
+QUICK = REPO / "training" / "recipes" / "bundled-quick.yaml"
 
 
 def _tokens_per_second(run_id: str) -> tuple[float, float]:
@@ -48,7 +49,7 @@ def throughput(steps: int) -> dict:
     from training.config import TrainConfig
 
     base = TrainConfig.from_yaml(
-        REPO / "training" / "recipes" / "bundled-quick.yaml",
+        QUICK,
         max_steps=steps, save_steps=1000, logging_steps=1, run_name="bench-throughput",
     )  # fmt: skip
     modes = {
@@ -102,8 +103,8 @@ def _evaluate(systems: list[str], num_samples: int, calculator: bool = False) ->
     return totals
 
 
-def quick(num_samples: int, adapter: str | None = None) -> dict:
-    """Train bundled-quick (unless `adapter` is given), then evaluate base vs adapter.
+def quick(num_samples: int, adapter: str | None = None, recipe: Path = QUICK) -> dict:
+    """Train `recipe` (unless `adapter` is given), then evaluate base vs adapter.
 
     Evaluated twice: plain greedy decoding, and with the calculator (`GenerationSettings.
     calculator`: exact results inserted after "a * b =", as in the GSM8K paper), which
@@ -112,8 +113,8 @@ def quick(num_samples: int, adapter: str | None = None) -> dict:
     from training import runs
     from training.config import TrainConfig
 
-    config = TrainConfig.from_yaml(REPO / "training" / "recipes" / "bundled-quick.yaml")
-    results: dict = {}
+    config = TrainConfig.from_yaml(recipe)
+    results: dict = {"recipe": str(recipe)}
     if adapter is None:
         started = time.time()
         run_id = runs.launch(config)
@@ -132,11 +133,11 @@ def quick(num_samples: int, adapter: str | None = None) -> dict:
         before, after = totals["base"], totals[adapter]
         mode = "with calculator" if calculator else "greedy"
         results[mode] = {"base": before, "tuned": after}
-        print(f"\nbundled-quick ({config.max_steps} steps, batch {config.batch_size}) on {before['n']} "
+        print(f"\n{config.recipe} ({config.max_steps} steps, batch {config.batch_size}) on {before['n']} "
               "held-out arithmetic problems (easy + medium, generator test split), chat prompt, "
               f"{mode}")  # fmt: skip
         print(f"{'':14s} {'accuracy':>10s} {'#### N format':>14s}")
-        for label, row in (("base", before), ("bundled-quick", after)):
+        for label, row in (("base", before), (config.recipe[:14], after)):
             print(
                 f"{label:14s} {row['correct']:4d}/{row['n']:<5d} {row['formatted']:8d}/{row['n']}"
             )
@@ -149,11 +150,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="throughput: steps per mode")
     parser.add_argument("--num_samples", type=int, default=48, help="quick: held-out problems")
     parser.add_argument("--adapter", help="quick: evaluate this adapter instead of training one")
+    parser.add_argument(
+        "--recipe", type=Path, default=QUICK, help="quick: the recipe YAML to train (a variant)"
+    )
     args = parser.parse_args()
     if args.claim == "throughput":
         results = throughput(args.steps)
     else:
-        results = quick(args.num_samples, args.adapter)
+        results = quick(args.num_samples, args.adapter, args.recipe)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"bench_train-{args.claim}.json").write_text(json.dumps(results, indent=2) + "\n")
 

@@ -350,6 +350,7 @@ def _validate(config: TrainConfig) -> None:
         "max_steps": 0,
         "num_train_samples": 0,
         "early_stopping_patience": 0,
+        "seed": 0,  # numpy's seeding refuses negatives
     }
     for name, low in minimum.items():
         if getattr(config, name) < low:

@@ -269,10 +269,11 @@ def _widget(item: dataclasses.Field, value: Any) -> gr.components.Component:
         return gr.Dropdown(list(item.metadata["choices"]), value=value, **common)
     if item.type == "bool":
         return gr.Checkbox(value=value, **common)
+    # No `minimum=`: Gradio's range message would not name the field; TrainConfig's does.
     if item.type == "int":
-        return gr.Number(value=value, precision=0, minimum=0, **common)
+        return gr.Number(value=value, precision=0, **common)
     if item.type == "float":
-        return gr.Number(value=value, step=1e-8, minimum=0, **common)
+        return gr.Number(value=value, step=1e-8, **common)
     return gr.Textbox(value=_shown(value), **common)
 
 
@@ -286,6 +287,9 @@ def _handle(function):
             raise user_error(error) from error
 
     return wrapped
+
+
+FIELDS_PER_ROW = 4
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
@@ -304,11 +308,13 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     widgets: list[gr.components.Component] = []
     by_name: dict[str, gr.components.Component] = {}
     for section, items in fields_by_section().items():
-        with gr.Accordion(SECTION_TITLES[section], open=section in OPEN_SECTIONS), gr.Row():
-            for item in items:
-                widget = _widget(item, getattr(start, item.name))
-                widgets.append(widget)
-                by_name[item.name] = widget
+        with gr.Accordion(SECTION_TITLES[section], open=section in OPEN_SECTIONS):
+            for first in range(0, len(items), FIELDS_PER_ROW):  # rows of a few, not one long row
+                with gr.Row():
+                    for item in items[first : first + FIELDS_PER_ROW]:
+                        widget = _widget(item, getattr(start, item.name))
+                        widgets.append(widget)
+                        by_name[item.name] = widget
     with gr.Row():
         preview_button = gr.Button("Preview data", elem_id="train-preview-button")
         estimate_button = gr.Button("Estimate memory and time", elem_id="train-estimate-button")

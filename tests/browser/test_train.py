@@ -101,3 +101,14 @@ def test_launch_watch_the_curve_and_stop(app, page, tiny_model_dir):
     open_tab(page, "Compare")
     page.locator("#compare-refresh").click()
     choose(page, "compare-right-system", run_id)
+
+
+def test_a_negative_learning_rate_is_refused_with_the_field_named(app, page):
+    open_app(page, app, "Train")
+    open_accordion(page, "Optimization")
+    set_number(page, "train-learning-rate", -0.001)
+    page.locator("#train-launch").click()
+    toast = toasts(page).first
+    expect(toast).to_contain_text("learning_rate: must be positive")
+    assert "Traceback" not in toast.inner_text()
+    expect(markdown(page, "train-status")).not_to_contain_text("Launched")
