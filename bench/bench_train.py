@@ -10,7 +10,7 @@ Two measured claims:
 2. `quick`: the `bundled-quick` recipe run for real through `training.runs.launch` (the app's
    path: a subprocess of the CLI), with held-out accuracy and `#### N` format adherence before
    and after, measured by the evaluation engine (`mathtutor.evaluate`) on problems of the same
-   kind from the generator's test split (disjoint from training).
+   kind and difficulty from the generator's test split (disjoint questions from training).
 
     python bench/bench_train.py throughput --steps 6
     nohup python bench/bench_train.py quick > bench/out/quick.log 2>&1 &
@@ -74,21 +74,26 @@ def throughput(steps: int) -> dict:
     return results
 
 
-def _evaluate(systems: list[str], num_samples: int, calculator: bool = False) -> dict:
-    """Accuracy and format rate per system on easy + medium held-out arithmetic problems."""
+def _evaluate(config, systems: list[str], num_samples: int, calculator: bool = False) -> dict:
+    """Accuracy and format rate per system on held-out problems of the recipe's own kind.
+
+    The problems come from the generator's test split (disjoint questions from training), split
+    evenly over the recipe's difficulty levels, in the recipe's prompt format.
+    """
     from mathtutor.evaluate import EvalConfig, evaluate
 
+    levels = config.difficulties
     totals: dict[str, dict[str, float]] = {}
-    for difficulty in ("easy", "medium"):
+    for index, difficulty in enumerate(levels):
         report = evaluate(
             EvalConfig(
                 model="bundled",
                 systems=systems,
-                dataset="arithmetic",
+                dataset=config.dataset,
                 split="test",
                 difficulty=difficulty,
-                num_samples=num_samples // 2,
-                prompt_format="chat",
+                num_samples=num_samples // len(levels) + (index < num_samples % len(levels)),
+                prompt_format=config.prompt_format,
                 max_new_tokens=200,
                 seed=0,
                 calculator=calculator,
@@ -129,13 +134,13 @@ def quick(num_samples: int, adapter: str | None = None, recipe: Path = QUICK) ->
             f"trained in {results['train_minutes']:.1f} min (subprocess wall time, model load included)"
         )
     for calculator in (False, True):
-        totals = _evaluate(["base", adapter], num_samples, calculator)
+        totals = _evaluate(config, ["base", adapter], num_samples, calculator)
         before, after = totals["base"], totals[adapter]
         mode = "with calculator" if calculator else "greedy"
         results[mode] = {"base": before, "tuned": after}
         print(f"\n{config.recipe} ({config.max_steps} steps, batch {config.batch_size}) on {before['n']} "
-              "held-out arithmetic problems (easy + medium, generator test split), chat prompt, "
-              f"{mode}")  # fmt: skip
+              f"held-out {config.dataset} problems ({config.difficulty}, generator test split), "
+              f"{config.prompt_format} prompt, {mode}")  # fmt: skip
         print(f"{'':14s} {'accuracy':>10s} {'#### N format':>14s}")
         for label, row in (("base", before), (config.recipe[:14], after)):
             print(

@@ -37,8 +37,11 @@ DATASETS: dict[str, str] = {
     "gsm8k-socratic": "GSM8K with socratic answers: 'sub-question? ** step' lines.",
     "inequalities": "Generated: count integers in [a, b] satisfying a linear inequality.",
     "arithmetic": "Generated: rate x time, units, half/twice as many, percentages, totals.",
+    "two-step": "Generated: two-step word problems with small whole numbers (quick CPU demo).",
     "upload": "Your own JSONL / JSON / CSV file with a question and an answer column.",
 }
+# The datasets drawn from `mathtutor.generators` (its KINDS; named here to avoid a cyclic import).
+GENERATED = ("inequalities", "arithmetic", "two-step")
 # Generated sets when no num_samples is given: seed 003 trained on 2,000 generated problems.
 GENERATED_SIZES = {"train": 2000, "test": 200}
 
@@ -368,7 +371,7 @@ def load_problems(
         raise ValueError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if dataset in ("inequalities", "arithmetic"):
+    if dataset in GENERATED:
         from mathtutor.generators import generate
 
         count = GENERATED_SIZES[split] if num_samples is None else num_samples

@@ -8,6 +8,11 @@ Two kinds, both deterministic for a given seed:
 - ``arithmetic``: short word problems on the error categories the reports name: rate x time
   (seed 002's "60 miles per hour ... 1.5 hours"), unit conversion (seed 002's football fields in
   yards), "half as many" / "twice as many" (seed 001), percentages, and multi-step totals.
+- ``two-step``: templated two-step word problems with small whole numbers (buy then give away,
+  packs plus what was there, twice as many then together, change from a bill, a trip in two
+  legs, sharing then adding). Small enough that a 135M model can learn to solve them in a few
+  minutes of CPU LoRA, so the ``bundled-quick`` recipe has a task whose accuracy visibly moves;
+  ``medium`` and ``hard`` scale the operands up.
 
 Every calculation in a solution carries a GSM8K calculator annotation ``<<a*b=c>>`` and the last
 line is ``#### N``. Answers are integers or terminating decimals.
@@ -30,6 +35,7 @@ from mathtutor.data import Problem
 KINDS: dict[str, str] = {
     "inequalities": "Count the integers in [a, b] satisfying a linear inequality (seed 003).",
     "arithmetic": "Word problems: rate x time, units, half/twice as many, percentages, totals.",
+    "two-step": "Two-step word problems with small whole numbers (the CPU quick-demo task).",
 }
 DIFFICULTIES = ("easy", "medium", "hard")
 
@@ -362,6 +368,95 @@ def _totals(difficulty: str, rng: random.Random) -> tuple[str, _Steps, Fraction]
     return question, steps, paid - total
 
 
+# ---------------------------------------------------------------- two-step word problems
+
+# Upper bounds grow with difficulty; every answer stays a whole number.
+_TWO_STEP_SCALE = {"easy": 1, "medium": 3, "hard": 10}
+_VEHICLES = (("car", "miles"), ("bus", "miles"), ("cyclist", "kilometers"))
+
+
+def _two_step(difficulty: str, rng: random.Random) -> tuple[str, _Steps, Fraction]:
+    """One of six two-operation templates; operands small at ``easy`` (times tables, sums < 100)."""
+    k = _TWO_STEP_SCALE[difficulty]
+    name, other = rng.sample(_NAMES, 2)
+    thing = rng.choice(_THINGS)
+    template = rng.randrange(6)
+    if template == 0:  # buy, then give away
+        a, b = rng.randint(2, 30 * k), rng.randint(2, 20 * k)
+        c = rng.randint(1, a + b - 1)
+        question = (
+            f"{name} has {a} {thing}. {name} buys {b} more and then gives {c} to {other}. "
+            f"How many {thing} does {name} have now?"
+        )
+        steps = [
+            f"After buying, {name} has {_calc(f'{a} + {b}', a + b)} {thing}.",
+            f"After giving some away: {_calc(f'{a + b} - {c}', a + b - c)} {thing}.",
+        ]
+        return question, steps, Fraction(a + b - c)
+    if template == 1:  # packs, plus what was there
+        packs, per_pack, had = rng.randint(2, 9), rng.randint(2, 10 * k), rng.randint(1, 30 * k)
+        question = (
+            f"{name} had {had} {thing} and buys {packs} packs with {per_pack} {thing} in each "
+            f"pack. How many {thing} does {name} have now?"
+        )
+        bought = packs * per_pack
+        steps = [
+            f"The packs hold {_calc(f'{packs} * {per_pack}', bought)} {thing}.",
+            f"Now {name} has {_calc(f'{had} + {bought}', had + bought)} {thing}.",
+        ]
+        return question, steps, Fraction(had + bought)
+    if template == 2:  # twice as many, then together
+        a = rng.randint(2, 25 * k)
+        question = (
+            f"{name} has {a} {thing}. {other} has twice as many {thing} as {name}. "
+            f"How many {thing} do they have together?"
+        )
+        steps = [
+            f"{other} has {_calc(f'{a} * 2', 2 * a)} {thing}.",
+            f"Together they have {_calc(f'{a} + {2 * a}', 3 * a)} {thing}.",
+        ]
+        return question, steps, Fraction(3 * a)
+    if template == 3:  # change from a bill
+        item = rng.choice(_ITEMS)
+        price, count = rng.randint(2, 9 * k), rng.randint(2, 5)
+        cost = price * count
+        paid = next(bill for bill in (20, 50, 100, 200, 500) if bill > cost)
+        question = (
+            f"A toy {item} costs ${price}. {name} buys {count} of them and pays with a ${paid} "
+            f"bill. How many dollars of change does {name} get?"
+        )
+        steps = [
+            f"They cost {_calc(f'{count} * {price}', cost, '$')}.",
+            f"The change is {_calc(f'{paid} - {cost}', paid - cost, '$')}.",
+        ]
+        return question, steps, Fraction(paid - cost)
+    if template == 4:  # a trip in two legs
+        vehicle, unit = rng.choice(_VEHICLES)
+        speed, hours = rng.randrange(10, 10 * k + 41, 5), rng.randint(2, 4)
+        more = rng.randint(3, 30 * k)
+        question = (
+            f"A {vehicle} travels at {speed} {unit} per hour for {hours} hours and then goes "
+            f"{more} {unit} more. How many {unit} does it travel in total?"
+        )
+        first = speed * hours
+        steps = [
+            f"In {hours} hours it goes {_calc(f'{speed} * {hours}', first)} {unit}.",
+            f"In total: {_calc(f'{first} + {more}', first + more)} {unit}.",
+        ]
+        return question, steps, Fraction(first + more)
+    friends, each = rng.randint(2, 6), rng.randint(2, 10 * k)  # share equally, then get more
+    total, extra = friends * each, rng.randint(1, 10 * k)
+    question = (
+        f"{name} shares {total} {thing} equally among {friends} friends. Then each friend gets "
+        f"{extra} more {thing}. How many {thing} does each friend have?"
+    )
+    steps = [
+        f"Each friend first gets {_calc(f'{total} / {friends}', each)} {thing}.",
+        f"Then each has {_calc(f'{each} + {extra}', each + extra)} {thing}.",
+    ]
+    return question, steps, Fraction(each + extra)
+
+
 _ARITHMETIC = (_rate_time, _units, _comparisons, _percentages, _totals)
 
 # ---------------------------------------------------------------- public functions
@@ -377,6 +472,9 @@ def random_problem(kind: str, difficulty: str, rng: random.Random) -> Problem:
     _check(kind, difficulty)
     if kind == "inequalities":
         question, body, answer = _inequality(difficulty, rng)
+    elif kind == "two-step":
+        question, steps, answer = _two_step(difficulty, rng)
+        body = "\n".join(steps)
     else:
         question, steps, answer = rng.choice(_ARITHMETIC)(difficulty, rng)
         body = "\n".join(steps)

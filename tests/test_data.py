@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mathtutor import data
+from mathtutor import data, generators
 from mathtutor.answers import parse_number
 from mathtutor.data import (
     DATASETS,
@@ -309,7 +309,9 @@ def test_to_jsonl_round_trips_atomically(tmp_path):
 
 def test_load_problems_from_every_dataset(gsm8k_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("MATHTUTOR_GSM8K_DIR", str(gsm8k_dir))
-    assert set(DATASETS) == {"gsm8k", "gsm8k-socratic", "inequalities", "arithmetic", "upload"}
+    generated = {"inequalities", "arithmetic", "two-step"}
+    assert set(DATASETS) == {"gsm8k", "gsm8k-socratic", "upload"} | generated
+    assert set(data.GENERATED) == generated == set(generators.KINDS)
     five = load_problems("gsm8k", num_samples=5, seed=1)
     assert five == sample(load_gsm8k("test"), 5, seed=1)
     assert len(load_problems("gsm8k", split="train")) == 7473
@@ -322,7 +324,7 @@ def test_load_problems_from_every_dataset(gsm8k_dir, monkeypatch, tmp_path):
 
 
 def test_generated_train_and_test_never_overlap():
-    for kind in ("inequalities", "arithmetic"):
+    for kind in data.GENERATED:
         train = load_problems(kind, split="train", num_samples=300, seed=0, difficulty="easy")
         test = load_problems(kind, split="test", num_samples=100, seed=0, difficulty="easy")
         assert not {p.question for p in train} & {p.question for p in test}

@@ -147,6 +147,36 @@ def test_arithmetic_solutions_are_consistent(difficulty, min_steps, max_steps):
             known.add(Fraction(match.group(2)))
 
 
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_two_step_problems_take_two_whole_number_steps(difficulty):
+    for problem in generate("two-step", 300, seed=2, difficulty=difficulty):
+        results = check_annotations(problem.solution)
+        assert len(results) == 2, problem.solution
+        assert problem.solution.endswith(f"\n#### {problem.answer}")
+        assert re.fullmatch(r"\d+", problem.answer), problem.answer
+        assert Fraction(problem.answer) == results[-1]
+        # every operand comes from the question or the first step ("twice" is the 2)
+        known = {Fraction(n) for n in NUMBER.findall(problem.question)} | {Fraction(2)}
+        for match in ANNOTATION.finditer(problem.solution):
+            for operand in NUMBER.findall(match.group(1)):
+                assert Fraction(operand) in known, (operand, problem.question, problem.solution)
+            known.add(Fraction(match.group(2)))
+
+
+def test_two_step_easy_keeps_operands_small_and_harder_levels_grow():
+    def largest_operand(difficulty):
+        return max(
+            Fraction(operand)
+            for p in generate("two-step", 300, seed=4, difficulty=difficulty)
+            for match in ANNOTATION.finditer(p.solution)
+            for operand in NUMBER.findall(match.group(1))
+        )
+
+    easy, medium, hard = (largest_operand(d) for d in DIFFICULTIES)
+    assert easy <= 200 < hard  # easy: times tables and sums a 135M model can learn to do
+    assert easy < medium < hard
+
+
 def test_arithmetic_covers_the_reported_error_categories():
     questions = [p.question for d in DIFFICULTIES for p in generate("arithmetic", 100, 3, d)]
     for phrase in (
@@ -218,7 +248,7 @@ def test_random_problem_uses_the_given_rng():
     [
         (
             ("geometry", 5),
-            "unknown generator kind 'geometry': expected one of inequalities, arithmetic",
+            "unknown generator kind 'geometry': expected one of inequalities, arithmetic, two-step",
         ),
         (("arithmetic", 0), "num_problems must be a positive integer, got 0"),
         (

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mathtutor.data import Problem, load_problems, split_train_val
+from mathtutor.data import GENERATED, Problem, load_problems, split_train_val
 from mathtutor.prompts import get_format, training_example, uses_chat_template
 from training.config import TrainConfig
 
-GENERATED = ("arithmetic", "inequalities")
 GENERATED_DEFAULT = 2000  # seed 003 trained on 2,000 generated problems
 
 
