@@ -299,22 +299,29 @@ def table_cell(page, elem_id: str, row: int, column: int):
     return page.locator(f"#{elem_id} [data-testid=cell-{row}-{column}]")
 
 
-def set_slider(page, label: str, value: float) -> None:
-    """Type `value` into the number box of the gr.Slider labelled `label`."""
+def type_until_held(box, value: float, key: str = "Enter") -> None:
+    """Type `value` into the input `box`, then `key`, until the value has held for a moment.
+
+    An input that has just been shown (an accordion opening, a recipe filling the form) can be
+    re-mounted with its old value right after a fill, so type again until it sticks.
+    """
     from playwright.sync_api import expect
 
-    box = page.locator(f'input[aria-label="number input for {label}"]').filter(visible=True)
-    # A slider that has just been shown (an accordion opening) can be re-mounted with its old
-    # value right after a fill, so type again until the value has held for a moment.
     for _ in range(20):
         box.fill(str(value))
-        box.press("Enter")
-        page.wait_for_timeout(300)
+        box.press(key)
+        box.page.wait_for_timeout(300)
         if box.input_value() == str(value):
-            page.wait_for_timeout(300)
+            box.page.wait_for_timeout(300)
             if box.input_value() == str(value):
                 break
     expect(box).to_have_value(str(value))
+
+
+def set_slider(page, label: str, value: float) -> None:
+    """Type `value` into the number box of the gr.Slider labelled `label`."""
+    box = page.locator(f'input[aria-label="number input for {label}"]').filter(visible=True)
+    type_until_held(box, value)
 
 
 def open_accordion(page, label: str) -> None:

@@ -23,6 +23,7 @@ from tests.browser.conftest import (
     table_rows,
     textbox,
     toasts,
+    type_until_held,
     wait_without_error,
 )
 
@@ -40,14 +41,11 @@ def test_evaluate_filter_open_and_send_to_compare(app, page):
     choose(page, "eval-systems", ADAPTER, multiselect=True)
     expect(page.locator("#eval-systems .token")).to_have_count(2)  # base and the adapter
     choose(page, "eval-dataset", "arithmetic")
-    count = page.locator("#eval-num-samples input[type=number]")
-    count.fill(str(NUM_PROBLEMS))
-    count.press("Tab")
+    type_until_held(page.locator("#eval-num-samples input[type=number]"), NUM_PROBLEMS, "Tab")
     open_accordion(page, "Settings")
     set_slider(page, "Max new tokens", 24)
-    batch = page.locator("#eval-batch-size input[type=number]")
-    batch.fill("8")  # see test_default_settings_start_a_run: the default (empty) fails
-    batch.press("Tab")
+    # see test_default_settings_start_a_run: the default (empty) fails
+    type_until_held(page.locator("#eval-batch-size input[type=number]"), 8, "Tab")
 
     page.locator("#eval-start").click()
     status = markdown(page, "eval-status")
@@ -99,9 +97,7 @@ def test_evaluate_filter_open_and_send_to_compare(app, page):
 def test_zero_problems_is_refused_with_the_field_named(app, page):
     open_app(page, app, "Evaluate")
     choose(page, "eval-dataset", "arithmetic")
-    count = page.locator("#eval-num-samples input[type=number]")
-    count.fill("0")
-    count.press("Tab")
+    type_until_held(page.locator("#eval-num-samples input[type=number]"), 0, "Tab")
     page.locator("#eval-start").click()
     toast = toasts(page).first
     expect(toast).to_contain_text("num_samples must be between 1 and")

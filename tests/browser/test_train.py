@@ -20,6 +20,7 @@ from tests.browser.conftest import (
     open_tab,
     screenshot,
     toasts,
+    type_until_held,
 )
 
 pytestmark = pytest.mark.browser
@@ -32,10 +33,7 @@ STOP_S = 120_000  # ms: the run saves a checkpoint and its adapter, then exits
 
 
 def set_number(page, elem_id: str, value: float) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Tab")
-    expect(box).to_have_value(str(value))
+    type_until_held(page.locator(f"#{elem_id} input[type=number]"), value, key="Tab")
 
 
 def loss_points(page) -> int:
