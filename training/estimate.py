@@ -14,9 +14,9 @@ count parameters and LoRA parameters exactly, then adds up memory:
 
 Time per step is FLOPs / throughput: 6 x params x tokens for full fine-tuning, 4 x params x
 tokens for LoRA (no weight gradients), +2 x params x tokens with checkpointing; throughput is
-a rough figure per device kind (CPU: ~40 GFLOP/s per thread, from issue 4's measured run of
-bundled-quick: 60 LoRA steps of ~1,040 tokens in 6.5 min on 2 idle cores; CUDA: 40% of a
-nominal 200 TFLOP/s bf16). GRPO adds generation: `num_generations` x
+a rough figure per device kind (CPU: ~25 GFLOP/s per thread, from the measured bundled-quick
+run, `python bench/bench_train.py quick`: 10.6 s per LoRA step of ~980 tokens on 2 idle cores;
+issue 4's reference machine managed ~40; CUDA: 40% of a nominal 200 TFLOP/s bf16). GRPO adds generation: `num_generations` x
 `max_completion_length` decode steps, bounded by memory bandwidth.
 The verdict compares the total with the free device memory: fits (< 80%), tight (< 100%),
 will not fit.
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from training.config import TrainConfig
 
-CPU_FLOPS_PER_CORE = 40e9
+CPU_FLOPS_PER_CORE = 25e9
 GPU_FLOPS = 0.4 * 200e12
 
 
