@@ -1,6 +1,6 @@
 """Synthetic math problems with exact answers and GSM8K-style worked solutions.
 
-Two kinds, both deterministic for a given seed:
+Three kinds, all deterministic for a given seed:
 
 - ``inequalities``: the Qwen2.5-Math report's task (seed 003), "For how many integers $x$ in the
   range $[a, b]$ is the inequality $f_1(x) < f_2(x)$ satisfied?" with linear sides. The count is
@@ -472,11 +472,9 @@ def random_problem(kind: str, difficulty: str, rng: random.Random) -> Problem:
     _check(kind, difficulty)
     if kind == "inequalities":
         question, body, answer = _inequality(difficulty, rng)
-    elif kind == "two-step":
-        question, steps, answer = _two_step(difficulty, rng)
-        body = "\n".join(steps)
     else:
-        question, steps, answer = rng.choice(_ARITHMETIC)(difficulty, rng)
+        make = _two_step if kind == "two-step" else rng.choice(_ARITHMETIC)
+        question, steps, answer = make(difficulty, rng)
         body = "\n".join(steps)
     text = _num(answer)
     return Problem(

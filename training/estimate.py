@@ -16,8 +16,9 @@ Time per step is FLOPs / throughput: 6 x params x tokens for full fine-tuning, 4
 tokens for LoRA (no weight gradients), +2 x params x tokens with checkpointing; throughput is
 a rough figure per device kind (CPU: ~25 GFLOP/s per thread, from the measured bundled-quick
 run, `python bench/bench_train.py quick`: 10.6 s per LoRA step of ~980 tokens on 2 idle cores;
-issue 4's reference machine managed ~40; CUDA: 40% of a nominal 200 TFLOP/s bf16). GRPO adds generation: `num_generations` x
-`max_completion_length` decode steps, bounded by memory bandwidth.
+issue 4's reference machine managed ~40; CUDA: 40% of a nominal 200 TFLOP/s bf16). GRPO adds
+generation: `num_generations` x `max_completion_length` decode steps, bounded by memory
+bandwidth.
 The verdict compares the total with the free device memory: fits (< 80%), tight (< 100%),
 will not fit.
 """
