@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import metrics, store
+from mathtutor import locks, metrics, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
@@ -229,6 +229,7 @@ def evaluate(
     try:
         run_id = config.run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         _running["run_id"] = run_id
+        remove_stale_locks()
         with _run_file_lock(run_id):
             return _run(config, run_id, on_progress, should_stop)
     finally:
@@ -240,34 +241,35 @@ def evaluate(
 def _run_file_lock(run_id: str) -> Iterator[None]:
     """Hold an OS lock on the run while it is evaluated, so a second process (a CLI resuming a
     run the app is evaluating) is refused instead of writing into the same record set. The OS
-    drops the lock when the holder dies, even by SIGKILL, so a crashed run can be resumed."""
+    drops the lock when the holder dies, even by SIGKILL, so a crashed run can be resumed; the
+    file is removed on the way out, and one a killed process left is removed by
+    `remove_stale_locks`."""
+    path = _locks_dir() / f"eval-{run_id}.lock"
+    handle = locks.try_lock(path)
+    if handle is None:
+        raise ValueError(
+            f"run {run_id} is being evaluated by another process (pid {locks.holder(path)}); "
+            "stop it there or wait for it to finish"
+        )
     try:
-        import fcntl
-    except ImportError:  # Windows: the in-process lock still applies
-        yield
-        return
-    from mathtutor.models import home_dir
-
-    path = home_dir() / "locks" / f"eval-{run_id}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            raise ValueError(
-                f"run {run_id} is being evaluated by another process (pid {holder}); "
-                "stop it there or wait for it to finish"
-            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        try:
-            yield
-        finally:  # the file stays: unlinking it would race with a process opening it
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
+    finally:
+        locks.release(handle, path)
+
+
+def _locks_dir() -> Path:
+    from mathtutor.models import home_dir
+
+    return home_dir() / "locks"
+
+
+def remove_stale_locks() -> list[Path]:
+    """Delete evaluation lock files whose process is gone (killed runs leave them)."""
+    return locks.remove_stale(_locks_dir(), "eval-*.lock")
 
 
 def _run(
@@ -282,7 +284,7 @@ def _run(
         known = ", ".join(run["id"] for run in store.list_eval_runs()[:5]) or "none yet"
         raise ValueError(f"run_id {run_id!r}: no such evaluation run (recent runs: {known})")
     if existing is not None:
-        config = _resumed_config(existing["config"], config)
+        config = _resumed_config(existing, config)
     problems = _problems(config)
     backend = pick_backend(config.backend)
     engine = _Engine(config, backend)
@@ -291,7 +293,7 @@ def _run(
     if existing is None:
         store.create_eval_run(run_id, {**asdict(config), "run_id": run_id, "labels": labels})
     else:
-        store.update_eval_run(run_id, status="running")
+        store.claim_eval_run(run_id)
     try:
         status = _generate_all(run_id, config, problems, labels, engine, on_progress, should_stop)
     except BaseException as error:
@@ -313,10 +315,26 @@ def _run(
     return EvalReport(run_id, status, config, summary, len(records), time.perf_counter() - started)
 
 
-def _resumed_config(stored: dict[str, Any], given: EvalConfig) -> EvalConfig:
-    """The stored run's settings; only batch size and backend may change on resume."""
+def _resumed_config(existing: dict[str, Any], given: EvalConfig) -> EvalConfig:
+    """The stored run's settings; only batch size and backend may change on resume.
+
+    A given setting that is neither its default nor the stored value means the caller wants a
+    new evaluation under an existing id: refused, so the run's records never mix two settings.
+    """
     names = {f.name for f in dataclasses.fields(EvalConfig)}
+    stored = existing["config"]
     values = {key: value for key, value in stored.items() if key in names}
+    defaults = EvalConfig()
+    for spec in dataclasses.fields(EvalConfig):
+        if spec.name in (*_RUNTIME_FIELDS, "run_id") or spec.name not in values:
+            continue
+        wanted = getattr(given, spec.name)
+        if wanted != getattr(defaults, spec.name) and wanted != values[spec.name]:
+            raise ValueError(
+                f"run_id {existing['id']!r} already exists ({existing['status']}) with "
+                f"{spec.name} {values[spec.name]!r}, not {wanted!r}; leave run_id empty for a new "
+                "evaluation, or give only run_id (and batch_size, backend) to resume it"
+            )
     for name in _RUNTIME_FIELDS:
         values[name] = getattr(given, name)
     return EvalConfig(**values)

@@ -10,6 +10,7 @@ database is never overwritten: `connect` raises a ValueError that names it.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -28,7 +29,9 @@ CREATE TABLE IF NOT EXISTS eval_runs (
     status TEXT NOT NULL,              -- running | stopped | finished | failed
     config TEXT NOT NULL,              -- JSON of the evaluation config
     summary TEXT,                      -- JSON of metrics once computed
-    error TEXT
+    error TEXT,
+    pid INTEGER,                       -- process evaluating it (liveness of "running")
+    pid_started REAL                   -- when that process took it (a later pid is a reuse)
 );
 CREATE TABLE IF NOT EXISTS eval_records (
     run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
@@ -57,6 +60,8 @@ CREATE TABLE IF NOT EXISTS adapters (
     info TEXT                          -- JSON: recipe, metrics, hub url, ...
 );
 """
+# Columns added after a table first shipped: `connect` adds them to older databases.
+_ADDED_COLUMNS = {"eval_runs": {"pid": "INTEGER", "pid_started": "REAL"}}
 _LOCK = threading.Lock()
 
 
@@ -84,6 +89,7 @@ def connect(path: str | Path | None = None) -> sqlite3.Connection:
         connection.execute("PRAGMA foreign_keys=ON")
         with connection:
             connection.executescript(_SCHEMA)
+            _add_missing_columns(connection)
             connection.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -91,6 +97,44 @@ def connect(path: str | Path | None = None) -> sqlite3.Connection:
         connection.close()
         raise ValueError(f"{path} is not a usable mathtutor database: {error}") from error
     return connection
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Tolerant migration: a database made by an older version gains the new columns (NULL)."""
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def process_alive(pid: int | None, since: float | None = None) -> bool:
+    """Whether process `pid` is still running (not exited, not a zombie) on this machine.
+
+    `since` is a time the process was known to run: a process created after it is another
+    program that reused the pid.
+
+    >>> import os, time
+    >>> process_alive(os.getpid(), time.time()), process_alive(None)
+    (True, False)
+    """
+    if not pid:
+        return False
+    try:
+        import psutil
+    except ImportError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return since is None or process.create_time() <= since + 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
 
 
 @contextmanager
@@ -121,12 +165,55 @@ def _decode(row: dict[str, Any], *fields: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- evaluation runs
 def create_eval_run(run_id: str, config: dict, path: str | Path | None = None) -> None:
+    """A new run, "running" in this process (its pid is recorded for the liveness check)."""
     now = time.time()
     with transaction(path) as db:
         db.execute(
-            "INSERT INTO eval_runs (id, created, updated, status, config) VALUES (?,?,?,?,?)",
-            (run_id, now, now, "running", json.dumps(config)),
+            "INSERT INTO eval_runs (id, created, updated, status, config, pid, pid_started) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (run_id, now, now, "running", json.dumps(config), os.getpid(), now),
         )
+
+
+def claim_eval_run(run_id: str, path: str | Path | None = None) -> None:
+    """Mark a resumed run "running" in this process (pid recorded, old error cleared)."""
+    now = time.time()
+    with transaction(path) as db:
+        db.execute(
+            "UPDATE eval_runs SET status='running', error=NULL, pid=?, pid_started=?, updated=? "
+            "WHERE id=?",
+            (os.getpid(), now, now, run_id),
+        )
+
+
+def _checked_eval_run(row: dict[str, Any], path: str | Path | None) -> dict[str, Any]:
+    """A "running" row whose process is gone is marked failed, with the reason and progress.
+
+    Rows from before the pid column (pid NULL) cannot be running in a live process of this
+    version, so they count as dead too.
+    """
+    if row["status"] != "running" or process_alive(row.get("pid"), row.get("pid_started")):
+        return row
+    config = row["config"] or {}
+    total = int(config.get("num_samples") or 0) * len(
+        config.get("labels") or config.get("systems") or []
+    )
+    done = row.get("num_records")
+    if done is None:
+        done = len(done_keys(row["id"], path))
+    who = f"process {row['pid']}" if row.get("pid") else "the evaluating process"
+    error = f"{who} ended without finishing (killed?) at {done}/{total or '?'}; Resume continues"
+    with transaction(path) as db:  # only if no one claimed or finished it meanwhile
+        changed = db.execute(
+            "UPDATE eval_runs SET status='failed', error=? WHERE id=? AND status='running' "
+            "AND pid IS ?",
+            (error, row["id"], row.get("pid")),
+        ).rowcount
+    if changed:
+        row.update(status="failed", error=error)
+        return row
+    fresh = _rows("SELECT * FROM eval_runs WHERE id=?", (row["id"],), path)
+    return {**row, **_decode(fresh[0], "config", "summary")} if fresh else row
 
 
 def update_eval_run(
@@ -148,18 +235,19 @@ def update_eval_run(
 
 
 def get_eval_run(run_id: str, path: str | Path | None = None) -> dict[str, Any] | None:
+    """The run, or None; a "running" run whose process died reads as failed (see below)."""
     rows = _rows("SELECT * FROM eval_runs WHERE id=?", (run_id,), path)
-    return _decode(rows[0], "config", "summary") if rows else None
+    return _checked_eval_run(_decode(rows[0], "config", "summary"), path) if rows else None
 
 
 def list_eval_runs(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """Newest first, with the number of records saved so far."""
+    """Newest first, with the number of records saved so far, liveness checked."""
     rows = _rows(
         "SELECT r.*, (SELECT COUNT(*) FROM eval_records e WHERE e.run_id = r.id) AS num_records "
         "FROM eval_runs r ORDER BY created DESC",
         path=path,
     )
-    return [_decode(row, "config", "summary") for row in rows]
+    return [_checked_eval_run(_decode(row, "config", "summary"), path) for row in rows]
 
 
 def delete_eval_run(run_id: str, path: str | Path | None = None) -> None:

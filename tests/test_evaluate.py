@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -361,10 +362,17 @@ def test_cli_end_to_end(home, tiny_model_dir, tiny_adapter_dir, gsm8k_dir):
     assert "[6/6]" in stderr  # progress lines
 
 
+def _comparable(records: list[dict]) -> list[dict]:
+    """Records without what differs between two runs of the same work: times."""
+    return [{k: v for k, v in r.items() if k not in ("created", "seconds")} for r in records]
+
+
 @pytest.mark.slow
-def test_killed_mid_run_then_resumed(home, tiny_model_dir, tiny_adapter_dir):
+def test_killed_mid_run_shows_failed_then_resume_equals_an_uninterrupted_run(
+    home, tiny_model_dir, tiny_adapter_dir
+):
     args = ["--model", str(tiny_model_dir), "--systems", "base", str(tiny_adapter_dir)]
-    args += ["--dataset", "arithmetic", "--num_samples", "30", "--max_new_tokens", "32"]
+    args += ["--dataset", "arithmetic", "--num_samples", "16", "--max_new_tokens", "24"]
     args += ["--batch_size", "2", "--prompt_format", "qa"]
     process = _cli(args, home)
     deadline = time.monotonic() + 240
@@ -377,6 +385,7 @@ def test_killed_mid_run_then_resumed(home, tiny_model_dir, tiny_adapter_dir):
             time.sleep(0.02)
         assert process.poll() is None, "the run finished before it could be killed"
         assert runs and runs[0]["num_records"] >= 2, "no records within the time limit"
+        assert runs[0]["status"] == "running" and runs[0]["pid"] == process.pid
         with pytest.raises(ValueError, match="being evaluated by another process"):
             evaluate(EvalConfig(run_id=runs[0]["id"]))  # never two writers on one run
         process.send_signal(signal.SIGKILL)
@@ -385,20 +394,75 @@ def test_killed_mid_run_then_resumed(home, tiny_model_dir, tiny_adapter_dir):
         if process.poll() is None:
             process.kill()
     (run,) = store.list_eval_runs()
-    assert run["status"] == "running"  # killed: nobody could mark it
     saved = store.load_records(run["id"])
-    assert 2 <= len(saved) < 60 and len(saved) % 2 == 0  # whole batches only
+    assert 2 <= len(saved) < 32 and len(saved) % 2 == 0  # whole batches only
+    assert run["status"] == "failed"  # its process is gone: not "running" forever
+    assert run["error"] == (
+        f"process {process.pid} ended without finishing (killed?) at {len(saved)}/32; "
+        "Resume continues"
+    )
     progress = []
-    report = evaluate(  # resume, and stop again after two more batches to keep the test short
+    report = evaluate(
         EvalConfig(run_id=run["id"], batch_size=2),
         on_progress=lambda done, total: progress.append(done),
-        should_stop=lambda: len(progress) > 2,
     )
     assert progress[0] == len(saved)  # nothing finished was generated again
-    assert report.status == "stopped" and report.num_records == len(saved) + 4
-    after = {(r["system"], r["problem_id"]): r for r in store.load_records(run["id"])}
+    assert report.status == "finished" and report.num_records == 32
+    assert store.get_eval_run(run["id"])["error"] is None
+    assert list((home / "locks").glob("*.lock")) == []  # the killed run's lock file is gone
+    after = store.load_records(run["id"])
+    by_key = {(r["system"], r["problem_id"]): r for r in after}
     for record in saved:
-        assert after[(record["system"], record["problem_id"])] == record
-    assert report.summary["systems"]["base"]["n"] + report.summary["systems"][
-        report.summary["order"][1]
-    ]["n"] == len(after)
+        assert by_key[(record["system"], record["problem_id"])] == record  # untouched
+
+    uninterrupted = evaluate(
+        tiny_config(
+            tiny_model_dir,
+            systems=["base", str(tiny_adapter_dir)],
+            num_samples=16,
+            max_new_tokens=24,
+            batch_size=2,
+        )
+    )
+    assert _comparable(store.load_records(uninterrupted.run_id)) == _comparable(after)
+    for name, system in report.summary["systems"].items():  # (times aside)
+        assert system["accuracy"] == uninterrupted.summary["systems"][name]["accuracy"]
+        assert system["categories"] == uninterrupted.summary["systems"][name]["categories"]
+
+
+def test_a_database_from_before_the_pid_columns_opens_and_its_running_run_reads_failed(home):
+    home.mkdir(parents=True)
+    old = sqlite3.connect(home / "mathtutor.db")
+    old.executescript(
+        "CREATE TABLE eval_runs (id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT "
+        "NULL, status TEXT NOT NULL, config TEXT NOT NULL, summary TEXT, error TEXT);"
+    )
+    old.execute(
+        "INSERT INTO eval_runs VALUES ('old', 1, 1, 'running', ?, NULL, NULL)",
+        (json.dumps({"num_samples": 5, "systems": ["base"], "labels": ["base"]}),),
+    )
+    old.commit()
+    old.close()
+    (run,) = store.list_eval_runs()
+    assert run["status"] == "failed" and run["pid"] is None
+    assert run["error"] == (
+        "the evaluating process ended without finishing (killed?) at 0/5; Resume continues"
+    )
+
+
+def test_an_existing_run_id_with_other_settings_is_refused(home, tiny_model_dir):
+    report = evaluate(tiny_config(tiny_model_dir, num_samples=2))
+    with pytest.raises(ValueError, match=r"already exists \(finished\) with num_samples 2, not 3"):
+        evaluate(tiny_config(tiny_model_dir, num_samples=3, run_id=report.run_id))
+    again = evaluate(EvalConfig(run_id=report.run_id))  # a resume of a finished run: a no-op
+    assert again.status == "finished" and again.num_records == 2
+
+
+def test_a_refused_call_leaves_no_lock_file(home, tiny_model_dir):
+    with pytest.raises(ValueError, match="no such evaluation run"):
+        evaluate(tiny_config(tiny_model_dir, run_id="nope"))
+    assert list((home / "locks").glob("*")) == []
+    stale = home / "locks" / "eval-gone.lock"
+    stale.write_text("12345")  # what a killed evaluation leaves
+    evaluate(tiny_config(tiny_model_dir, num_samples=1))
+    assert not stale.exists()
