@@ -145,6 +145,42 @@ def test_stop_then_resume_through_the_app_path(tiny_model_dir):
         runs.resume(run_id + "-missing")
 
 
+def test_killed_after_a_checkpoint_then_resumed_at_its_step_with_one_row_per_step(
+    tiny_model_dir,
+):
+    config = tiny_config(tiny_model_dir, max_steps=24, save_steps=4)
+    run_id = runs.launch(config)
+    directory = runs.run_dir(run_id)
+
+    def past_a_checkpoint() -> bool:  # killed between two checkpoints, steps logged after one
+        step = runs.checkpoint_step(runs.last_checkpoint(directory))
+        logged = logged_steps(run_id)
+        return step >= 4 and bool(logged) and logged[-1] % 4 in (1, 2) and logged[-1] > step
+
+    deadline = time.time() + 300
+    while not past_a_checkpoint():
+        assert time.time() < deadline and runs.get_run(run_id).is_active, "no checkpoint in time"
+        time.sleep(0.01)
+    os.killpg(runs.get_run(run_id).pid, signal.SIGKILL)
+    wait_for(lambda: runs.get_run(run_id).status == "failed", 30, "failed status")
+    step = runs.checkpoint_step(runs.last_checkpoint(directory))
+    assert max(logged_steps(run_id)) > step  # steps the resume trains again
+    runs.resume(run_id)
+    info = runs.wait(run_id, timeout=300)
+    assert info.status == "finished", info.error
+    assert f"resuming from {directory / 'checkpoints' / f'checkpoint-{step}'}" in runs.log_tail(
+        run_id, 400
+    )
+    assert logged_steps(run_id) == list(range(1, 25))  # each step once, none missing
+    begins = [row["step"] for row in runs.read_metrics(run_id) if row.get("event") == "begin"]
+    assert begins == [0, step]
+    assert [path.name for path in (directory / "checkpoints").glob("checkpoint-*")] == [
+        "checkpoint-24"
+    ]  # keep_checkpoints=1: the last one
+    assert (info.run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert not list(runs.runs_root().glob(".device-*.lock"))  # released and removed
+
+
 def test_a_write_error_while_saving_fails_cleanly(tiny_model_dir, tmp_path):
     """The OS refuses the adapter's bytes (a per-file size limit stands in for a full disk)."""
     home = tmp_path / "home"

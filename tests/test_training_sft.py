@@ -217,3 +217,60 @@ def test_qlora_trains_on_cpu(tiny_model_dir):
     assert result.status == "finished"
     assert any("QLoRA" in note for note in result.notes)
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+
+
+def test_a_run_directory_is_reused_only_by_resume_and_finished_runs_keep_few_checkpoints(
+    tiny_model_dir,
+):
+    config = tiny_config(tiny_model_dir, max_steps=3, save_steps=1, keep_checkpoints=2)
+    first = train(config)
+    names = sorted(path.name for path in (first.run_dir / "checkpoints").glob("checkpoint-*"))
+    assert names == ["checkpoint-2", "checkpoint-3"]  # keep_checkpoints=2 of three saved
+    metrics = (first.run_dir / "metrics.jsonl").read_text()
+    saved_config = (first.run_dir / "config.yaml").read_text()
+    with pytest.raises(
+        ValueError, match=r"already exists \(finished\); choose another id or resume"
+    ):
+        train(tiny_config(tiny_model_dir, max_steps=5), run_dir=first.run_dir)
+    with pytest.raises(ValueError, match=r"last checkpoint is step 3 of 3, nothing is left"):
+        train(config, run_dir=first.run_dir, resume=True)  # not "step 4 of 3"
+    with pytest.raises(ValueError, match="already finished"):
+        runs.resume(first.run_id)
+    assert store.get_train_run(first.run_id)["status"] == "finished"  # refused, not "failed"
+    assert (first.run_dir / "metrics.jsonl").read_text() == metrics  # one curve, untouched
+    assert (first.run_dir / "config.yaml").read_text() == saved_config
+
+    none_kept = train(tiny_config(tiny_model_dir, save_steps=1, keep_checkpoints=0))
+    assert list((none_kept.run_dir / "checkpoints").glob("checkpoint-*")) == []
+    assert (none_kept.adapter_dir / "adapter_model.safetensors").is_file()  # always stays
+    with pytest.raises(ValueError, match="keep_checkpoints: must be at least 0"):
+        tiny_config(tiny_model_dir, keep_checkpoints=-1)
+
+
+def test_leftovers_of_failed_calls_are_removed(tiny_model_dir):
+    import os
+    import time
+
+    from mathtutor import locks
+
+    root = runs.runs_root()
+    stale = root / ".device-stale.lock"
+    stale.write_text("")  # what a killed run leaves
+    held_path = root / ".device-held.lock"
+    held = locks.try_lock(held_path)  # a live holder's lock stays
+    ghost, fresh = root / "ghost-run", root / "fresh-run"
+    for directory in (ghost, fresh):
+        directory.mkdir()
+        (directory / "metrics.jsonl").touch()
+    old = time.time() - 3600
+    os.utime(ghost, (old, old))
+    kept = train(tiny_config(tiny_model_dir))  # a real run stays, whatever its age
+    os.utime(kept.run_dir, (old, old))
+    try:
+        removed = runs.remove_leftovers()
+        assert sorted(path.name for path in removed) == [".device-stale.lock", "ghost-run"]
+        assert held_path.exists() and fresh.is_dir() and kept.run_dir.is_dir()
+    finally:
+        locks.release(held, held_path)
+    with pytest.raises(ValueError, match="'fresh-run' already exists; choose another id"):
+        runs.create_run(tiny_config(tiny_model_dir), "fresh-run")  # a directory with files

@@ -182,6 +182,12 @@ class TrainConfig:
     save_steps: int = _field(
         50, "Steps between checkpoints (Stop always saves one).", "optimization"
     )
+    keep_checkpoints: int = _field(
+        1,
+        "Checkpoints a finished run keeps (newest first; 0 = none). While it runs it keeps at "
+        "least one, to resume from. The final adapter always stays.",
+        "optimization",
+    )
     seed: int = _field(
         42,
         "Seed for sampling, adapter init and data order: same seed, same loss curve.",
@@ -345,6 +351,7 @@ def _validate(config: TrainConfig) -> None:
         "eval_steps": 1,
         "logging_steps": 1,
         "save_steps": 1,
+        "keep_checkpoints": 0,
         "num_generations": 2,
         "max_completion_length": 1,
         "max_steps": 0,

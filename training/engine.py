@@ -107,7 +107,7 @@ def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval
         "logging_first_step": True,
         "save_strategy": "steps",
         "save_steps": save_steps,
-        "save_total_limit": 2,
+        "save_total_limit": max(1, config.keep_checkpoints),  # the rest pruned at the end
         "eval_strategy": "steps" if has_eval else "no",
         "eval_steps": config.eval_steps,
         "seed": config.seed,
@@ -133,9 +133,11 @@ def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval
 
 
 # ---------------------------------------------------------------- the run
-def open_run(config: TrainConfig, run_dir: Path | None) -> Path:
+def open_run(config: TrainConfig, run_dir: Path | None, resume: bool = False) -> Path:
     """The run directory (created with config.yaml and a store row when new).
 
+    An existing run's directory is used only to resume it, or when `launch` has just prepared
+    it (`training.runs.check_reusable`); anything else is refused before a file changes.
     Under `accelerate launch` with several processes every process must write to the same
     directory, so `--run_dir` is required there, and only the first process touches the store.
     """
@@ -150,7 +152,8 @@ def open_run(config: TrainConfig, run_dir: Path | None) -> Path:
     if not _is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir
-    if store.get_train_run(run_dir.name) is None or not (run_dir / "config.yaml").is_file():
+    runs.check_reusable(run_dir.name, resume)
+    if store.get_train_run(run_dir.name) is None:
         if run_dir.parent.resolve() != runs.runs_root().resolve():
             raise ValueError(f"--run_dir {run_dir}: new runs live under {runs.runs_root()}")
         return runs.create_run(config, run_dir.name)
@@ -168,15 +171,17 @@ def run_training(
     """Run one training job end to end (see the module docstring)."""
     from training.callbacks import MetricsCallback, StopCallback
 
-    run_dir = open_run(config, run_dir)
+    run_dir = open_run(config, run_dir, resume)
     run_id = run_dir.name
+    main = _is_main_process()
+    # refused before any status changes: a finished run stays finished
+    checkpoint = runs.check_resumable(run_dir, config.max_steps) if resume else None
     if os.environ.get("MATHTUTOR_RUN_LOG") == "stdout":  # log.txt: no progress-bar redraws
         import datasets
         import transformers
 
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
-    main = _is_main_process()
     started = time.time()
     if main:  # recorded before waiting, so the queue and the app see this process
         store.upsert_train_run(run_id, status="queued", run_dir=run_dir, pid=os.getpid())
@@ -196,9 +201,10 @@ def run_training(
             trainer.add_callback(stop_callback)
             for callback in callbacks or []:
                 trainer.add_callback(callback)
-            checkpoint = runs.last_checkpoint(run_dir) if resume else None
             if resume:
                 log(run_dir, f"resuming from {checkpoint or 'the start (no checkpoint)'}")
+                if main:  # the steps past the checkpoint are trained again: log them once
+                    runs.truncate_metrics(run_id, runs.checkpoint_step(checkpoint))
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
             state = trainer.state
             stopped = stop_callback.stopped and state.global_step < state.max_steps
@@ -254,6 +260,8 @@ def _finish(
             info={"recipe": config.recipe, "status": result.status, "step": result.global_step,
                   "train_loss": train_loss, "eval_loss": eval_loss, "method": config.method},
         )  # fmt: skip
+    if result.status == "finished":  # a stopped run keeps its checkpoint to resume from
+        runs.prune_checkpoints(run_dir, config.keep_checkpoints)
     store.upsert_train_run(run_dir.name, status=result.status, run_dir=run_dir, error="")
     log(run_dir, f"{result.status} at step {result.global_step}: {result.adapter_dir}")
     return result

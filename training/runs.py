@@ -28,10 +28,10 @@ marked failed with the last lines of its log as the error.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import store
+from mathtutor import locks, store
 from mathtutor.models import home_dir
 from training.config import TrainConfig
 
@@ -96,23 +96,116 @@ def new_run_id(config: TrainConfig) -> str:
 
 
 def create_run(config: TrainConfig, run_id: str | None = None) -> Path:
-    """Make the run directory with config.yaml and register it as queued."""
+    """Make the run directory with config.yaml and register it as queued.
+
+    An existing run (a store row, or a directory with files in it) is refused: a run directory
+    is reused only by `resume`. If anything fails here, the new directory is removed again.
+    """
     run_id = run_id or new_run_id(config)
     directory = run_dir(run_id)
+    existing = store.get_train_run(run_id)
+    if existing is not None or (directory.is_dir() and any(directory.iterdir())):
+        status = f" ({existing['status']})" if existing else ""
+        raise ValueError(
+            f"run_id {run_id!r} already exists{status}; choose another id or resume it"
+        )
     directory.mkdir(parents=True, exist_ok=True)
-    config.to_yaml(directory / "config.yaml")
-    (directory / "metrics.jsonl").touch()
-    store.upsert_train_run(run_id, status="queued", run_dir=directory, config=config.to_dict())
+    try:
+        config.to_yaml(directory / "config.yaml")
+        (directory / "metrics.jsonl").touch()
+        store.upsert_train_run(run_id, status="queued", run_dir=directory, config=config.to_dict())
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     return directory
 
 
+def check_reusable(run_id: str, resume: bool) -> None:
+    """Refuse a run directory that this process may not train in.
+
+    A resume needs the run to exist and no other live process on it. A fresh start may use
+    only the directory `launch` has just prepared for it: status queued and nothing trained.
+    """
+    row = store.get_train_run(run_id)
+    directory = run_dir(run_id)
+    other = row is not None and row["pid"] not in (None, os.getpid())
+    if other and row["status"] in ACTIVE and store.process_alive(row["pid"], row["updated"]):
+        raise ValueError(f"run {run_id} is {row['status']} in process {row['pid']}")
+    if resume:
+        if row is None or not (directory / "config.yaml").is_file():
+            raise ValueError(f"--run_dir {directory}: no run there to resume")
+        return
+    trained = (directory / "checkpoints").is_dir() or any(
+        (directory / name).exists() for name in ("adapter", "model")
+    )
+    if row is not None and (row["status"] != "queued" or trained or read_metrics(run_id)):
+        raise ValueError(
+            f"run_id {run_id!r} already exists ({row['status']}); choose another id or resume it"
+        )
+
+
+def check_resumable(directory: Path, max_steps: int = 0) -> Path | None:
+    """The checkpoint a resume continues from (None: there is none, it starts over);
+    refuses when the checkpoint already reached the last step.
+
+    `max_steps` is the resumed config's (0: the step count the checkpoint's trainer planned).
+    """
+    checkpoint = last_checkpoint(directory)
+    if checkpoint is None:
+        return None
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    step, planned = int(state.get("global_step", 0)), max_steps or int(state.get("max_steps", 0))
+    if planned and step >= planned:
+        raise ValueError(
+            f"run {directory.name}: its last checkpoint is step {step} of {planned}, nothing is "
+            "left to train; launch a new run to train more"
+        )
+    return checkpoint
+
+
+def checkpoint_step(checkpoint: Path | None) -> int:
+    """The optimizer step a checkpoint was saved at (0 for None: the start)."""
+    return int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+
+
+def truncate_metrics(run_id: str, step: int) -> int:
+    """Drop metrics rows logged after `step` (a killed run's steps past its last checkpoint,
+    trained again on resume), atomically; returns how many were dropped."""
+    path = run_dir(run_id) / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    rows = read_metrics(run_id)
+    kept = [row for row in rows if int(row.get("step", 0)) <= step]
+    temp = path.with_name(f".metrics.jsonl.tmp-{os.getpid()}")
+    temp.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
+    os.replace(temp, path)
+    return len(rows) - len(kept)
+
+
+def prune_checkpoints(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` checkpoints of a finished run; returns the removed."""
+    found = sorted(_checkpoints(directory), reverse=True)
+    removed = [path for _, path in found[keep:]]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 def last_checkpoint(directory: Path) -> Path | None:
-    """The `checkpoints/checkpoint-<step>` with the highest step, if any."""
+    """The complete `checkpoints/checkpoint-<step>` with the highest step, if any."""
+    found = _checkpoints(directory)
+    return max(found)[1] if found else None
+
+
+def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the complete checkpoints: the trainer writes trainer_state.json last,
+    so a checkpoint whose save was killed midway is not one."""
     found = []
     for path in (Path(directory) / "checkpoints").glob("checkpoint-*"):
-        if path.is_dir() and path.name.split("-")[-1].isdigit():
-            found.append((int(path.name.split("-")[-1]), path))
-    return max(found)[1] if found else None
+        step = path.name.split("-")[-1]
+        if step.isdigit() and (path / "trainer_state.json").is_file():
+            found.append((int(step), path))
+    return found
 
 
 # ---------------------------------------------------------------- the device queue
@@ -131,24 +224,23 @@ def device_lock(run_id: str, poll_seconds: float = 0.5) -> Iterator[bool]:
         yield True
         return
     stop_file = run_dir(run_id) / "STOP"
-    with open(_lock_path(), "a+") as handle:
-        while True:
-            if stop_file.exists():
-                yield False
-                return
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                time.sleep(poll_seconds)
-                continue
-            if not _older_queued(run_id):
-                break
-            fcntl.flock(handle, fcntl.LOCK_UN)  # let the older run go first
+    path = _lock_path()
+    while True:
+        if stop_file.exists():
+            yield False
+            return
+        handle = locks.try_lock(path)
+        if handle is None:
             time.sleep(poll_seconds)
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            continue
+        if not _older_queued(run_id):
+            break
+        locks.release(handle, path)  # let the older run go first
+        time.sleep(poll_seconds)
+    try:
+        yield True
+    finally:
+        locks.release(handle, path)
 
 
 def _older_queued(run_id: str) -> bool:
@@ -175,23 +267,7 @@ def _alive(run_id: str, pid: int | None, recorded: float | None = None) -> bool:
     child = _CHILDREN.get(run_id)
     if child is not None:
         return child.poll() is None
-    if not pid:
-        return False
-    try:
-        import psutil
-
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return recorded is None or process.create_time() <= recorded + 1.0
-    except ImportError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-    except Exception:  # psutil.NoSuchProcess, AccessDenied
-        return False
+    return store.process_alive(pid, recorded)
 
 
 def _info(row: dict[str, Any]) -> RunInfo:
@@ -239,8 +315,29 @@ def get_run(run_id: str) -> RunInfo:
 
 
 def list_runs() -> list[RunInfo]:
-    """All runs, newest first, with liveness checked."""
+    """All runs, newest first, with liveness checked (and leftovers of dead ones cleaned)."""
+    remove_leftovers()
     return [_info(row) for row in store.list_train_runs()]
+
+
+def remove_leftovers(min_age_seconds: float = 60.0) -> list[Path]:
+    """Delete what failed or killed calls left: device lock files no process holds, and run
+    directories that hold nothing (or only an empty metrics.jsonl and config.yaml) and have no
+    store row. Directories younger than `min_age_seconds` may be a launch in progress."""
+    removed = locks.remove_stale(runs_root(), ".device-*.lock")
+    known = {row["id"] for row in store.list_train_runs()}
+    for directory in runs_root().iterdir():
+        if directory.name in known or not directory.is_dir() or directory.is_symlink():
+            continue
+        files = list(directory.iterdir())
+        empty = all(
+            path.name == "config.yaml" or (path.name == "metrics.jsonl" and not path.stat().st_size)
+            for path in files
+        )
+        if empty and time.time() - directory.stat().st_mtime > min_age_seconds:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
 
 
 def read_metrics(run_id: str, since: int = 0) -> list[dict[str, Any]]:
@@ -333,10 +430,10 @@ def resume(run_id: str) -> str:
         raise ValueError(f"run {run_id} is {info.status}; stop it before resuming")
     if info.status == "finished":
         raise ValueError(f"run {run_id} already finished; launch a new run to train more")
-    if last_checkpoint(info.run_dir) is None:
+    config = TrainConfig.from_yaml(info.run_dir / "config.yaml")
+    if check_resumable(info.run_dir, config.max_steps) is None:
         raise ValueError(f"run {run_id} has no checkpoint to resume from; launch it again")
     (info.run_dir / "STOP").unlink(missing_ok=True)
-    config = TrainConfig.from_yaml(info.run_dir / "config.yaml")
     store.upsert_train_run(run_id, status="queued", run_dir=info.run_dir, error="")
     _spawn(run_id, config, resume=True)
     return run_id
