@@ -6,7 +6,9 @@ problems once (seeded), and generates for all systems in mixed-adapter batches (
 lm-eval's strict and flexible gsm8k filters and with the format's own grader (`boxed` for
 `qwen-boxed`, else `auto`), categorized (`mathtutor.metrics.categorize`), and saved to the
 SQLite store as soon as its batch finishes, so a crash loses only the batch in flight. A run
-is resumed by passing its `run_id`: finished (system, problem) pairs are skipped. The summary
+is resumed by passing its `run_id`: finished (system, problem) pairs are skipped (other settings
+under an existing `run_id` are refused). The run records its pid: a run whose process died
+reads as failed with the reason (`mathtutor.store`), and Resume continues it. The summary
 (accuracy ± standard error, maj@k and calibration with `num_votes > 1`, McNemar vs the first
 system, error categories) is stored with the run. One evaluation runs at a time per process
 (a second call is refused, or queued with `wait=True`), and an OS file lock keeps a second

@@ -20,7 +20,13 @@ order (FIFO: it yields while an older queued run is alive). The kernel releases 
 process dies, so a crashed run never blocks the queue, two launches at the same moment cannot
 both run, and queued runs keep waiting even if the app restarts. Status is read back from the
 store plus a check that the recorded process is still alive: a run whose process vanished is
-marked failed with the last lines of its log as the error.
+marked failed with the last lines of its log as the error. The lock file is removed by its
+last holder; `list_runs` removes those a killed run left, and empty run directories.
+
+A run directory is reused only by `resume` (`check_reusable`); a resume continues from the last
+complete checkpoint, drops metrics rows logged past it (`truncate_metrics`), and is refused when
+that checkpoint is already the last step (`check_resumable`). A finished run keeps its newest
+`keep_checkpoints` checkpoints (`prune_checkpoints`).
 
     python -m training.runs            # list runs with their status
 """
