@@ -147,6 +147,7 @@ def open_run(config: TrainConfig, run_dir: Path | None, resume: bool = False) ->
                 "--run_dir is required with several processes (accelerate launch "
                 "--num_processes N): every process must write to the same run directory"
             )
+        runs.check_launchable(config)
         return runs.create_run(config)
     run_dir = Path(run_dir)
     if not _is_main_process():
@@ -156,6 +157,7 @@ def open_run(config: TrainConfig, run_dir: Path | None, resume: bool = False) ->
     if store.get_train_run(run_dir.name) is None:
         if run_dir.parent.resolve() != runs.runs_root().resolve():
             raise ValueError(f"--run_dir {run_dir}: new runs live under {runs.runs_root()}")
+        runs.check_launchable(config)
         return runs.create_run(config, run_dir.name)
     return run_dir
 
