@@ -17,11 +17,14 @@ import json
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mathtutor import cli
 
 BUNDLED = "bundled"
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -429,8 +432,13 @@ def make_tiny_model(path: str | Path, *, seed: int = 0, num_layers: int = 2) -> 
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Convert the bundled model if needed and report cold/warm load times."""
+    cli.ArgumentParser(
+        prog="python -m mathtutor.models",
+        description="Convert/cache the bundled model and print load timings.",
+        epilog=cli.DEBUG_HELP,
+    ).parse_args(argv)
     started = time.perf_counter()
     directory = bundled_model_dir()
     converted = time.perf_counter() - started
@@ -441,4 +449,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mathtutor import cli
 from training.config import TrainConfig, parse_cli
 from training.data import grpo_rows, load_training_problems, to_dataset
 from training.engine import RunResult, Setup, log, run_training, trainer_arguments
@@ -70,4 +71,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

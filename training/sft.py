@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mathtutor import cli
 from training.config import TrainConfig, parse_cli
 from training.data import load_training_problems, sft_rows, to_dataset
 from training.engine import RunResult, Setup, log, run_training, trainer_arguments
@@ -100,4 +101,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))
