@@ -449,15 +449,11 @@ def model_linear_names(model: str) -> dict[str, tuple[int, int]]:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from mathtutor.models import resolve_model
+    from mathtutor.models import loading, resolve_model
 
     source = resolve_model(model)
-    try:
+    with loading(model, source):
         model_config = AutoConfig.from_pretrained(source)
-    except OSError as error:
-        raise ValueError(
-            f"model: cannot read the config of {model!r} ({str(error).splitlines()[0]})"
-        ) from None
     with torch.device("meta"):
         network = AutoModelForCausalLM.from_config(model_config)
     names: dict[str, tuple[int, int]] = {}
