@@ -267,6 +267,7 @@ _RUN_CHAR = r"(?:[\d.,$%+\-*/×÷·^()xX−–]|[^\S\n]|\\times|\\cdot|\\div|\\\
 _RUN_BEFORE = re.compile(rf"{_RUN_CHAR}+$")
 _RUN_AFTER = re.compile(rf"{_RUN_CHAR}+")
 _OPERATORS = "+-*/×÷^·xX−–"
+_LATEX_OPERATORS = ("\\times", "\\cdot", "\\div")
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _EQUALS = re.compile(r"(?<![=<>!])=(?![=>])")
 _DATE = re.compile(r"\d{1,4}([-/])\d{1,2}\1\d{1,4}")
@@ -291,28 +292,27 @@ def _expression_before(text: str, end: int) -> tuple[int, str, tuple | None] | N
     to check, never a suffix evaluated as if it were the whole.
     """
     line_start = text.rfind("\n", 0, end) + 1
-    window = max(line_start, end - MAX_CHARS)
+    # A few characters more than MAX_CHARS: spaces before the longest accepted expression,
+    # or a "\\times" cut by the window, are still seen (a longer candidate fails to parse).
+    window = max(line_start, end - MAX_CHARS - 8)
     run = _RUN_BEFORE.search(text, window, end)
     if run is None:
         return None
-    # Does the run go on to the left of the window? (A few characters of look-back, as a
-    # window that starts inside "\\times" starts the run just after it.)
-    cut = (
-        run.start() > line_start
-        and run.start() - window < 8
-        and _RUN_BEFORE.search(text, max(line_start, run.start() - 8), run.start()) is not None
-    )
+    cut = run.start() - window < 8 and _continues_left(text, line_start, run.start())
     too_long = (run.start(), "..." + text[run.start() : end].strip(), None)
     for start in range(run.start(), end):
         previous = text[start - 1] if start > 0 else " "
         if text[start] in "0123456789.($-−\\" and not (previous.isdigit() or previous == "."):
             candidate = text[start:end].strip()
+            if len(candidate) > MAX_CHARS:  # what starts here is too long: only its tail is left
+                cut = True
+                continue
             try:
                 tree = _parse(candidate)
             except ValueError:
                 continue
             before = text[run.start() : start].strip()
-            if before and before[-1] in _OPERATORS:
+            if before and (before[-1] in _OPERATORS or before.endswith(_LATEX_OPERATORS)):
                 return too_long if cut else None
             if cut and (not before or before[-1] in "()%$\\"):
                 return too_long
@@ -320,6 +320,15 @@ def _expression_before(text: str, end: int) -> tuple[int, str, tuple | None] | N
                 return None
             return start, candidate, tree
     return None
+
+
+def _continues_left(text: str, line_start: int, position: int) -> bool:
+    """Whether expression characters go on to the left of ``position`` (spaces skipped)."""
+    while position > line_start and text[position - 1] in " \t":
+        position -= 1
+    if position == line_start:
+        return False
+    return _RUN_BEFORE.search(text, max(line_start, position - 8), position) is not None
 
 
 def _expression_after(text: str, start: int) -> tuple[int, str] | None:
