@@ -426,9 +426,6 @@ def find_steps(text: str) -> list[Step]:
         if left is None or right is None:
             continue
         (start, expression, tree), (end, claimed) = left, right
-        if tree is None:  # longer than MAX_CHARS: reported, not checked
-            steps.append(Step(expression, claimed, None, None, start, end, "equation"))
-            continue
         if (
             _DATE.search(expression)
             or ((bounds := _RANGE.fullmatch(expression)) and int(bounds[1]) < int(bounds[2]))
@@ -437,7 +434,10 @@ def find_steps(text: str) -> list[Step]:
             or any(start < a_end and a_start < end for a_start, a_end in annotations)
         ):
             continue
-        steps.append(_step(expression, claimed, start, end, "equation", masked_text))
+        if tree is None:  # longer than MAX_CHARS: reported, not checked
+            steps.append(Step(expression, claimed, None, None, start, end, "equation"))
+        else:
+            steps.append(_step(expression, claimed, start, end, "equation", masked_text))
     return sorted(steps, key=lambda step: step.start)
 
 
