@@ -194,7 +194,7 @@ def _check_range(name: str, value: Any, low: float, high: float, other: str = ""
         raise ValueError(
             f"{name} must be between {low} and {high}{' ' + other if other else ''}, got {value}"
         )
-    return int(value) if whole else value
+    return int(value) if whole else float(value)
 
 
 def _choice(name: str, value: str, choices) -> None:
