@@ -64,8 +64,8 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = parse_cli(argv, method="grpo")
-    result = train(cli.config, cli.run_dir, cli.resume)
+    args = parse_cli(argv, method="grpo")
+    result = train(args.config, args.run_dir, args.resume)
     print(f"{result.status}: {result.run_id} step {result.global_step} -> {result.adapter_dir}")
     return 0
 
