@@ -9,7 +9,9 @@ an operand follows it, when it is modulo (``10 % 3 == 1``); ``1 1/2`` is a mixed
 (``25 / 1/3 == 75``). Limits, all reported as ``ValueError`` naming the expression: at most
 200 characters, parentheses 20 deep, 40 digits per number, and every intermediate value (and
 its denominator) at most 10**30, checked *before* a power is computed (``9**9**9`` fails at
-once).
+once). Nothing longer is ever evaluated in part: a step whose left side is longer than 200
+characters comes back unchecked (``actual`` and ``is_correct`` None, never a wrong verdict
+computed from its tail), and the calculator inserts nothing after it.
 
 ``find_steps`` reads GSM8K calculator annotations (``<<48/2=24>>``) and plain equations
 (``3 * 4 + 2 = 14``, ``$5 x 3 = $15``, chains ``a = b = c``). It skips what only looks like
@@ -265,6 +267,7 @@ _RUN_CHAR = r"(?:[\d.,$%+\-*/×÷·^()xX−–]|[^\S\n]|\\times|\\cdot|\\div|\\\
 _RUN_BEFORE = re.compile(rf"{_RUN_CHAR}+$")
 _RUN_AFTER = re.compile(rf"{_RUN_CHAR}+")
 _OPERATORS = "+-*/×÷^·xX−–"
+_LATEX_OPERATORS = ("\\times", "\\cdot", "\\div")
 _ANNOTATION = re.compile(r"<<([^<>]*)>>")
 _EQUALS = re.compile(r"(?<![=<>!])=(?![=>])")
 _DATE = re.compile(r"\d{1,4}([-/])\d{1,2}\1\d{1,4}")
@@ -280,28 +283,52 @@ def _has_operator(tree: tuple) -> bool:
     return tree[0] != "num" and (tree[0] not in ("neg", "pct") or _has_operator(tree[1]))
 
 
-def _expression_before(text: str, end: int) -> tuple[int, str, tuple] | None:
+def _expression_before(text: str, end: int) -> tuple[int, str, tuple | None] | None:
     """The longest expression with an operator that ends at ``end``: (start, text, tree).
 
     None when the expression goes on to the left into a variable (``X*2 - 40``, ``M + 4``).
+    Only the last ``MAX_CHARS`` characters are read; when the expression may go on to the
+    left of them, the tree is None and the text is ``"..."`` + those characters: too long
+    to check, never a suffix evaluated as if it were the whole.
     """
     line_start = text.rfind("\n", 0, end) + 1
-    run = _RUN_BEFORE.search(text, max(line_start, end - MAX_CHARS), end)
+    # A few characters more than MAX_CHARS: spaces before the longest accepted expression,
+    # or a "\\times" cut by the window, are still seen (a longer candidate fails to parse).
+    window = max(line_start, end - MAX_CHARS - 8)
+    run = _RUN_BEFORE.search(text, window, end)
     if run is None:
         return None
+    cut = run.start() - window < 8 and _continues_left(text, line_start, run.start())
+    too_long = (run.start(), "..." + text[run.start() : end].strip(), None)
     for start in range(run.start(), end):
         previous = text[start - 1] if start > 0 else " "
         if text[start] in "0123456789.($-−\\" and not (previous.isdigit() or previous == "."):
             candidate = text[start:end].strip()
+            if len(candidate) > MAX_CHARS:  # what starts here is too long: only its tail is left
+                cut = True
+                continue
             try:
                 tree = _parse(candidate)
             except ValueError:
                 continue
             before = text[run.start() : start].strip()
-            if not _has_operator(tree) or (before and before[-1] in _OPERATORS):
+            if before and (before[-1] in _OPERATORS or before.endswith(_LATEX_OPERATORS)):
+                return too_long if cut else None
+            if cut and (not before or before[-1] in "()%$\\"):
+                return too_long
+            if not _has_operator(tree):
                 return None
             return start, candidate, tree
     return None
+
+
+def _continues_left(text: str, line_start: int, position: int) -> bool:
+    """Whether expression characters go on to the left of ``position`` (spaces skipped)."""
+    while position > line_start and text[position - 1] in " \t":
+        position -= 1
+    if position == line_start:
+        return False
+    return _RUN_BEFORE.search(text, max(line_start, position - 8), position) is not None
 
 
 def _expression_after(text: str, start: int) -> tuple[int, str] | None:
@@ -315,7 +342,8 @@ def _expression_after(text: str, start: int) -> tuple[int, str] | None:
     mixed = _MIXED_CLAIM.match(text, start)
     if mixed is not None:
         return mixed.end(), mixed.group().strip()
-    for end in range(run.end(), start, -1):
+    # a claim longer than MAX_CHARS cannot parse: only shorter ones are tried (bounded work)
+    for end in range(min(run.end(), start + MAX_CHARS + 8), start, -1):
         candidate = text[start:end].strip().rstrip(".,$")
         if not candidate or candidate[-1] in _OPERATORS + "(" or not re.search(r"\d", candidate):
             continue
@@ -375,6 +403,8 @@ def find_steps(text: str) -> list[Step]:
     A plain equation is taken only when its left side has an operator (so ``x = 5`` and
     ``14 = 14`` are not steps), both sides are numbers (not ``X*2 - 40 = 250``), and it is
     not a date or a clock time; one around a ``<<...>>`` annotation is left to the annotation.
+    A left side longer than ``MAX_CHARS`` is returned unchecked, its expression ``"..."`` +
+    its last ``MAX_CHARS`` characters.
 
     >>> [(s.expression, s.claimed, s.is_correct) for s in find_steps("3 * 4 + 2 = 12 + 2 = 15")]
     [('3 * 4 + 2', '12 + 2', True), ('12 + 2', '15', False)]
@@ -395,7 +425,7 @@ def find_steps(text: str) -> list[Step]:
         right = _expression_after(masked_text, equals.end()) if left is not None else None
         if left is None or right is None:
             continue
-        (start, expression, _), (end, claimed) = left, right
+        (start, expression, tree), (end, claimed) = left, right
         if (
             _DATE.search(expression)
             or ((bounds := _RANGE.fullmatch(expression)) and int(bounds[1]) < int(bounds[2]))
@@ -404,7 +434,10 @@ def find_steps(text: str) -> list[Step]:
             or any(start < a_end and a_start < end for a_start, a_end in annotations)
         ):
             continue
-        steps.append(_step(expression, claimed, start, end, "equation", masked_text))
+        if tree is None:  # longer than MAX_CHARS: reported, not checked
+            steps.append(Step(expression, claimed, None, None, start, end, "equation"))
+        else:
+            steps.append(_step(expression, claimed, start, end, "equation", masked_text))
     return sorted(steps, key=lambda step: step.start)
 
 
@@ -420,21 +453,25 @@ def wrong_steps(text: str) -> list[Step]:
 def calculator_result(text_so_far: str) -> str | None:
     """The value to write next when generation just reached ``expression =`` or ``<<expr=``.
 
-    Called at every generated token, so it reads only the last few hundred characters and
-    returns at once unless the text ends with ``=`` (and optional spaces).
+    Called at every generated token, so it returns at once unless the text ends with ``=``
+    (and optional spaces). It inserts only what ``safe_eval`` evaluates whole: an expression
+    longer than ``MAX_CHARS`` characters gets None (the model writes its own result).
 
     >>> calculator_result("so 3 * 4 + 2 = "), calculator_result("x = "), calculator_result("7 / 0 =")
     ('14', None, None)
+    >>> calculator_result("1+" * 99 + "1 ="), calculator_result("1+" * 100 + "1 =")
+    ('100', None)
     """
-    tail = text_so_far[-MAX_CHARS - 20 :].rstrip(" \t")
-    if not tail.endswith("="):
+    if not text_so_far[-40:].rstrip(" \t").endswith("="):
         return None
-    body = tail[:-1]
+    body = text_so_far.rstrip(" \t")[:-1]
     opened = body.rfind("<<")
     try:
         if opened != -1 and ">>" not in body[opened:]:
             return format_value(safe_eval(body[opened + 2 :].rsplit("=", 1)[-1]))
         found = _expression_before(body, len(body))
-        return None if found is None else format_value(_evaluate(found[2], found[1]))
+        if found is None or found[2] is None:
+            return None
+        return format_value(_evaluate(found[2], found[1]))
     except ValueError:
         return None

@@ -9,10 +9,11 @@ both systems in ONE batched decoding call over the shared base (mixed adapters),
 
 from __future__ import annotations
 
-import argparse
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from mathtutor import cli
 from mathtutor.answers import Grade, extract_answer, grade
 from mathtutor.checks import Step, wrong_steps
 from mathtutor.generate import GenerationSettings, stream_completions
@@ -100,7 +101,11 @@ def _finish(pane: Pane, finish_reason: str, reference: str | None, mode: str) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(
+        prog="python -m mathtutor.compare",
+        description=__doc__.splitlines()[0],
+        epilog=cli.DEBUG_HELP,
+    )
     parser.add_argument("problem")
     parser.add_argument("--model", default="bundled")
     parser.add_argument("--systems", nargs=2, default=[BASE, BASE])
@@ -122,4 +127,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

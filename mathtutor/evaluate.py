@@ -31,6 +31,7 @@ import contextlib
 import csv
 import dataclasses
 import json
+import math
 import os
 import sqlite3
 import sys
@@ -43,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import locks, metrics, store
+from mathtutor import cli, locks, metrics, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
@@ -54,6 +55,7 @@ BACKENDS = ("auto", "transformers", "vllm")
 EXPORT_FORMATS = ("jsonl", "csv")
 # Settings that do not change results: a resumed run may use new values for these.
 _RUNTIME_FIELDS = ("batch_size", "backend")
+MAX_BATCH_SIZE = 4096
 
 
 @dataclass
@@ -110,7 +112,10 @@ class EvalConfig:
             "range": (1, 100_000),
         },
     )
-    seed: int = field(default=0, metadata={"help": "Seed for the sample and for sampling."})
+    seed: int = field(
+        default=0,
+        metadata={"help": "Seed for the sample and for sampling.", "range": (0, 2**32 - 1)},
+    )
     prompt_format: str = field(
         default="chat", metadata={"help": "How each question is asked.", "choices": tuple(FORMATS)}
     )
@@ -163,12 +168,7 @@ class EvalConfig:
             if "choices" in spec.metadata:
                 _choice(spec.name, value, spec.metadata["choices"])
             if "range" in spec.metadata:
-                low, high = spec.metadata["range"]
-                whole = isinstance(low, int)
-                if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-                    raise ValueError(f"{spec.name} must be a number, got {value!r}")
-                if not low <= value <= high:
-                    raise ValueError(f"{spec.name} must be between {low} and {high}, got {value}")
+                setattr(self, spec.name, _check_range(spec.name, value, *spec.metadata["range"]))
         if self.dataset == "upload" and not self.path:
             raise ValueError("path: dataset 'upload' needs the file to read (JSONL, JSON or CSV)")
         if self.num_votes > 1 and self.temperature == 0.0:
@@ -176,11 +176,27 @@ class EvalConfig:
                 f"num_votes={self.num_votes} needs temperature > 0: greedy decoding gives the "
                 "same answer every time (e.g. temperature 0.7)"
             )
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(
-                f"batch_size must be at least 1 or empty (auto), got {self.batch_size}"
+        if self.batch_size is not None:
+            self.batch_size = _check_range(
+                "batch_size", self.batch_size, 1, MAX_BATCH_SIZE, "or empty"
             )
         self.run_id = (self.run_id or "").strip() or None
+
+
+def _check_range(name: str, value: Any, low: float, high: float, other: str = "") -> Any:
+    """`value` as the field's number (an int when `low` is one), if finite and in [low, high]."""
+    whole = isinstance(low, int)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    if whole and value != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value}")
+    if not low <= value <= high:
+        raise ValueError(
+            f"{name} must be between {low} and {high}{' ' + other if other else ''}, got {value}"
+        )
+    return int(value) if whole else float(value)
 
 
 def _choice(name: str, value: str, choices) -> None:
@@ -632,23 +648,11 @@ def _csv_cell(value: Any) -> Any:
 
 # --------------------------------------------------------------------------- command line
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m mathtutor.evaluate",
-        description="Evaluate base and LoRA adapters on the same math problems.",
+    parser = cli.config_parser(
+        EvalConfig,
+        "python -m mathtutor.evaluate",
+        "Evaluate base and LoRA adapters on the same math problems.",
     )
-    for spec in dataclasses.fields(EvalConfig):
-        flags = [f"--{spec.name}"]
-        if "_" in spec.name:
-            flags.append(f"--{spec.name.replace('_', '-')}")
-        kind = str(spec.type)
-        options: dict[str, Any] = {"dest": spec.name, "help": spec.metadata["help"]}
-        if kind == "bool":
-            options["action"] = argparse.BooleanOptionalAction
-        elif kind.startswith("list"):
-            options["nargs"] = "+"
-        else:
-            options["type"] = {"int": int, "float": float}.get(kind.split(" |")[0], str)
-        parser.add_argument(*flags, default=argparse.SUPPRESS, **options)
     parser.add_argument(
         "--adapter", action="append", default=[], help="Shorthand: --systems base ADAPTER."
     )
@@ -696,4 +700,4 @@ def main(argv: Sequence[str] | None = None) -> EvalReport:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

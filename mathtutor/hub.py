@@ -31,6 +31,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mathtutor import cli
 from mathtutor.model_card import TAG, CardInfo, render_model_card
 from mathtutor.models import base_model_id, home_dir, same_base
 
@@ -543,9 +544,9 @@ def read_space_settings(directory: str | Path | None = None) -> dict:
 
 # --------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    """`python -m mathtutor.hub {push,pull,list,search,deploy-space}`; exit code 2 on errors."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mathtutor.hub", description=__doc__.split("\n")[0]
+    """`python -m mathtutor.hub {push,pull,list,search,deploy-space}` (errors: see `cli.run`)."""
+    parser = cli.ArgumentParser(
+        prog="python -m mathtutor.hub", description=__doc__.split("\n")[0], epilog=cli.DEBUG_HELP
     )
     commands = parser.add_subparsers(dest="command", required=True)
     push = commands.add_parser("push", help="upload an adapter directory with a model card")
@@ -572,54 +573,50 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--private", action=argparse.BooleanOptionalAction, default=False)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.command == "push":
-            card = Path(args.card).read_text("utf-8") if args.card else None
-            print(
-                push_adapter(
-                    args.adapter_dir,
-                    args.repo_id,
-                    get_token(),
-                    private=args.private,
-                    commit_message=args.commit_message,
-                    revision=args.revision,
-                    card=card,
-                )
+    if args.command == "push":
+        card = Path(args.card).read_text("utf-8") if args.card else None
+        print(
+            push_adapter(
+                args.adapter_dir,
+                args.repo_id,
+                get_token(),
+                private=args.private,
+                commit_message=args.commit_message,
+                revision=args.revision,
+                card=card,
             )
-        elif args.command == "pull":
-            print(
-                pull_adapter(
-                    args.repo_id,
-                    revision=args.revision,
-                    token=get_token(),
-                    expected_base=args.expected_base,
-                    cache_dir=args.cache_dir,
-                )
+        )
+    elif args.command == "pull":
+        print(
+            pull_adapter(
+                args.repo_id,
+                revision=args.revision,
+                token=get_token(),
+                expected_base=args.expected_base,
+                cache_dir=args.cache_dir,
             )
-        elif args.command == "deploy-space":
-            print(
-                deploy_space(
-                    args.space_id,
-                    get_token(),
-                    base_model=args.base_model,
-                    adapter_repo=args.adapter_repo,
-                    hardware=args.hardware,
-                    private=args.private,
-                )
+        )
+    elif args.command == "deploy-space":
+        print(
+            deploy_space(
+                args.space_id,
+                get_token(),
+                base_model=args.base_model,
+                adapter_repo=args.adapter_repo,
+                hardware=args.hardware,
+                private=args.private,
             )
+        )
+    else:
+        if args.command == "list":
+            found = list_my_adapters(get_token())
         else:
-            if args.command == "list":
-                found = list_my_adapters(get_token())
-            else:
-                found = search_adapters(args.query, args.limit)
-            for adapter in found:
-                visibility = "private" if adapter.private else "public"
-                print(f"{adapter.repo_id}\tbase={adapter.base_model or '?'}\t{visibility}")
-    except (ValueError, OSError) as error:  # HubError is a ValueError
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            found = search_adapters(args.query, args.limit)
+        for adapter in found:
+            visibility = "private" if adapter.private else "public"
+            print(f"{adapter.repo_id}\tbase={adapter.base_model or '?'}\t{visibility}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

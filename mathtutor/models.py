@@ -12,16 +12,21 @@ Adapters are added to that one copy by name; generation picks "base" or an adapt
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import re
 import shutil
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mathtutor import cli
 
 BUNDLED = "bundled"
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -117,14 +122,57 @@ def bundled_model_dir() -> Path:
 
 
 def cached_models() -> list[str]:
-    """Specs that load without the network: `bundled` and local directories under home."""
+    """Specs that load without the network: `bundled`, checkpoint directories under
+    `home_dir()/models`, and Hub models in the Hugging Face cache (`HF_HUB_CACHE`)."""
     available = [BUNDLED]
     models_root = home_dir() / "models"
     if models_root.is_dir():
         for path in sorted(models_root.iterdir()):
             if (path / "config.json").is_file() and not path.name.startswith("bundled-"):
                 available.append(str(path))
-    return available
+    return available + _hub_cache_models()
+
+
+def _hub_cache_models() -> list[str]:
+    """Hub ids whose config.json is in the local Hugging Face cache (none if there is none)."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        repos = scan_cache_dir().repos
+    except (CacheNotFound, OSError):
+        return []
+    return sorted(
+        repo.repo_id
+        for repo in repos
+        if repo.repo_type == "model"
+        and any(file.file_name == "config.json" for rev in repo.revisions for file in rev.files)
+    )
+
+
+@contextlib.contextmanager
+def loading(spec: str, source: str) -> Iterator[None]:
+    """Around `from_pretrained(source)` for the model spec `spec`, wherever a model is loaded
+    (inference, training, estimates): a model that cannot be found or read becomes one
+    ValueError naming it, and, for a Hub id, listing the models that load offline.
+
+    >>> with loading("nosuch/x", "nosuch/x"):  # doctest: +ELLIPSIS
+    ...     raise OSError("nosuch/x is not a valid model identifier")
+    Traceback (most recent call last):
+    ValueError: model 'nosuch/x' could not be loaded from the Hub (...). These load offline: bundled...
+    """
+    try:
+        yield
+    except OSError as error:
+        if Path(source).is_dir():
+            raise ValueError(
+                f"model directory {source} could not be loaded: {_first_line(error)}"
+            ) from error
+        offline = ", ".join(cached_models()) or "none found"
+        raise ValueError(
+            f"model {spec!r} could not be loaded from the Hub ({_first_line(error)}). These load "
+            f"offline: {offline}; or give a local directory with a config.json"
+        ) from error
 
 
 def resolve_model(spec: str) -> str:
@@ -341,16 +389,9 @@ def _load(spec: str, device: str, dtype: Any, quantization: str | None) -> Loade
             bnb_4bit_compute_dtype=compute,
         )
         kwargs["device_map"] = {"": device}
-    try:
+    with loading(spec, source):
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except OSError as error:
-        if Path(source).is_dir():
-            raise ValueError(f"model directory {source} could not be loaded: {error}") from error
-        raise ValueError(
-            f"model {spec!r} could not be loaded from the Hub ({_first_line(error)}). "
-            f"Offline, these load: {', '.join(cached_models())}"
-        ) from error
     if not quantization:
         model.to(device)
     model.eval()
@@ -429,8 +470,13 @@ def make_tiny_model(path: str | Path, *, seed: int = 0, num_layers: int = 2) -> 
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Convert the bundled model if needed and report cold/warm load times."""
+    cli.ArgumentParser(
+        prog="python -m mathtutor.models",
+        description="Convert/cache the bundled model and print load timings.",
+        epilog=cli.DEBUG_HELP,
+    ).parse_args(argv)
     started = time.perf_counter()
     directory = bundled_model_dir()
     converted = time.perf_counter() - started
@@ -441,4 +487,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from mathtutor import cli
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -346,7 +349,13 @@ def remove_adapter(name: str, path: str | Path | None = None) -> None:
         db.execute("DELETE FROM adapters WHERE name=?", (name,))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Print the number of rows in each table of the database."""
+    cli.ArgumentParser(
+        prog="python -m mathtutor.store",
+        description="Row counts of the mathtutor database.",
+        epilog=cli.DEBUG_HELP,
+    ).parse_args(argv)
     connection = connect()
     for table in ("eval_runs", "eval_records", "train_runs", "adapters"):
         count = connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
@@ -355,4 +364,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

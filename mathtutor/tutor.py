@@ -32,15 +32,16 @@ True
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from mathtutor import cli
 from mathtutor.answers import answers_match, extract_answer, parse_number, reference_answer
 from mathtutor.checks import Step, find_steps, format_value, wrong_steps
 from mathtutor.compare import clean_problem
@@ -585,7 +586,11 @@ def save_session(record: dict[str, Any], path: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(
+        prog="python -m mathtutor.tutor",
+        description=__doc__.splitlines()[0],
+        epilog=cli.DEBUG_HELP,
+    )
     parser.add_argument("problem")
     parser.add_argument("--mode", choices=("solve", "hint", "check"), default="solve")
     parser.add_argument("--model", default="bundled")
@@ -609,4 +614,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -324,6 +324,68 @@ def test_calculator_result_is_cheap_on_long_text():
     assert time.perf_counter() - started < 0.5
 
 
+# Sums of n ones, written "1+1+...+1": 2n - 1 characters, so 100 ones are within the limit
+# (199 characters) and 101 ones are not (201).
+def ones(n: int) -> str:
+    return "+".join(["1"] * n)
+
+
+@pytest.mark.parametrize("prefix", ["", "The total is ", "So we add: "])
+def test_a_long_step_within_the_limit_is_checked_exactly(prefix):
+    assert len(ones(100)) == checks.MAX_CHARS - 1
+    (right,) = find_steps(f"{prefix}{ones(100)} = 100")
+    assert (right.expression, right.actual, right.is_correct) == (ones(100), 100, True)
+    (wrong,) = wrong_steps(f"{prefix}{ones(100)} = 99")
+    assert (wrong.expression, wrong.actual) == (ones(100), 100)
+    assert calculator_result(f"{prefix}{ones(100)} = ") == "100"
+    assert calculator_result(f"{prefix}<<{ones(100)}=") == "100"
+
+
+@pytest.mark.parametrize("count", [101, 150, 1000])
+def test_a_step_past_the_limit_is_unchecked_never_judged_by_its_tail(count):
+    text = f"Adding them up, {ones(count)} = {count}"
+    (step,) = find_steps(text)  # the issue's case: 101 ones was flagged, computing 100
+    assert (step.actual, step.is_correct, step.claimed) == (None, None, str(count))
+    assert step.expression.startswith("...") and step.expression.endswith("+1")
+    assert wrong_steps(text) == [] == wrong_steps(f"{ones(count)} = {count + 1}")
+    # the calculator inserts nothing rather than the tail's value (100 for 101 ones)
+    assert calculator_result(f"{ones(count)} = ") is None
+    assert calculator_result(f"{ones(count)} =") is None
+    assert calculator_result(f"so <<{ones(count)}=") is None
+    with pytest.raises(ValueError, match="longer than 200 characters"):
+        safe_eval(ones(count))
+
+
+def test_a_long_line_is_fine_when_the_step_itself_is_short():
+    words = "Janet counts her ducks and eggs every single morning. " * 10
+    text = f"{words}Then 16 - 3 - 4 = 9 and 9 * 2 = 19."
+    assert [(s.expression, s.is_correct) for s in find_steps(text)] == [
+        ("16 - 3 - 4", True),
+        ("9 * 2", False),
+    ]
+    assert calculator_result(f"{words}Then 16 - 3 - 4 = ") == "9"
+    # a list of numbers longer than the limit, then a separate short step
+    listing = ", ".join(str(n) for n in range(100)) + ", and 3 + 4 = 7"
+    assert [(s.expression, s.is_correct) for s in find_steps(listing)] == [("3 + 4", True)]
+
+
+@pytest.mark.parametrize("spaces", [195, 205, 400])
+def test_a_spaced_out_product_past_the_limit_is_refused(spaces):
+    """'2 \\times <spaces> 3 + 1' is 7; its tail '3 + 1' is 4: neither the checker nor the
+    calculator may judge by the tail, wherever the window starts."""
+    text = "2 \\times" + " " * spaces + "3 + 1 = 4"
+    assert [(s.actual, s.is_correct) for s in find_steps(text)] == [(None, None)]
+    assert calculator_result(text[: -len(" 4")]) is None
+    assert [s.actual for s in find_steps("2 \\times 3 + 1 = 7")] == [7]
+
+
+def test_a_long_claim_costs_linear_time():
+    text = "2 + 2 = " + "4 " * 50_000
+    started = time.perf_counter()
+    assert find_steps(text) == []  # "4 4 4 ..." is not one number
+    assert time.perf_counter() - started < 2.0
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [

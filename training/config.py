@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import math
 import sys
 import types
 import typing
@@ -35,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from mathtutor import cli
 from mathtutor.data import DATASETS
 from mathtutor.prompts import FORMATS
 
@@ -307,6 +309,8 @@ def _coerce(item: dataclasses.Field, value: Any) -> Any:
             number = float(str(value).strip()) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
         if kind is int:
             if number != int(number):
                 raise ValueError(f"{name}: expected a whole number, got {value!r}")
@@ -331,6 +335,33 @@ def _target_modules(value: Any) -> str | list[str]:
             "target_modules: empty list; use 'all-linear' or names such as q_proj,v_proj"
         )
     return names
+
+
+# Upper bounds: far above any real run, low enough that a typo (1e30 steps) or a value that
+# overflows a library (seeds are 32-bit in numpy) is refused here, naming the field.
+_MAXIMUM = {
+    "lora_rank": 4096,
+    "lora_alpha": 65536,
+    "epochs": 10_000,
+    "max_steps": 10_000_000,
+    "warmup_steps": 10_000_000,
+    "batch_size": 65536,
+    "gradient_accumulation_steps": 65536,
+    "max_seq_length": 1_048_576,
+    "eval_steps": 10_000_000,
+    "logging_steps": 10_000_000,
+    "save_steps": 10_000_000,
+    "early_stopping_patience": 10_000,
+    "num_train_samples": 100_000_000,
+    "weight_decay": 10,
+    "max_grad_norm": 1e6,
+    "seed": 2**32 - 1,
+    "num_generations": 1024,
+    "max_completion_length": 1_048_576,
+    "beta": 1e6,
+    "correctness_weight": 1e6,
+    "format_weight": 1e6,
+}
 
 
 def _validate(config: TrainConfig) -> None:
@@ -362,6 +393,9 @@ def _validate(config: TrainConfig) -> None:
     for name, low in minimum.items():
         if getattr(config, name) < low:
             raise ValueError(f"{name}: must be at least {low}, got {getattr(config, name)}")
+    for name, high in _MAXIMUM.items():
+        if getattr(config, name) > high:
+            raise ValueError(f"{name}: must be at most {high}, got {getattr(config, name)}")
     if not config.learning_rate > 0:
         raise ValueError(f"learning_rate: must be positive, got {config.learning_rate}")
     if config.learning_rate > 1:
@@ -422,15 +456,11 @@ def model_linear_names(model: str) -> dict[str, tuple[int, int]]:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from mathtutor.models import resolve_model
+    from mathtutor.models import loading, resolve_model
 
     source = resolve_model(model)
-    try:
+    with loading(model, source):
         model_config = AutoConfig.from_pretrained(source)
-    except OSError as error:
-        raise ValueError(
-            f"model: cannot read the config of {model!r} ({str(error).splitlines()[0]})"
-        ) from None
     with torch.device("meta"):
         network = AutoModelForCausalLM.from_config(model_config)
     names: dict[str, tuple[int, int]] = {}
@@ -470,8 +500,10 @@ class CliArgs:
 
 def build_parser(prog: str = "training") -> argparse.ArgumentParser:
     """Flags generated from the dataclass fields (same names), plus --config/--run_dir/--resume."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Fine-tune a math model (see training/config.py)."
+    parser = cli.ArgumentParser(
+        prog=prog,
+        description="Fine-tune a math model (see training/config.py).",
+        epilog=cli.DEBUG_HELP,
     )
     parser.add_argument("--config", help="YAML recipe/config; flags below override its values")
     parser.add_argument(
@@ -483,17 +515,7 @@ def build_parser(prog: str = "training") -> argparse.ArgumentParser:
     parser.add_argument(
         "--print_config", action="store_true", help="print the resolved config as YAML and exit"
     )
-    for section, items in fields_by_section().items():
-        group = parser.add_argument_group(section)
-        for item in items:
-            choices = item.metadata.get("choices")
-            group.add_argument(
-                f"--{item.name}",
-                default=argparse.SUPPRESS,  # only flags that were given override the file
-                metavar=("{" + ",".join(choices) + "}") if choices else item.name.upper(),
-                help=item.metadata["help"].replace("%", "%%"),
-            )
-    return parser
+    return cli.config_parser(TrainConfig, prog, parser=parser)
 
 
 def parse_cli(argv: list[str] | None = None, method: str | None = None) -> CliArgs:
@@ -508,15 +530,10 @@ def parse_cli(argv: list[str] | None = None, method: str | None = None) -> CliAr
     run_dir = args.pop("run_dir")
     resume = args.pop("resume")
     print_config = args.pop("print_config")
-    try:
-        if config_path:
-            config = TrainConfig.from_yaml(config_path, **args)
-        else:
-            config = TrainConfig.from_dict(
-                {"method": method or "sft", **args}, source="command line"
-            )
-    except ValueError as error:
-        parser.error(str(error))
+    if config_path:  # a bad value raises ValueError naming the field: one line via cli.run
+        config = TrainConfig.from_yaml(config_path, **args)
+    else:
+        config = TrainConfig.from_dict({"method": method or "sft", **args}, source="command line")
     if method and config.method != method:
         parser.error(
             f"method: this config is {config.method!r}; run python -m training.{config.method}"

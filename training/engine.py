@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -230,12 +231,22 @@ def _stopped_while_queued(config: TrainConfig, run_dir: Path) -> RunResult:
     return RunResult(run_dir.name, run_dir, "stopped", None, 0, None, None, 0.0)
 
 
+# errno values that mean a write could not be done (full disk, quota, file size limit, a
+# read-only or failing disk); any other OSError (a model not found, say) is reported as it is.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+_WRITE_FAILURES = ("No space left", "I/O error", "File too large", "Disk quota exceeded")
+
+
 def _failure_message(error: BaseException, run_dir: Path) -> str:
-    """What the UI shows for a failed run: the exception, with a hint for write errors."""
+    """What the UI shows for a failed run: the exception, with a hint when a write failed."""
     if isinstance(error, KeyboardInterrupt):
         return "interrupted (Ctrl-C / SIGINT)"
     text = "".join(traceback.format_exception_only(type(error), error)).strip()[-2000:]
-    if isinstance(error, OSError) or "I/O error" in text or "No space left" in text:
+    write_failed = isinstance(error, OSError) and (
+        error.errno in _WRITE_ERRNOS
+        or (isinstance(error, PermissionError) and str(run_dir) in str(error.filename or ""))
+    )
+    if write_failed or any(failure in text for failure in _WRITE_FAILURES):
         text += f"\nA write failed: check the free disk space and permissions of {run_dir}."
     return text
 

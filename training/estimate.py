@@ -101,13 +101,11 @@ def _architecture(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from mathtutor.models import resolve_model
+    from mathtutor.models import loading, resolve_model
 
-    try:
-        model_config = AutoConfig.from_pretrained(resolve_model(model))
-    except OSError as error:  # offline and not cached, or not a model
-        first_line = str(error).strip().splitlines()[0][:200]
-        raise ValueError(f"model: cannot read the config of {model!r} ({first_line})") from None
+    source = resolve_model(model)
+    with loading(model, source):  # offline and not cached, or not a model
+        model_config = AutoConfig.from_pretrained(source)
     with torch.device("meta"):
         network = AutoModelForCausalLM.from_config(model_config)
     linears = []

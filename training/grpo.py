@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mathtutor import cli
 from training.config import TrainConfig, parse_cli
 from training.data import grpo_rows, load_training_problems, to_dataset
 from training.engine import RunResult, Setup, log, run_training, trainer_arguments
@@ -63,11 +64,11 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = parse_cli(argv, method="grpo")
-    result = train(cli.config, cli.run_dir, cli.resume)
+    args = parse_cli(argv, method="grpo")
+    result = train(args.config, args.run_dir, args.resume)
     print(f"{result.status}: {result.run_id} step {result.global_step} -> {result.adapter_dir}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -36,7 +36,7 @@ def load_for_training(config: TrainConfig, *, padding_side: str = "right") -> Se
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mathtutor.models import base_model_id, pick_device, resolve_model
+    from mathtutor.models import base_model_id, loading, pick_device, resolve_model
 
     notes: list[str] = []
     device = pick_device()
@@ -63,8 +63,9 @@ def load_for_training(config: TrainConfig, *, padding_side: str = "right") -> Se
         )
         kwargs["device_map"] = {"": device if device != "cuda" else torch.cuda.current_device()}
         notes.append(f"QLoRA: 4-bit NF4 base, {str(compute).split('.')[-1]} compute")
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    with loading(config.model, source):
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if config.finetune == "qlora":
         from peft import prepare_model_for_kbit_training
 
@@ -101,14 +102,15 @@ def _load_unsloth(config: TrainConfig, source: str, dtype: Any, notes: list[str]
     """unsloth's FastLanguageModel (imported here only: importing it patches trl globally)."""
     from unsloth import FastLanguageModel
 
-    from mathtutor.models import base_model_id
+    from mathtutor.models import base_model_id, loading
 
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        source,
-        max_seq_length=config.max_seq_length,
-        dtype=dtype,
-        load_in_4bit=config.finetune == "qlora",
-    )
+    with loading(config.model, source):
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            source,
+            max_seq_length=config.max_seq_length,
+            dtype=dtype,
+            load_in_4bit=config.finetune == "qlora",
+        )
     model = FastLanguageModel.get_peft_model(
         model,
         r=config.lora_rank,

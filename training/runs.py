@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import locks, store
+from mathtutor import cli, locks, store
 from mathtutor.models import home_dir
 from training.config import TrainConfig
 
@@ -457,11 +457,17 @@ def wait(run_id: str, timeout: float = 600, poll_seconds: float = 0.5) -> RunInf
         time.sleep(poll_seconds)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """List the training runs with their status, step and last loss (or reward)."""
+    cli.ArgumentParser(
+        prog="python -m training.runs",
+        description="List training runs.",
+        epilog=cli.DEBUG_HELP,
+    ).parse_args(argv)
     for info in list_runs():
         loss = info.last.get("loss", info.last.get("reward", ""))
         print(f"{info.run_id:50s} {info.status:9s} step {info.step}/{info.max_steps} {loss}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))
