@@ -9,9 +9,10 @@ function unchanged, and the `spaces` package is never imported.
 Which handlers run under it: Compare's Run and every Tutor action that runs the model (solve,
 hint, check, reveal), each with a duration sized to its own work by `gpu_seconds` (the number
 of decode steps and rows it may run; `duration` may be a function of the handler's arguments,
-as `spaces.GPU` allows). The Evaluate tab's background job runs its problems in chunks, each
-chunk one call sized by the same `gpu_seconds`. Training does not fit in a call (minutes per call at most), so the Train and Hub tabs ask for dedicated GPU
-hardware when `on_zerogpu()`.
+as `spaces.GPU` allows). Evaluation runs in chunks, each chunk one call, and
+`gpu_seconds((max_new_tokens, rows))` sizes a chunk too. Training does not fit in a call
+(minutes per call at most), so the Train and Hub tabs ask for dedicated GPU hardware when
+`on_zerogpu()`.
 
     from mathtutor.zerogpu import gpu, gpu_seconds
 
