@@ -87,7 +87,7 @@ def _evaluate(config, systems: list[str], num_samples: int, calculator: bool = F
     for index, difficulty in enumerate(levels):
         report = evaluate(
             EvalConfig(
-                model="bundled",
+                model=config.model,
                 systems=systems,
                 dataset=config.dataset,
                 split="test",

@@ -47,22 +47,58 @@ def pick_device() -> str:
     """`cuda` when a GPU is visible, else `mps` on Apple silicon, else `cpu`."""
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    mps = getattr(torch.backends, "mps", None)
+    return device_for(torch.cuda.is_available(), bool(mps and mps.is_available()))
+
+
+def device_for(cuda: bool, mps: bool = False) -> str:
+    """The device decision itself, from what is visible.
+
+    >>> device_for(True, True), device_for(False, True), device_for(False)
+    ('cuda', 'mps', 'cpu')
+    """
+    return "cuda" if cuda else "mps" if mps else "cpu"
+
+
+def cuda_capability() -> tuple[int, int] | None:
+    """The current CUDA GPU's compute capability, e.g. (7, 5) for a T4; None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    if torch.version.hip:  # ROCm GPUs all compute bf16
+        return (9, 0)
+    return tuple(torch.cuda.get_device_capability())  # type: ignore[return-value]
+
+
+def dtype_name(device: str, capability: tuple[int, int] | None = None) -> str:
+    """The weights dtype for a device: bf16 on GPUs that compute it natively, else fp16; fp32 on CPU.
+
+    Native bf16 starts with compute capability 8.0 (A100, A10G, L4, H100). On older GPUs (T4,
+    V100) `torch.cuda.is_bf16_supported()` still says True, because a bf16 tensor can be
+    *emulated* there, slower than fp16; so the capability decides, not that call.
+
+    >>> dtype_name("cuda", (8, 6)), dtype_name("cuda", (7, 5)), dtype_name("mps"), dtype_name("cpu")
+    ('bfloat16', 'float16', 'float16', 'float32')
+    """
+    if device == "cuda":
+        return "bfloat16" if capability is not None and capability[0] >= 8 else "float16"
+    if device == "mps":
+        return "float16"
+    return "float32"
+
+
+def native_bf16() -> bool:
+    """Whether this machine's CUDA GPU computes bf16 natively (False without CUDA)."""
+    capability = cuda_capability()
+    return capability is not None and dtype_name("cuda", capability) == "bfloat16"
 
 
 def pick_dtype(device: str) -> Any:
-    """bf16 on GPUs that support it, fp16 on other GPUs and MPS, fp32 on CPU."""
+    """The torch dtype `dtype_name` picks for `device` on this machine."""
     import torch
 
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return torch.float16
-    return torch.float32
+    return getattr(torch, dtype_name(device, cuda_capability() if device == "cuda" else None))
 
 
 # --------------------------------------------------------------------------- bundled model
@@ -381,7 +417,7 @@ def _load(spec: str, device: str, dtype: Any, quantization: str | None) -> Loade
     if quantization:
         from transformers import BitsAndBytesConfig
 
-        compute = torch.bfloat16 if device != "cuda" or torch.cuda.is_bf16_supported() else dtype
+        compute = torch.bfloat16 if device != "cuda" or native_bf16() else dtype
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=quantization == "4bit",
             load_in_8bit=quantization == "8bit",

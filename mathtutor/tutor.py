@@ -62,6 +62,7 @@ MAX_ANSWER_CHARS = 200
 MAX_K = 16
 CONFIDENCE_THRESHOLD = 0.6  # below this vote share the tutor says it is unsure
 NUM_HINT_CANDIDATES = 3
+HINT_TOKENS = 80  # a hint is one short question
 SAMPLING = GenerationSettings(max_new_tokens=256, temperature=0.7, seed=0, calculator=True)
 FALLBACK_HINTS = (
     "What exactly does the question ask you to find, and in what units?",
@@ -130,6 +131,29 @@ def _settings(
     settings = settings or GenerationSettings()
     stops = tuple(dict.fromkeys((*settings.stop, *stop_sequences(PROMPT_FORMAT))))
     return replace(settings, stop=stops, calculator=calculator, **overrides)
+
+
+def gpu_work(action: str, k: Any = 5) -> tuple[tuple[int, int], ...]:
+    """The decoding runs, (max_new_tokens, rows) each, that one Tutor action may do at most.
+
+    For sizing a GPU call before it starts (`mathtutor.zerogpu.gpu_seconds`). `k` is taken as
+    the UI sends it and clamped to 1..MAX_K (unreadable: MAX_K); the action validates it.
+
+    >>> gpu_work("solve"), gpu_work("hint", 5.0), gpu_work("check", 100)
+    (((256, 1),), ((80, 3), (256, 5)), ((256, 16),))
+    """
+    try:
+        k = min(MAX_K, max(1, int(k)))
+    except (TypeError, ValueError, OverflowError):
+        k = MAX_K
+    consensus = (SAMPLING.max_new_tokens, k)  # self_consistency: k samples in one batch
+    if action == "solve":
+        return ((GenerationSettings().max_new_tokens, 1),)  # solve_stream's default settings
+    if action == "hint":
+        return ((HINT_TOKENS, NUM_HINT_CANDIDATES), consensus)
+    if action == "check":
+        return (consensus,)
+    raise ValueError(f"action {action!r}: expected one of solve, hint, check")
 
 
 # --------------------------------------------------------------------------- solutions
@@ -356,7 +380,7 @@ def next_hint(
     asked = [hint.strip() for hint in hints_so_far if hint.strip()]
     prompt = _render_turns(hint_messages(problem, asked), loaded.tokenizer)
     settings = GenerationSettings(
-        max_new_tokens=80, temperature=0.7, seed=len(asked), stop=HINT_STOP
+        max_new_tokens=HINT_TOKENS, temperature=0.7, seed=len(asked), stop=HINT_STOP
     )
     completions = generate_batch(
         loaded, [prompt] * NUM_HINT_CANDIDATES, system, settings, batch_size=NUM_HINT_CANDIDATES

@@ -122,3 +122,25 @@ def test_bundled_model_loads_from_cache_and_answers(bundled_dir):
     assert "5" in completion.text
     assert completion.finish_reason in {"eos", "length"}
     models.clear_cache()
+
+
+def test_device_and_dtype_decisions():
+    # The capability decides bf16: a T4 (7.5) only emulates it, so it gets fp16.
+    assert models.device_for(cuda=True, mps=True) == "cuda"
+    assert models.device_for(cuda=False, mps=True) == "mps"
+    assert models.device_for(cuda=False) == "cpu"
+    assert models.dtype_name("cuda", (7, 5)) == "float16"
+    assert models.dtype_name("cuda", (8, 0)) == "bfloat16"
+    assert models.dtype_name("cuda", (9, 0)) == "bfloat16"
+    assert models.dtype_name("cuda", None) == "float16"
+    assert models.dtype_name("cpu") == "float32" and models.dtype_name("mps") == "float16"
+
+
+def test_cpu_machine_picks_cpu_fp32():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the CPU decisions are covered above")
+    assert models.pick_device() in ("cpu", "mps")
+    assert models.cuda_capability() is None and not models.native_bf16()
+    assert models.pick_dtype("cpu") is torch.float32

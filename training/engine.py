@@ -66,7 +66,7 @@ def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval
     """Keyword arguments shared by SFTConfig and GRPOConfig."""
     import importlib.util
 
-    import torch
+    from mathtutor.models import native_bf16
 
     cuda = setup.device == "cuda"
     optimizer = config.optimizer
@@ -81,7 +81,7 @@ def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval
             )
     half = {"auto": None, "fp32": None, "bf16": "bf16", "fp16": "fp16"}[config.precision]
     if config.precision == "auto" and cuda:
-        half = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        half = "bf16" if native_bf16() else "fp16"  # a T4 emulates bf16: fp16 there
     if setup.device == "cpu" and half == "fp16":
         raise ValueError("precision: fp16 needs a GPU; use auto, bf16 or fp32 on CPU")
     save_steps = config.save_steps

@@ -20,7 +20,9 @@ issue 4's reference machine managed ~40; CUDA: 40% of a nominal 200 TFLOP/s bf16
 generation: `num_generations` x `max_completion_length` decode steps, bounded by memory
 bandwidth.
 The verdict compares the total with the free device memory: fits (< 80%), tight (< 100%),
-will not fit.
+will not fit (`check_fits` refuses that one before launch, `training.runs.check_launchable`).
+`gpu_gb` is the same run on a CUDA GPU whatever this machine has, so the Train tab can say
+which common GPU it needs (`gpu_requirement`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from training.config import TrainConfig
 
 CPU_FLOPS_PER_CORE = 25e9
 GPU_FLOPS = 0.4 * 200e12
+OVERHEAD = 0.3e9  # framework overhead, bytes
+# Common GPUs a Space or a notebook offers, by total memory (GB): the "needs on a GPU" line.
+COMMON_GPUS = (("T4", 16), ("L4", 24), ("A100", 40), ("H100", 80))
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Estimate:
     seconds_per_step: float
     total_steps: int
     total_seconds: float
+    gpu_gb: float = 0.0  # the same run's total on a CUDA GPU (bf16; 8-bit AdamW with `auto`)
 
     def summary(self) -> str:
         """One paragraph for the UI."""
@@ -160,10 +166,58 @@ def _num_train_examples(config: TrainConfig) -> int:
     return len(train)
 
 
-def estimate(config: TrainConfig) -> Estimate:
-    """Memory and time estimate for `config` on this machine's device (see module docstring)."""
+def verdict(total_gb: float, free_gb: float) -> str:
+    """Whether `total_gb` fits `free_gb`: fits (< 80%), tight (< 100%), will not fit.
+
+    >>> verdict(1.0, 10.0), verdict(9.0, 10.0), verdict(11.0, 10.0)
+    ('fits', 'tight', 'will not fit')
+    """
+    return "fits" if total_gb < 0.8 * free_gb else "tight" if total_gb < free_gb else "will not fit"
+
+
+def gpu_requirement(total_gb: float) -> str:
+    """The smallest common GPU an estimate fits on (with the 20% headroom of `verdict`).
+
+    >>> gpu_requirement(5.0), gpu_requirement(15.0)
+    ('T4 (16 GB) or larger', 'L4 (24 GB) or larger')
+    >>> gpu_requirement(100.0)
+    'more than one 80 GB GPU holds: use QLoRA, a smaller batch or several GPUs'
+    """
+    for name, memory_gb in COMMON_GPUS:
+        if verdict(total_gb, memory_gb) == "fits":
+            return f"{name} ({memory_gb} GB) or larger"
+    return "more than one 80 GB GPU holds: use QLoRA, a smaller batch or several GPUs"
+
+
+def _memory(config: TrainConfig, params: int, trainable: int, tokens: int, hidden: int,
+            layers: int, vocab: int, cuda: bool) -> tuple[float, float, float, float]:  # fmt: skip
+    """(weights, gradients, optimizer, activations) in bytes on a CUDA GPU or on the CPU."""
+    half = cuda and config.precision != "fp32"
+    weight_bytes = {"qlora": 0.5625, "full": 4.0}.get(config.finetune, 2.0 if half else 4.0)
+    eight_bit = config.optimizer in ("adamw_8bit", "paged_adamw_8bit") or (
+        config.optimizer == "auto" and cuda
+    )
+    act_bytes = 2 if half else 4
+    per_token = hidden * layers * (act_bytes if config.gradient_checkpointing else 17 * act_bytes)
+    per_token += 2 * vocab * 4  # logits and their gradient in fp32
+    return (
+        params * weight_bytes,
+        trainable * 4.0,
+        trainable * (2.0 if eight_bit else 8.0),
+        config.batch_size * tokens * per_token,
+    )
+
+
+def estimate(config: TrainConfig, memory: tuple[str, float] | None = None) -> Estimate:
+    """Memory and time estimate for `config` (see module docstring).
+
+    `memory` is the (device, free GB) to compare against, `device_memory()` by default; a
+    device named "cuda ..." is estimated with GPU settings (bf16, 8-bit AdamW with `auto`).
+    """
     import torch
 
+    device, free_gb = memory or device_memory()
+    cuda = device.startswith("cuda")
     params, _, linears, hidden, layers, vocab = _architecture(config.model)
     if config.finetune == "full":
         trainable = params
@@ -174,26 +228,13 @@ def estimate(config: TrainConfig) -> Estimate:
             for name, fan_in, fan_out in linears
             if wanted == "all-linear" or name in wanted
         )
-    cuda = torch.cuda.is_available()
-    half = cuda and config.precision != "fp32"
-    weight_bytes = {"qlora": 0.5625, "full": 4.0}.get(config.finetune, 2.0 if half else 4.0)
-    weights = params * weight_bytes
-    grads = trainable * 4.0
-    eight_bit = config.optimizer in ("adamw_8bit", "paged_adamw_8bit") or (
-        config.optimizer == "auto" and cuda
-    )
-    optimizer = trainable * (2.0 if eight_bit else 8.0)
     tokens = _typical_tokens(config)
     if config.method == "grpo":
         tokens = min(tokens, config.max_seq_length) + config.max_completion_length
-    act_bytes = 2 if half else 4
-    per_token = hidden * layers * (act_bytes if config.gradient_checkpointing else 17 * act_bytes)
-    per_token += 2 * vocab * 4  # logits and their gradient in fp32
-    activations = config.batch_size * tokens * per_token
-    total = weights + grads + optimizer + activations + 0.3e9  # framework overhead
-    device, free_gb = device_memory()
-    gb = total / 1e9
-    verdict = "fits" if gb < 0.8 * free_gb else "tight" if gb < free_gb else "will not fit"
+    shape = (params, trainable, tokens, hidden, layers, vocab)
+    weights, grads, optimizer, activations = _memory(config, *shape, cuda=cuda)
+    gb = (weights + grads + optimizer + activations + OVERHEAD) / 1e9
+    gpu_gb = (sum(_memory(config, *shape, cuda=True)) + OVERHEAD) / 1e9
     tokens_per_step = config.batch_size * config.gradient_accumulation_steps * tokens
     factor = 6 if config.finetune == "full" else 4
     factor += 2 if config.gradient_checkpointing else 0
@@ -218,9 +259,27 @@ def estimate(config: TrainConfig) -> Estimate:
         total_gb=gb,
         device=device,
         device_memory_gb=free_gb,
-        verdict=verdict,
+        verdict=verdict(gb, free_gb),
         tokens_per_step=tokens_per_step,
         seconds_per_step=seconds,
         total_steps=steps,
         total_seconds=seconds * steps,
+        gpu_gb=gpu_gb,
     )
+
+
+def check_fits(config: TrainConfig, memory: tuple[str, float] | None = None) -> Estimate:
+    """The estimate, or a ValueError saying why the run cannot fit this device (before launch).
+
+    `memory` as in `estimate`: tests and callers can give (device, free GB) instead of probing.
+    """
+    result = estimate(config, memory)
+    if result.verdict == "will not fit":
+        name = f"recipe {config.recipe!r}" if config.recipe else "this run"
+        raise ValueError(
+            f"{name} needs ~{result.total_gb:.1f} GB but {result.device} has "
+            f"{result.device_memory_gb:.1f} GB free, so it will not fit (on a GPU it needs "
+            f"~{result.gpu_gb:.1f} GB: {gpu_requirement(result.gpu_gb)}). Try finetune 'qlora', "
+            "a smaller batch_size or max_seq_length, or gradient_checkpointing"
+        )
+    return result

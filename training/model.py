@@ -36,7 +36,7 @@ def load_for_training(config: TrainConfig, *, padding_side: str = "right") -> Se
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mathtutor.models import base_model_id, loading, pick_device, resolve_model
+    from mathtutor.models import base_model_id, loading, native_bf16, pick_device, resolve_model
 
     notes: list[str] = []
     device = pick_device()
@@ -54,7 +54,7 @@ def load_for_training(config: TrainConfig, *, padding_side: str = "right") -> Se
     if config.finetune == "qlora":
         from transformers import BitsAndBytesConfig
 
-        compute = torch.bfloat16 if device != "cuda" or torch.cuda.is_bf16_supported() else dtype
+        compute = torch.bfloat16 if device != "cuda" or native_bf16() else dtype
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",

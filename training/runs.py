@@ -375,13 +375,16 @@ def log_tail(run_id: str, lines: int = 40) -> str:
 
 
 # ---------------------------------------------------------------- launch, stop, resume
-def check_launchable(config: TrainConfig) -> None:
-    """What can be checked before starting a process: model modules and the data."""
+def check_launchable(config: TrainConfig, memory: tuple[str, float] | None = None) -> None:
+    """What can be checked before starting a process: model modules, the data, and that the
+    memory estimate fits the device (`memory`: (device, free GB), probed when None)."""
     from training.config import check_model
     from training.data import load_training_problems
+    from training.estimate import check_fits
 
     check_model(config)
     load_training_problems(config)
+    check_fits(config, memory)
 
 
 def _spawn(run_id: str, config: TrainConfig, resume: bool) -> None:

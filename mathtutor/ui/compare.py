@@ -5,16 +5,17 @@ from __future__ import annotations
 import html
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import gradio as gr
 
 from mathtutor import data, generators
 from mathtutor.compare import Pane, clean_problem, compare_stream
-from mathtutor.generate import GenerationSettings
+from mathtutor.generate import MAX_NEW_TOKENS, GenerationSettings
 from mathtutor.models import BASE
 from mathtutor.prompts import FORMATS
 from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
-from mathtutor.zerogpu import gpu
+from mathtutor.zerogpu import gpu, gpu_seconds
 
 GENERATING = "generating…"  # the answer line of a pane still streaming
 
@@ -58,7 +59,19 @@ def _chat(problem: str, pane: Pane) -> list[dict]:
     ]
 
 
-@gpu
+def compare_seconds(
+    spec: str, left: str, right: str, problem: str, reference: str, prompt_format: str,
+    max_new_tokens: float, *rest: Any, **named: Any,
+) -> int:  # fmt: skip
+    """ZeroGPU duration of one Run: both panes decode in one batch of two rows."""
+    try:
+        tokens = min(MAX_NEW_TOKENS, max(1, int(max_new_tokens)))
+    except (TypeError, ValueError, OverflowError):
+        tokens = MAX_NEW_TOKENS  # sized for the most work; the handler reports the bad value
+    return gpu_seconds((tokens, 2))
+
+
+@gpu(duration=compare_seconds)
 def run_compare(
     spec: str,
     left: str,

@@ -85,7 +85,7 @@ def preview(values: list[Any], num_rows: int = 5) -> dict[str, Any]:
 
 def estimate_markdown(values: list[Any]) -> str:
     """Handler: parameters, memory and time before launch, with the fits/tight verdict."""
-    from training.estimate import estimate
+    from training.estimate import estimate, gpu_requirement
 
     result = estimate(form_config(values))
     icon = {"fits": "✅", "tight": "⚠️", "will not fit": "⛔"}[result.verdict]
@@ -103,6 +103,7 @@ def estimate_markdown(values: list[Any]) -> str:
         ("Activations", f"{result.activations_gb:.2f} GB"),
         ("Total memory", f"**{result.total_gb:.2f} GB** of {result.device_memory_gb:.1f} GB free"),
         ("Device", result.device),
+        ("Needs on a GPU", f"~{result.gpu_gb:.1f} GB: {gpu_requirement(result.gpu_gb)}"),
         ("Tokens per step", f"{result.tokens_per_step:,}"),
         (
             "Time",

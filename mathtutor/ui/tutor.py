@@ -9,6 +9,7 @@ of a generated or GSM8K problem, the tutor's self-consistent answer, the hints s
 from __future__ import annotations
 
 import html
+import inspect
 import math
 import os
 import random
@@ -21,6 +22,7 @@ from mathtutor import data, generators, tutor
 from mathtutor.checks import format_value
 from mathtutor.models import BASE
 from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
+from mathtutor.zerogpu import gpu, gpu_seconds
 
 MODES = ("Show me the solution", "Give me a hint", "Check my answer")
 LIMITER = tutor.RateLimiter(capacity=int(os.environ.get("MATHTUTOR_TUTOR_RATE", "12")))
@@ -111,6 +113,24 @@ def _check_rate(request: gr.Request | None) -> None:
         )
 
 
+def _on_gpu(action: str):
+    """`gpu(...)` for a Tutor handler, its duration sized from its own arguments (`k`)."""
+
+    def decorate(handler):
+        signature = inspect.signature(handler)
+
+        def duration(*args, **kwargs) -> int:
+            try:
+                k = signature.bind_partial(*args, **kwargs).arguments.get("k", 1)
+            except TypeError:
+                k = None  # sized for the most work; the handler reports the bad call
+            return gpu_seconds(*tutor.gpu_work(action, k))
+
+        return gpu(handler, duration=duration)
+
+    return decorate
+
+
 # --------------------------------------------------------------------------- handlers
 def pick_generated(difficulty: str) -> tuple:
     """A fresh word problem from the generators; outputs cleared, its answer kept hidden."""
@@ -135,6 +155,7 @@ def _cleared() -> tuple:
     return "", "", "", [], None, gr.Button(visible=True), gr.Button(visible=False), ""
 
 
+@_on_gpu("solve")
 def show_solution(
     spec: str, system: str, problem: str, calculator: bool, request: gr.Request = None
 ) -> Iterator[tuple[str, str]]:
@@ -148,6 +169,7 @@ def show_solution(
         raise user_error(error) from error
 
 
+@_on_gpu("hint")
 def give_hint(
     spec: str,
     system: str,
@@ -204,6 +226,7 @@ def _verdict(args: tuple, reveal: bool, request: gr.Request | None) -> tuple:
         raise user_error(error) from error
 
 
+@_on_gpu("check")
 def check(
     spec: str,
     system: str,
@@ -221,6 +244,7 @@ def check(
     return _verdict(args, False, request)
 
 
+@_on_gpu("check")
 def reveal_answer(
     spec: str,
     system: str,
