@@ -5,7 +5,9 @@ KV cache; each row has its own adapter ("base" or an adapter name), its own stop
 and, when `calculator=True`, its own queue of forced tokens: when a row's text ends with an
 arithmetic expression and `=`, the exact value from `mathtutor.checks.calculator_result` is
 fed in as the next tokens (the GSM8K paper's calculator), so later steps build on true
-numbers. Rows that finish are masked out; the loop ends when all rows are done.
+numbers. A row that finishes leaves the batch and its KV cache; the loop ends when no row is
+left. Each row's state is one `RowState`; its text grows incrementally (`DecodedText`), and
+tokens are sampled on the model's device.
 
     >>> GenerationSettings(max_new_tokens=0)
     Traceback (most recent call last):
@@ -20,9 +22,10 @@ model), so an adapter added by another session between two steps changes no runn
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mathtutor.models import LoadedModel
@@ -107,37 +110,17 @@ def generate_batch(
     return [r for r in results if r is not None]
 
 
-def stream(
-    loaded: LoadedModel,
-    prompt: str,
-    adapter: str = BASE,
-    settings: GenerationSettings | None = None,
-) -> Iterator[str]:
-    """Yield the cumulative completion text after every generated token."""
-    for rows in stream_many(loaded, [prompt], [adapter], settings):
-        yield rows[0]
-
-
-def stream_many(
-    loaded: LoadedModel,
-    prompts: Sequence[str],
-    adapters: Sequence[str] | str = BASE,
-    settings: GenerationSettings | None = None,
-) -> Iterator[list[str]]:
-    """Stream several rows in ONE batch (e.g. base and tuned side by side)."""
-    settings = settings or GenerationSettings()
-    names = _adapter_list(loaded, prompts, adapters)
-    for step in _decode(loaded, list(prompts), names, settings):
-        yield [completion.text for completion in step]
-
-
 def stream_completions(
     loaded: LoadedModel,
     prompts: Sequence[str],
     adapters: Sequence[str] | str = BASE,
     settings: GenerationSettings | None = None,
 ) -> Iterator[list[Completion]]:
-    """Like `stream_many`, but yields the full `Completion` objects (finish reasons too)."""
+    """Stream several rows in ONE batch (e.g. base and tuned side by side).
+
+    Yields every row's `Completion` after each step: the text so far, and a finish reason
+    once the row is done.
+    """
     settings = settings or GenerationSettings()
     yield from _decode(loaded, list(prompts), _adapter_list(loaded, prompts, adapters), settings)
 
@@ -165,16 +148,129 @@ def _adapter_list(
 
 def _eos_ids(loaded: LoadedModel) -> set[int]:
     ids: set[int] = set()
-    for source in (loaded.tokenizer.eos_token_id, loaded.model.generation_config.eos_token_id):
-        if isinstance(source, int):
-            ids.add(source)
-        elif source:
-            ids.update(source)
+    for value in (loaded.tokenizer.eos_token_id, loaded.model.generation_config.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(value)
     vocab = loaded.tokenizer.get_vocab()
     for token in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>"):
         if token in vocab:  # (an unknown token would map to unk, which must not end a row)
             ids.add(vocab[token])
     return ids
+
+
+class DecodedText:
+    """The text of a growing list of tokens, decoding only a short tail for each new token.
+
+    `tokenizer.decode(tokens)` at every step is quadratic in the length (0.07 s per step for
+    one 1024-token row). Here the text is committed up to the last token where the decoded
+    text ended on a whole character; a new token re-decodes only the tokens since that commit
+    plus the tokens of the commit before it, as context: SentencePiece drops the leading space
+    of a text's first token, and the context is decoded alone too, so their difference is
+    exactly the new text. A character split over several byte tokens stays in the tail (as
+    U+FFFD, like a full decode shows it) until its last byte arrives.
+
+    `text` always equals `tokenizer.decode(tokens, skip_special_tokens=True)` (tests check it
+    after every token on multi-byte text, for byte-level and SentencePiece-style tokenizers).
+    Decoding skips `clean_up_tokenization_spaces`, a WordPiece post-process that rewrites
+    across tokens (" 's" into "'s"); transformers 5 already ignores it for BPE tokenizers.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.tokens: list[int] = []
+        self._committed = ""  # the text of tokens[:_read], final
+        self._tail = ""  # the text of tokens[_read:], may change with the next token
+        self._context = 0  # tokens[_context:_read] are decoded again with each new token
+        self._read = 0
+        self._context_text = ""
+
+    @property
+    def text(self) -> str:
+        return self._committed + self._tail
+
+    def append(self, token: int) -> int:
+        """Add one token; returns the index in `text` from which the text may have changed."""
+        changed_from = len(self._committed)
+        self.tokens.append(token)
+        window = self._decode(self.tokens[self._context :])
+        self._tail = window[len(self._context_text) :]
+        if self._tail and not self._tail.endswith("\ufffd"):
+            self._committed, self._tail = self._committed + self._tail, ""
+            self._commit()
+        return changed_from
+
+    def _commit(self) -> None:
+        self._context, self._read = self._read, len(self.tokens)
+        self._context_text = self._decode(self.tokens[self._context : self._read])
+
+    def _decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(
+            tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
+
+
+@dataclass
+class RowState:
+    """What the decoding loop knows about one row: the one place a row's state lives."""
+
+    index: int  # the prompt this row answers, in the caller's order
+    prefill_row: int  # the row of the prefill batch whose KV cache this row starts from
+    adapter: str
+    prompt_tokens: int
+    decoded: DecodedText  # the generated tokens and their text
+    text: str = ""  # `decoded.text`, cut before a stop sequence once one appears
+    forced: deque[int] = field(default_factory=deque)  # calculator tokens still to feed in
+    finish_reason: str | None = None
+    calculator_calls: int = 0
+    calculator_checked: int = 0  # len(text) when the calculator last looked at it
+    next_token: int = -1  # the token fed to the model at the next step
+
+    def advance(self, sampled: int, settings: GenerationSettings, eos: set[int]) -> None:
+        """Take the step's token (a forced one first), then check eos, stops and length."""
+        is_forced = bool(self.forced)
+        token = self.forced.popleft() if is_forced else sampled
+        self.next_token = token
+        if token in eos and not is_forced:
+            self.finish_reason = "eos"
+            return
+        changed_from = self.decoded.append(token)
+        self.text = self.decoded.text
+        cut = _stop_cut(self.text, settings.stop, changed_from)
+        if cut is not None:
+            self.text, self.finish_reason = self.text[:cut], "stop"
+        elif len(self.decoded.tokens) >= settings.max_new_tokens:
+            self.finish_reason = "length"
+        elif settings.calculator and not self.forced:
+            self._calculate()
+
+    def _calculate(self) -> None:
+        """Queue the exact value when the text ends with `expression =` (once per `=`)."""
+        from mathtutor.checks import calculator_result
+
+        text = self.text
+        if len(text) <= self.calculator_checked or not text.rstrip().endswith("="):
+            return
+        self.calculator_checked = len(text)
+        value = calculator_result(text)
+        if value is None:
+            return
+        in_annotation = text.rfind("<<") > text.rfind(">>")
+        spacer = "" if in_annotation or text.endswith(" ") else " "
+        tokenizer = self.decoded.tokenizer
+        self.forced.extend(tokenizer.encode(spacer + value, add_special_tokens=False))
+        self.calculator_calls += 1
+
+    def completion(self, started: float) -> Completion:
+        return Completion(
+            text=self.text,
+            num_tokens=len(self.decoded.tokens),
+            finish_reason=self.finish_reason,
+            seconds=time.perf_counter() - started,
+            prompt_tokens=self.prompt_tokens,
+            calculator_calls=self.calculator_calls,
+        )
 
 
 def _decode(
@@ -185,17 +281,17 @@ def _decode(
     Two savings over a plain batched loop: rows that share a prompt and an adapter (the k
     samples of self-consistency) are prefilled once and their KV cache is copied to each row;
     and a row that finishes leaves the batch, so later steps only run the rows still going.
+    Sampling happens on the model's device; only the chosen token ids come back to the host.
     """
     import torch
 
-    if settings.calculator:
-        from mathtutor.checks import calculator_result
-
     tokenizer = loaded.tokenizer
     started = time.perf_counter()
-    # Prefill each distinct (prompt, adapter) once; `source[row]` is the prefilled row it copies.
+    # Prefill each distinct (prompt, adapter) once; a row starts from its `prefill_row`.
     distinct: dict[tuple[str, str], int] = {}
-    source = [distinct.setdefault(key, len(distinct)) for key in zip(prompts, names, strict=True)]
+    prefill_rows = [
+        distinct.setdefault(key, len(distinct)) for key in zip(prompts, names, strict=True)
+    ]
     encoded = tokenizer(
         [prompt for prompt, _ in distinct],
         return_tensors="pt",
@@ -205,21 +301,23 @@ def _decode(
     step_ids = encoded["input_ids"].to(loaded.device)
     attention = encoded["attention_mask"].to(loaded.device)
     step_names = [name for _, name in distinct]
-    rows = len(prompts)
-    prompt_tokens = [int(attention[index].sum()) for index in source]
+    rows = [
+        RowState(
+            index=index,
+            prefill_row=prefill_row,
+            adapter=names[index],
+            prompt_tokens=int(attention[prefill_row].sum()),
+            decoded=DecodedText(tokenizer),
+        )
+        for index, prefill_row in enumerate(prefill_rows)
+    ]
     eos = _eos_ids(loaded)
-    generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-    generated: list[list[int]] = [[] for _ in range(rows)]
-    texts = [""] * rows
-    finish: list[str | None] = [None] * rows
-    forced: list[list[int]] = [[] for _ in range(rows)]
-    calculator_calls = [0] * rows
-    calculator_checked = [0] * rows
+    generator = torch.Generator(device=loaded.device).manual_seed(settings.seed)
     position = attention.long().cumsum(-1) - 1
     position.clamp_(min=0)
     step_positions = position
     past = None
-    live = list(range(rows))  # the rows in the batch, in batch order
+    live = list(rows)  # the rows in the batch, in batch order
     for step in range(settings.max_new_tokens):
         # Lock and inference mode per step, not around the loop: grad mode is thread-local
         # and the steps of a streaming generator may run on different threads.
@@ -235,50 +333,15 @@ def _decode(
             )
             past = output.past_key_values
             logits = output.logits[:, -1, :].float()
-            if step == 0 and len(distinct) < rows:
-                copies = torch.tensor(source, device=loaded.device)
+            if step == 0 and len(distinct) < len(rows):
+                copies = torch.tensor(prefill_rows, device=loaded.device)
                 past.batch_select_indices(copies)
                 logits, attention, position = logits[copies], attention[copies], position[copies]
         sampled = _choose(logits, settings, generator).tolist()
-        next_tokens: dict[int, int] = {}
-        for slot, row in enumerate(live):
-            token = forced[row].pop(0) if forced[row] else sampled[slot]
-            next_tokens[row] = token
-            if token in eos and not forced[row]:
-                finish[row] = "eos"
-                continue
-            generated[row].append(token)
-            texts[row] = tokenizer.decode(generated[row], skip_special_tokens=True)
-            cut = _stop_cut(texts[row], settings.stop)
-            if cut is not None:
-                texts[row], finish[row] = texts[row][:cut], "stop"
-                continue
-            if len(generated[row]) >= settings.max_new_tokens:
-                finish[row] = "length"
-                continue
-            if settings.calculator and not forced[row]:
-                checked = calculator_checked[row]
-                if len(texts[row]) > checked and texts[row].rstrip().endswith("="):
-                    calculator_checked[row] = len(texts[row])
-                    value = calculator_result(texts[row])
-                    if value is not None:
-                        text = texts[row]
-                        in_annotation = text.rfind("<<") > text.rfind(">>")
-                        spacer = "" if in_annotation or text.endswith(" ") else " "
-                        forced[row] = tokenizer.encode(spacer + value, add_special_tokens=False)
-                        calculator_calls[row] += 1
-        yield [
-            Completion(
-                text=texts[row],
-                num_tokens=len(generated[row]),
-                finish_reason=finish[row],
-                seconds=time.perf_counter() - started,
-                prompt_tokens=prompt_tokens[row],
-                calculator_calls=calculator_calls[row],
-            )
-            for row in range(rows)
-        ]
-        keep = [slot for slot, row in enumerate(live) if finish[row] is None]
+        for row, token in zip(live, sampled, strict=True):
+            row.advance(token, settings, eos)
+        yield [row.completion(started) for row in rows]
+        keep = [slot for slot, row in enumerate(live) if row.finish_reason is None]
         if not keep:
             break
         if len(keep) < len(live):  # finished rows leave the batch and its cache
@@ -287,9 +350,8 @@ def _decode(
                 past.batch_select_indices(kept)
             attention, position = attention[kept], position[kept]
             live = [live[slot] for slot in keep]
-        step_names = [names[row] for row in live]
-        step_ids = torch.tensor([next_tokens[row] for row in live], device=loaded.device)
-        step_ids = step_ids.unsqueeze(1)
+        step_names = [row.adapter for row in live]
+        step_ids = torch.tensor([[row.next_token] for row in live], device=loaded.device)
         attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
         step_positions = position[:, -1:] + 1
         position = torch.cat([position, step_positions], dim=1)
@@ -309,7 +371,7 @@ def _choose(logits, settings: GenerationSettings, generator):
     import torch
 
     if settings.temperature == 0.0:
-        return logits.argmax(dim=-1).cpu()
+        return logits.argmax(dim=-1)
     probs = torch.softmax(logits / settings.temperature, dim=-1)
     if settings.top_p < 1.0:
         # The nucleus is nearly always within the top few dozen tokens: sort only those, and
@@ -319,13 +381,20 @@ def _choose(logits, settings: GenerationSettings, generator):
         if bool((top_probs.sum(dim=-1) < settings.top_p).any()):
             top_probs, indices = torch.sort(probs, descending=True, dim=-1)
         keep = top_probs.cumsum(dim=-1) - top_probs < settings.top_p
-        picked = torch.multinomial((top_probs * keep).cpu(), 1, generator=generator)
-        return indices.cpu().gather(-1, picked).squeeze(1)
-    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1)
+        picked = torch.multinomial(top_probs * keep, 1, generator=generator)
+        return indices.gather(-1, picked).squeeze(1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
-def _stop_cut(text: str, stops: tuple[str, ...]) -> int | None:
-    """Index where the earliest stop sequence starts, or None."""
-    positions = [text.find(stop) for stop in stops]
+def _stop_cut(text: str, stops: tuple[str, ...], changed_from: int = 0) -> int | None:
+    """Index where the earliest stop sequence starts, or None.
+
+    `text[:changed_from]` held no stop sequence at the last step, so a new one ends after
+    `changed_from`: only the tail is searched, with room for a stop spanning tokens.
+
+    >>> _stop_cut("x = 4\\nQuestion: y", ("\\nQuestion:",), changed_from=len("x = 4\\nQues"))
+    5
+    """
+    positions = [text.find(stop, max(0, changed_from - len(stop) + 1)) for stop in stops]
     found = [p for p in positions if p >= 0]
     return min(found) if found else None
