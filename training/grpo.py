@@ -17,7 +17,7 @@ from typing import Any
 
 from training.config import TrainConfig, parse_cli
 from training.data import grpo_rows, load_training_problems, to_dataset
-from training.engine import RunResult, Setup, log, run_training, trainer_arguments
+from training.lifecycle import RunResult, Setup, log, run_training, trainer_arguments
 from training.rewards import correctness_reward, format_reward
 
 

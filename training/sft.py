@@ -18,7 +18,7 @@ from typing import Any
 
 from training.config import TrainConfig, parse_cli
 from training.data import load_training_problems, sft_rows, to_dataset
-from training.engine import RunResult, Setup, log, run_training, trainer_arguments
+from training.lifecycle import RunResult, Setup, log, run_training, trainer_arguments
 
 
 def build_trainer(config: TrainConfig, setup: Setup, extras: dict[str, Any]) -> Any:
