@@ -21,12 +21,11 @@ from training.lifecycle import RunResult, Setup, log, run_training, trainer_argu
 from training.rewards import correctness_reward, format_reward
 
 
-def build_trainer(config: TrainConfig, setup: Setup, extras: dict[str, Any]) -> Any:
+def build_trainer(config: TrainConfig, setup: Setup, run_dir: Path) -> Any:
     """A `GRPOTrainer` for the config on the loaded model (no evaluation: rewards are the signal)."""
     from trl import GRPOConfig, GRPOTrainer
 
     train_problems, _ = load_training_problems(config)
-    run_dir: Path = extras["run_dir"]
     log(run_dir, f"data: {len(train_problems)} prompts from {config.dataset}, "
                  f"{config.num_generations} completions each")  # fmt: skip
     args = GRPOConfig(
