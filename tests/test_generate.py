@@ -328,8 +328,7 @@ def test_decoded_text_equals_a_full_decode_after_every_token(any_tokenizer):
 
 
 def _row(tokenizer, **settings) -> tuple[RowState, GenerationSettings]:
-    row = RowState(index=0, prefill_row=0, adapter="base", prompt_tokens=0,
-                   decoded=DecodedText(tokenizer))  # fmt: skip
+    row = RowState(index=0, adapter="base", decoded=DecodedText(tokenizer), started=0.0)
     return row, GenerationSettings(**settings)
 
 
@@ -389,3 +388,83 @@ def test_streamed_text_equals_a_full_decode_of_the_tokens_fed_back(tiny_loaded):
         assert texts[count - 1] == tokenizer.decode(tokens[:count], skip_special_tokens=True)
     assert any(0x80 <= ord(char) != 0xFFFD for char in texts[-2])  # a decoded multi-byte char
     assert "\ufffd" in texts[-2]  # and an incomplete or invalid one
+
+
+# --- continuous batching ------------------------------------------------------------------
+MORE_PROMPTS = [
+    "Q: 5 + 7 = ?\nA:",
+    "What is 9 times 8?",
+    "Sam had 20 marbles and lost 7.",
+    "x",
+    "Q: Anna reads 12 pages a day for 5 days. How many pages?\nA: She reads",
+]
+
+
+def test_continuous_batching_refills_slots_and_matches_one_by_one(
+    tiny_loaded, tiny_adapter_dir, monkeypatch
+):
+    """Rows finish at different steps (stops of different lengths); with 2 slots the next
+    prompt is prefilled and merged into the running batch at once, and every row's logits at
+    every step equal its one-by-one run's, so greedy records are identical."""
+    import torch
+
+    from mathtutor import generate
+
+    tiny_loaded.add_adapter(tiny_adapter_dir, "tuned")
+    prompts = [*PROMPTS, *MORE_PROMPTS, PROMPTS[2]]
+    names = ["base", "tuned"] * (len(prompts) // 2)
+    settings = GenerationSettings(max_new_tokens=12, stop=("ooo", "?????", "xxxxxxx", "...."))
+    logits: dict[int, list] = {}
+    real_advance = generate._advance
+
+    def spy(rows, step_logits, *args):
+        for row, row_logits in zip(rows, step_logits, strict=True):
+            logits.setdefault(row.index, []).append(row_logits.clone())
+        real_advance(rows, step_logits, *args)
+
+    monkeypatch.setattr(generate, "_advance", spy)
+    forwards: list[tuple[bool, int]] = []  # (is a prefill, rows)
+    hook = tiny_loaded.model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: forwards.append(
+            (kwargs["past_key_values"] is None, kwargs["input_ids"].shape[0])
+        ),
+        with_kwargs=True,
+    )
+    try:
+        rows = list(generate._decode(tiny_loaded, prompts, names, settings, batch_size=2))[-1]
+    finally:
+        hook.remove()
+    together = [row.completion() for row in rows]
+    batched_logits = dict(logits)
+    prefills = [slot for slot, (is_prefill, _) in enumerate(forwards) if is_prefill]
+    assert len(prefills) > 3 and prefills[1] > 1  # admissions happened while others decoded
+    steps_while_waiting = [n for slot, (p, n) in enumerate(forwards[: prefills[-1]]) if not p]
+    assert steps_while_waiting and set(steps_while_waiting) == {2}  # the batch stayed full
+    assert len({c.finish_reason for c in together}) > 1
+    assert len({c.num_tokens for c in together}) > 2  # rows really finished at different steps
+    for index, (prompt, name) in enumerate(zip(prompts, names, strict=True)):
+        logits.clear()
+        (solo,) = list(generate._decode(tiny_loaded, [prompt], [name], settings))[-1]
+        assert solo.completion().text == together[index].text
+        assert solo.completion().finish_reason == together[index].finish_reason
+        assert solo.completion().num_tokens == together[index].num_tokens
+        assert solo.prompt_tokens == together[index].prompt_tokens
+        mine = torch.stack(batched_logits[index])
+        assert torch.allclose(mine, torch.stack(logits[0]), atol=1e-4), f"row {index}"
+
+
+def test_generate_batch_with_fewer_slots_than_prompts_equals_one_by_one(tiny_loaded):
+    settings = GenerationSettings(max_new_tokens=10, stop=("ooo", "?????"))
+    prompts = [*PROMPTS, *MORE_PROMPTS]
+    done: list[tuple[int, int]] = []
+    batched = generate_batch(
+        tiny_loaded,
+        prompts,
+        settings=settings,
+        batch_size=3,
+        on_progress=lambda n, total: done.append((n, total)),
+    )
+    single = [generate_batch(tiny_loaded, [p], settings=settings)[0] for p in prompts]
+    assert [c.text for c in batched] == [c.text for c in single]
+    assert [c.finish_reason for c in batched] == [c.finish_reason for c in single]
+    assert [n for n, _ in done] == sorted({n for n, _ in done}) and done[-1] == (9, 9)
