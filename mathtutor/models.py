@@ -322,14 +322,6 @@ class LoadedModel:
             self.adapters[name] = adapter_dir
         return name
 
-    def remove_adapter(self, name: str) -> None:
-        """Unload one adapter by name (its files stay on disk)."""
-        if name not in self.adapters:
-            raise ValueError(f"no adapter named {name!r}; loaded: {sorted(self.adapters)}")
-        with self.lock:
-            self.model.delete_adapter(name)
-            del self.adapters[name]
-
 
 def read_adapter_config(adapter_dir: Path) -> dict:
     """Parse `adapter_config.json`, with errors that name the file."""
@@ -402,7 +394,7 @@ def loaded_models() -> list[LoadedModel]:
 
 
 def clear_cache() -> None:
-    """Forget every loaded model (tests and the UI's "unload" use this)."""
+    """Forget every loaded model (tests use this to start from a fresh load)."""
     with _CACHE_LOCK:
         _CACHE.clear()
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from mathtutor.generate import (
+    DecodedText,
     GenerationSettings,
+    RowState,
+    _stop_cut,
     generate_batch,
-    stream,
     stream_completions,
-    stream_many,
 )
 
 PROMPTS = [
@@ -21,6 +23,12 @@ PROMPTS = [
     "Hello",
     "Q: A train goes 60 miles per hour for 1.5 hours. How far does it go?\nA: It goes",
 ]
+
+
+def stream_text(loaded, prompt: str, adapter: str = "base", settings=None) -> Iterator[str]:
+    """One row's text after every step, as the Tutor tab streams it."""
+    for (completion,) in stream_completions(loaded, [prompt], [adapter], settings):
+        yield completion.text
 
 
 def test_settings_validation_names_the_field():
@@ -110,7 +118,7 @@ def test_batched_equals_hf_generate(tiny_loaded):
 
 def test_stream_yields_growing_text_and_matches_batch(tiny_loaded):
     settings = GenerationSettings(max_new_tokens=15)
-    texts = list(stream(tiny_loaded, PROMPTS[1], settings=settings))
+    texts = list(stream_text(tiny_loaded, PROMPTS[1], settings=settings))
     assert len(texts) >= 2
     assert all(b.startswith(a) or len(a) > len(b) for a, b in itertools.pairwise(texts))
     assert texts[-1] == generate_batch(tiny_loaded, [PROMPTS[1]], settings=settings)[0].text
@@ -143,8 +151,8 @@ def test_mixed_adapters_in_one_batch(tiny_loaded, tiny_adapter_dir):
     assert [c.text for c in mixed[:2]] == [c.text for c in base_before]
     assert [c.text for c in mixed[2:]] == [c.text for c in tuned_alone]
     assert [c.text for c in mixed[2:]] != [c.text for c in mixed[:2]]
-    panes = list(stream_many(tiny_loaded, [PROMPTS[0]] * 2, ["base", "tuned"], settings))
-    assert panes[-1] == [mixed[0].text, mixed[2].text]
+    panes = list(stream_completions(tiny_loaded, [PROMPTS[0]] * 2, ["base", "tuned"], settings))
+    assert [c.text for c in panes[-1]] == [mixed[0].text, mixed[2].text]
 
 
 def test_unknown_adapter_and_empty_prompts(tiny_loaded):
@@ -163,12 +171,14 @@ def test_sampling_is_seeded(tiny_loaded):
 
 
 def test_length_finish_reason(tiny_loaded):
-    completions = list(
-        stream_completions(tiny_loaded, [PROMPTS[0]], settings=GenerationSettings(max_new_tokens=3))
-    )
+    free = generate_batch(tiny_loaded, [PROMPTS[0]], settings=GenerationSettings(max_new_tokens=30))
+    assert free[0].num_tokens > 3  # the row goes on past 3 tokens: a cap at 3 ends it
+    settings = GenerationSettings(max_new_tokens=3)
+    completions = list(stream_completions(tiny_loaded, [PROMPTS[0]], settings=settings))
     final = completions[-1][0]
-    assert final.num_tokens <= 3
-    assert final.finish_reason in {"length", "eos", "stop"}
+    assert final.finish_reason == "length" and final.truncated
+    assert final.num_tokens == 3 and len(completions) == 3
+    assert free[0].text.startswith(final.text)
     assert all(step[0].finish_reason is None for step in completions[:-1])
 
 
@@ -185,7 +195,7 @@ def test_concurrent_callers_do_not_interleave(tiny_loaded, tiny_adapter_dir):
     def worker(name: str) -> None:
         for _ in range(3):
             results[name].append(
-                list(stream(tiny_loaded, PROMPTS[3], adapter=name, settings=settings))[-1]
+                list(stream_text(tiny_loaded, PROMPTS[3], adapter=name, settings=settings))[-1]
             )
 
     threads = [threading.Thread(target=worker, args=(name,)) for name in ("base", "tuned")]
@@ -202,7 +212,7 @@ def test_a_stream_closed_from_another_thread_frees_the_model(tiny_loaded):
     import torch
 
     settings = GenerationSettings(max_new_tokens=50)
-    stream_iter = stream(tiny_loaded, PROMPTS[0], settings=settings)
+    stream_iter = stream_text(tiny_loaded, PROMPTS[0], settings=settings)
     next(stream_iter)  # started here, holding the model lock
     closer = threading.Thread(target=stream_iter.close)
     closer.start()
@@ -223,7 +233,7 @@ def test_a_stream_closed_from_another_thread_frees_the_model(tiny_loaded):
 def test_an_adapter_added_mid_stream_changes_no_running_row(tiny_loaded, tiny_adapter_dir):
     settings = GenerationSettings(max_new_tokens=16)
     expected = generate_batch(tiny_loaded, [PROMPTS[3]], settings=settings)[0].text
-    steps = stream(tiny_loaded, PROMPTS[3], settings=settings)
+    steps = stream_text(tiny_loaded, PROMPTS[3], settings=settings)
     next(steps)
     tiny_loaded.add_adapter(tiny_adapter_dir, "tuned")  # another session, between two steps
     assert list(steps)[-1] == expected
@@ -247,3 +257,214 @@ def test_top_p_samples_only_from_the_nucleus():
     )
     assert set(draws[:, 0].tolist()) == {5}
     assert draws[:, 1].max() < 500 and draws[:, 1].max() > 100  # beyond the head, not the tail
+
+
+# --- incremental text ---------------------------------------------------------------------
+MULTIBYTE = "Ünïcödé: 3 € + 😀 = 世界 each.\nQuestion: Café 5€ per día, naïve 東京 …"
+
+
+def _trained_tokenizer(kind: str):
+    """A small BPE trained here, so merged tokens split multi-byte characters mid-way.
+
+    `byte-merges`: byte-level BPE (GPT-2, SmolLM, Qwen) whose tokens hold a character's last
+    byte, a whole character and the next character's first byte (`¶dÃ`). `metaspace`:
+    SentencePiece-style `▁` spaces, whose decode drops the leading space of a text's first
+    token (Llama 2, Gemma).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [MULTIBYTE, "The answer is 42.\nQuestion: next"] * 20
+    if kind == "byte-merges":
+        backend = Tokenizer(models.BPE())
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        trainer = trainers.BpeTrainer(
+            vocab_size=290, initial_alphabet=alphabet, special_tokens=["<eos>"]
+        )
+    else:
+        backend = Tokenizer(models.BPE(unk_token="<unk>"))
+        backend.pre_tokenizer = pre_tokenizers.Metaspace()
+        backend.decoder = decoders.Metaspace()
+        trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<eos>"])
+    trainer.show_progress = False
+    backend.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>")
+
+
+@pytest.fixture(params=["bytes", "byte-merges", "metaspace"])
+def any_tokenizer(request, tiny_loaded):
+    """(kind, tokenizer); `bytes` is the tiny model's, one token per byte."""
+    if request.param == "bytes":
+        return request.param, tiny_loaded.tokenizer
+    return request.param, _trained_tokenizer(request.param)
+
+
+def test_decoded_text_equals_a_full_decode_after_every_token(any_tokenizer):
+    """Multi-byte characters split over tokens, merged tokens, `▁` spaces, special tokens.
+
+    A naive incremental decode fails here: decoding each new token alone and appending gives
+    U+FFFD for every split character (bytes, byte-merges), and a tail decoded without context
+    loses the spaces (metaspace).
+    """
+    kind, tokenizer = any_tokenizer
+    ids = tokenizer.encode(MULTIBYTE, add_special_tokens=False)
+    special = tokenizer.convert_tokens_to_ids(tokenizer.eos_token)
+    ids = [*ids[:10], special, *ids[10:]]  # skipped in the text, like a full decode skips it
+    decoded = DecodedText(tokenizer)
+    replaced = 0
+    for count, token in enumerate(ids, start=1):
+        before = decoded.text
+        changed_from = decoded.append(token)
+        expected = tokenizer.decode(ids[:count], skip_special_tokens=True)
+        assert decoded.text == expected, f"after {count} tokens"
+        assert decoded.text[:changed_from] == before[:changed_from]
+        replaced += "\ufffd" in decoded.text
+    assert decoded.tokens == ids
+    assert decoded.text == tokenizer.decode(ids, skip_special_tokens=True)
+    if kind != "metaspace":  # (its trained vocabulary holds every character whole)
+        assert replaced  # some steps really ended inside a character
+
+
+def _row(tokenizer, **settings) -> tuple[RowState, GenerationSettings]:
+    row = RowState(index=0, adapter="base", decoded=DecodedText(tokenizer), started=0.0)
+    return row, GenerationSettings(**settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "stop", "expected"),
+    [
+        ("The answer is 42.\nQuestion: next", "\nQuestion:", "The answer is 42."),
+        ("Cost: 5 € each, 6 € total", "€", "Cost: 5 "),  # 3 byte tokens, U+FFFD in between
+        ("naïve café", "é", "naïve caf"),
+        ("so 7*8=56. Then", "=56", "so 7*8"),
+    ],
+)
+def test_stop_sequences_spanning_tokens_end_the_row_at_the_right_token(
+    tiny_loaded, text, stop, expected
+):
+    """Each stop spans several tokens (the tiny tokenizer has one token per byte), so a
+    check of the new token's own text alone never sees it."""
+    tokenizer = tiny_loaded.tokenizer
+    row, settings = _row(tokenizer, stop=("never", stop), max_new_tokens=100)
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    for token in ids:
+        row.advance(token, settings, eos=set())
+        if row.finish_reason:
+            break
+    assert row.finish_reason == "stop"
+    assert row.text == expected
+    # it ended at the token that completed the stop, not later
+    assert len(row.decoded.tokens) == len((expected + stop).encode())
+
+
+def test_stop_cut_searches_only_where_the_text_changed():
+    assert _stop_cut("ab\nQ: c", ("\nQ:",), changed_from=4) == 2  # spans the old tail
+    assert _stop_cut("ab\nQ: c", ("\nQ:",), changed_from=6) is None  # already checked there
+    assert _stop_cut("xx STOP yy STOP", ("STOP", "yy"), changed_from=0) == 3
+    assert _stop_cut("abc", (), changed_from=0) is None
+
+
+def test_streamed_text_equals_a_full_decode_of_the_tokens_fed_back(tiny_loaded):
+    """Sampled from the random tiny model: random bytes, so characters split over tokens and
+    invalid UTF-8. Every step's text must equal `tokenizer.decode` of the tokens so far."""
+    tokenizer, model = tiny_loaded.tokenizer, tiny_loaded.model
+    fed: list[int] = []  # the tokens fed back at each decoding step (after the prefill)
+    hook = model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: fed.extend(kwargs["input_ids"][:, -1].tolist()),
+        with_kwargs=True,
+    )
+    settings = GenerationSettings(max_new_tokens=80, temperature=1.0, seed=3)
+    try:
+        texts = [
+            step[0].text for step in stream_completions(tiny_loaded, [PROMPTS[0]], "base", settings)
+        ]
+    finally:
+        hook.remove()
+    tokens = fed[1:]  # fed[0] is the prompt's last token; the last sampled token is never fed
+    assert len(tokens) == len(texts) - 1 > 40
+    for count in range(1, len(tokens) + 1):
+        assert texts[count - 1] == tokenizer.decode(tokens[:count], skip_special_tokens=True)
+    assert any(0x80 <= ord(char) != 0xFFFD for char in texts[-2])  # a decoded multi-byte char
+    assert "\ufffd" in texts[-2]  # and an incomplete or invalid one
+
+
+# --- continuous batching ------------------------------------------------------------------
+MORE_PROMPTS = [
+    "Q: 5 + 7 = ?\nA:",
+    "What is 9 times 8?",
+    "Sam had 20 marbles and lost 7.",
+    "x",
+    "Q: Anna reads 12 pages a day for 5 days. How many pages?\nA: She reads",
+]
+
+
+def test_continuous_batching_refills_slots_and_matches_one_by_one(
+    tiny_loaded, tiny_adapter_dir, monkeypatch
+):
+    """Rows finish at different steps (stops of different lengths); with 2 slots the next
+    prompt is prefilled and merged into the running batch at once, and every row's logits at
+    every step equal its one-by-one run's, so greedy records are identical."""
+    import torch
+
+    from mathtutor import generate
+
+    tiny_loaded.add_adapter(tiny_adapter_dir, "tuned")
+    prompts = [*PROMPTS, *MORE_PROMPTS, PROMPTS[2]]
+    names = ["base", "tuned"] * (len(prompts) // 2)
+    settings = GenerationSettings(max_new_tokens=12, stop=("ooo", "?????", "xxxxxxx", "...."))
+    logits: dict[int, list] = {}
+    real_advance = generate._advance
+
+    def spy(rows, step_logits, *args):
+        for row, row_logits in zip(rows, step_logits, strict=True):
+            logits.setdefault(row.index, []).append(row_logits.clone())
+        real_advance(rows, step_logits, *args)
+
+    monkeypatch.setattr(generate, "_advance", spy)
+    forwards: list[tuple[bool, int]] = []  # (is a prefill, rows)
+    hook = tiny_loaded.model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: forwards.append(
+            (kwargs["past_key_values"] is None, kwargs["input_ids"].shape[0])
+        ),
+        with_kwargs=True,
+    )
+    try:
+        rows = list(generate._decode(tiny_loaded, prompts, names, settings, batch_size=2))[-1]
+    finally:
+        hook.remove()
+    together = [row.completion() for row in rows]
+    batched_logits = dict(logits)
+    prefills = [slot for slot, (is_prefill, _) in enumerate(forwards) if is_prefill]
+    assert len(prefills) > 3 and prefills[1] > 1  # admissions happened while others decoded
+    steps_while_waiting = [n for slot, (p, n) in enumerate(forwards[: prefills[-1]]) if not p]
+    assert steps_while_waiting and set(steps_while_waiting) == {2}  # the batch stayed full
+    assert len({c.finish_reason for c in together}) > 1
+    assert len({c.num_tokens for c in together}) > 2  # rows really finished at different steps
+    for index, (prompt, name) in enumerate(zip(prompts, names, strict=True)):
+        logits.clear()
+        (solo,) = list(generate._decode(tiny_loaded, [prompt], [name], settings))[-1]
+        assert solo.completion().text == together[index].text
+        assert solo.completion().finish_reason == together[index].finish_reason
+        assert solo.completion().num_tokens == together[index].num_tokens
+        assert solo.prompt_tokens == together[index].prompt_tokens
+        mine = torch.stack(batched_logits[index])
+        assert torch.allclose(mine, torch.stack(logits[0]), atol=1e-4), f"row {index}"
+
+
+def test_generate_batch_with_fewer_slots_than_prompts_equals_one_by_one(tiny_loaded):
+    settings = GenerationSettings(max_new_tokens=10, stop=("ooo", "?????"))
+    prompts = [*PROMPTS, *MORE_PROMPTS]
+    done: list[tuple[int, int]] = []
+    batched = generate_batch(
+        tiny_loaded,
+        prompts,
+        settings=settings,
+        batch_size=3,
+        on_progress=lambda n, total: done.append((n, total)),
+    )
+    single = [generate_batch(tiny_loaded, [p], settings=settings)[0] for p in prompts]
+    assert [c.text for c in batched] == [c.text for c in single]
+    assert [c.finish_reason for c in batched] == [c.finish_reason for c in single]
+    assert [n for n, _ in done] == sorted({n for n, _ in done}) and done[-1] == (9, 9)

@@ -164,7 +164,7 @@ def test_a_failed_adapter_write_keeps_the_previous_adapter(tiny_model_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.engine import Setup, save_adapter
+    from training.lifecycle import Setup, save_adapter
 
     config = tiny_config(tiny_model_dir)
     result = train(config)

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
-    from training.engine import RunResult
+    from training.lifecycle import RunResult
 
 
 def train(config: TrainConfig, run_dir: Path | None = None, resume: bool = False) -> RunResult:
-    """Run `config` here with SFT or GRPO (by `config.method`); see `training.engine`."""
+    """Run `config` here with SFT or GRPO (by `config.method`); see `training.lifecycle`."""
     if config.method == "grpo":
         from training.grpo import train as train_grpo
 

@@ -18,16 +18,15 @@ from typing import Any
 from mathtutor import cli
 from training.config import TrainConfig, parse_cli
 from training.data import grpo_rows, load_training_problems, to_dataset
-from training.engine import RunResult, Setup, log, run_training, trainer_arguments
+from training.lifecycle import RunResult, Setup, log, run_training, trainer_arguments
 from training.rewards import correctness_reward, format_reward
 
 
-def build_trainer(config: TrainConfig, setup: Setup, extras: dict[str, Any]) -> Any:
+def build_trainer(config: TrainConfig, setup: Setup, run_dir: Path) -> Any:
     """A `GRPOTrainer` for the config on the loaded model (no evaluation: rewards are the signal)."""
     from trl import GRPOConfig, GRPOTrainer
 
     train_problems, _ = load_training_problems(config)
-    run_dir: Path = extras["run_dir"]
     log(run_dir, f"data: {len(train_problems)} prompts from {config.dataset}, "
                  f"{config.num_generations} completions each")  # fmt: skip
     args = GRPOConfig(

@@ -19,10 +19,10 @@ from typing import Any
 from mathtutor import cli
 from training.config import TrainConfig, parse_cli
 from training.data import load_training_problems, sft_rows, to_dataset
-from training.engine import RunResult, Setup, log, run_training, trainer_arguments
+from training.lifecycle import RunResult, Setup, log, run_training, trainer_arguments
 
 
-def build_trainer(config: TrainConfig, setup: Setup, extras: dict[str, Any]) -> Any:
+def build_trainer(config: TrainConfig, setup: Setup, run_dir: Path) -> Any:
     """An `SFTTrainer` for the config on the loaded model."""
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
@@ -32,7 +32,6 @@ def build_trainer(config: TrainConfig, setup: Setup, extras: dict[str, Any]) -> 
     eval_dataset = (
         to_dataset(sft_rows(val_problems, config, setup.tokenizer)) if val_problems else None
     )
-    run_dir: Path = extras["run_dir"]
     log(run_dir, f"data: {len(train_problems)} train / {len(val_problems)} validation problems "
                  f"from {config.dataset}, prompt format {config.prompt_format}")  # fmt: skip
     if config.padding_free:

@@ -167,7 +167,7 @@ def run_training(
     config: TrainConfig,
     run_dir: Path | None,
     resume: bool,
-    build_trainer: Callable[[TrainConfig, Setup, dict], Any],
+    build_trainer: Callable[[TrainConfig, Setup, Path], Any],
     callbacks: list | None = None,
     padding_side: str = "right",
 ) -> RunResult:
@@ -196,7 +196,7 @@ def run_training(
                 store.upsert_train_run(run_id, status="running", run_dir=run_dir, pid=os.getpid())
             log(run_dir, f"run {run_id}: {config.method} {config.finetune} on {config.model}")
             setup = load_for_training(config, padding_side=padding_side)
-            trainer = build_trainer(config, setup, {"run_dir": run_dir})
+            trainer = build_trainer(config, setup, run_dir)
             for note in setup.notes:
                 log(run_dir, note)
             stop_callback = StopCallback(run_dir / "STOP")
