@@ -20,7 +20,7 @@ from mathtutor import cli, hub, store
 from mathtutor.evaluate import EvalConfig, config_from_args
 from mathtutor.evaluate import _parser as evaluate_parser
 from training.config import TrainConfig, build_parser, parse_cli
-from training.engine import _failure_message
+from training.lifecycle import _failure_message
 
 REPO = Path(__file__).resolve().parent.parent
 # Every module with a `__main__` block; each must exit through `cli.run`.
