@@ -45,6 +45,7 @@ from mathtutor import metrics, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
+from mathtutor.paths import check_id, check_readable, home_dir
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
 
 BASE = "base"
@@ -169,6 +170,8 @@ class EvalConfig:
                     raise ValueError(f"{spec.name} must be between {low} and {high}, got {value}")
         if self.dataset == "upload" and not self.path:
             raise ValueError("path: dataset 'upload' needs the file to read (JSONL, JSON or CSV)")
+        if self.dataset == "upload":
+            check_readable(self.path, "path")
         if self.num_votes > 1 and self.temperature == 0.0:
             raise ValueError(
                 f"num_votes={self.num_votes} needs temperature > 0: greedy decoding gives the "
@@ -179,6 +182,8 @@ class EvalConfig:
                 f"batch_size must be at least 1 or empty (auto), got {self.batch_size}"
             )
         self.run_id = (self.run_id or "").strip() or None
+        if self.run_id is not None:
+            check_id(self.run_id, "run_id")
 
 
 def _choice(name: str, value: str, choices) -> None:
@@ -228,6 +233,7 @@ def evaluate(
         )
     try:
         run_id = config.run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        check_id(run_id, "run_id")  # it names the lock file below
         _running["run_id"] = run_id
         with _run_file_lock(run_id):
             return _run(config, run_id, on_progress, should_stop)
@@ -246,8 +252,6 @@ def _run_file_lock(run_id: str) -> Iterator[None]:
     except ImportError:  # Windows: the in-process lock still applies
         yield
         return
-    from mathtutor.models import home_dir
-
     path = home_dir() / "locks" / f"eval-{run_id}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
@@ -582,6 +586,7 @@ def _vllm_finish(output: Any) -> str:
 def export_run(run_id: str, path: str | Path, format: str = "jsonl") -> Path:
     """Write a run's records to JSONL (one record per line) or CSV (lists as JSON), atomically."""
     _choice("format", format, EXPORT_FORMATS)
+    check_id(run_id, "run_id")
     if store.get_eval_run(run_id) is None:
         raise ValueError(f"run_id {run_id!r}: no such evaluation run")
     records = store.load_records(run_id)

@@ -23,19 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathtutor.paths import home_dir
+
 BUNDLED = "bundled"
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BASE = "base"  # the adapter name that means "no adapter"
 QUANTIZATIONS = (None, "4bit", "8bit")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def home_dir() -> Path:
-    """The one data directory: `$MATHTUTOR_HOME`, default `~/.cache/mathtutor` (created)."""
-    home = Path(os.environ.get("MATHTUTOR_HOME") or Path.home() / ".cache" / "mathtutor")
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 def pick_device() -> str:

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mathtutor.paths import home_dir
+
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,8 +63,6 @@ _LOCK = threading.Lock()
 
 
 def default_path() -> Path:
-    from mathtutor.models import home_dir
-
     return home_dir() / "mathtutor.db"
 
 

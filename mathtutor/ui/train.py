@@ -20,6 +20,7 @@ from typing import Any
 
 import gradio as gr
 
+from mathtutor.paths import check_id
 from mathtutor.ui.common import AppContext, dataframe_value, user_error
 from mathtutor.zerogpu import on_zerogpu
 from training import runs
@@ -63,7 +64,7 @@ def load_recipe(name: str, model_spec: str = "") -> list[Any]:
     """Handler: the form values of a recipe (or the defaults, on the current base model)."""
     if not name or name == CUSTOM:
         return form_values(TrainConfig(model=model_spec or "bundled"))
-    return form_values(TrainConfig.from_yaml(RECIPES_DIR / f"{name}.yaml"))
+    return form_values(TrainConfig.from_yaml(RECIPES_DIR / f"{check_id(name, 'recipe')}.yaml"))
 
 
 def form_config(values: list[Any]) -> TrainConfig:
