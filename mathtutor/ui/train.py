@@ -353,12 +353,22 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         return text, gr.Dropdown(choices=runs_table()[1], value=run_id)
 
     run_lists = [runs_view, run_picker, first, second]
-    recipe.change(_handle(load_recipe), [recipe, ctx.model_spec], widgets)
+    recipe.change(_handle(load_recipe), [recipe, ctx.model_spec], widgets, api_name="train_recipe")
     upload.upload(
-        lambda path: ("upload", path or ""), upload, [by_name["dataset"], by_name["dataset_path"]]
+        lambda path: ("upload", path or ""),
+        upload,
+        [by_name["dataset"], by_name["dataset_path"]],
+        api_name="train_upload",
     )
-    preview_button.click(_handle(lambda *v: preview(list(v))), widgets, preview_table)
-    estimate_button.click(_handle(lambda *v: estimate_markdown(list(v))), widgets, estimate_panel)
+    preview_button.click(
+        _handle(lambda *v: preview(list(v))), widgets, preview_table, api_name="train_preview"
+    )
+    estimate_button.click(
+        _handle(lambda *v: estimate_markdown(list(v))),
+        widgets,
+        estimate_panel,
+        api_name="train_estimate",
+    )
     launch_button.click(_handle(on_launch), widgets, [status, run_picker]).then(
         on_runs, None, run_lists
     )
