@@ -40,9 +40,11 @@ def mathtutor_home(tmp_path_factory) -> Path:
     shared_models.mkdir(parents=True, exist_ok=True)
     (home / "models").symlink_to(shared_models, target_is_directory=True)
     os.environ["MATHTUTOR_HOME"] = str(home)
-    # The operator's allowed data folders (mathtutor.paths): the tests' files under tmp_path.
-    # Tests of refused paths put their files elsewhere (tests/test_paths.py).
-    os.environ["MATHTUTOR_DATA_DIRS"] = str(tmp_path_factory.getbasetemp())
+    # The operator's allowed data folders (mathtutor.paths): the tests' files under tmp_path and
+    # the shared model cache that home/models links to. Tests of refused paths put their files
+    # elsewhere (tests/test_paths.py).
+    allowed = [tmp_path_factory.getbasetemp(), shared_models]
+    os.environ["MATHTUTOR_DATA_DIRS"] = os.pathsep.join(str(path) for path in allowed)
     return home
 
 

@@ -158,6 +158,19 @@ def test_configs_refuse_paths_and_ids_when_built(outside):
         EvalConfig(run_id="../x")
 
 
+def test_model_and_adapter_directories_are_confined_too(outside, tiny_model_dir):
+    from mathtutor.models import _adapter_dir, resolve_model
+
+    (outside / "config.json").write_text("{}")
+    (outside / "adapter_config.json").write_text("{}")
+    for spec in (str(outside), "/etc", "/no/such/dir", f"{tiny_model_dir}/../../../../etc"):
+        with pytest.raises(ValueError, match=f"^model: {re.escape(spec)} {REFUSED}$"):
+            resolve_model(spec)
+        with pytest.raises(ValueError, match=f"^adapter: {re.escape(spec)} {REFUSED}$"):
+            _adapter_dir(spec)
+    assert resolve_model(str(tiny_model_dir)) == str(tiny_model_dir)
+
+
 # --------------------------------------------------------------------------- id callers
 def test_run_directories_and_exports_check_the_id(tmp_path):
     before = sorted(home_dir().rglob("*"))
