@@ -632,7 +632,8 @@ def run_check(dry: bool, out: Path, budget: float) -> dict:
     """Every row in order; returns the report that `main` writes."""
     import torch
 
-    from mathtutor.models import home_dir, make_tiny_model
+    from mathtutor.models import make_tiny_model
+    from mathtutor.paths import home_dir
 
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from mathtutor.answers import parse_number, reference_answer
+from mathtutor.paths import GSM8K_DIR_ENV, check_readable
 
 GSM8K_HUB_ID = "openai/gsm8k"
-GSM8K_DIR_ENV = "MATHTUTOR_GSM8K_DIR"
 MAX_UPLOAD_BYTES = 50_000_000
-MAX_REPORTED_ROWS = 20  # invalid rows listed in one error message
+# An error about an upload quotes only that file, and only a little of it: at most this many
+# invalid rows, column names and characters of a quoted value.
+MAX_REPORTED_ROWS = 5
+MAX_REPORTED_COLUMNS = 10
+MAX_QUOTED_CHARS = 30
 
 DATASETS: dict[str, str] = {
     "gsm8k": "GSM8K grade-school word problems (main answers, 7,473 train / 1,319 test).",
@@ -188,10 +192,12 @@ def load_user_dataset(
 
     The answer may be a GSM8K solution ending in ``#### 72``, a ``\\boxed{72}``, or a bare
     number. Optional ``id`` and ``solution`` fields are kept. Any invalid row makes the whole
-    file fail, with up to 20 problems listed by line (or item) number and field.
+    file fail, with up to ``MAX_REPORTED_ROWS`` problems listed by line (or item) number and
+    field. Only an upload or a file under an allowed root is read (``paths.check_readable``,
+    checked before the file is touched); a refused path's message holds none of its content.
     """
-    file = Path(path)
-    name = file.name
+    file = check_readable(path, "path")
+    name = Path(path).name
     if not file.is_file():
         raise ValueError(f"{path}: no such file")
     size = file.stat().st_size
@@ -212,21 +218,19 @@ def load_user_dataset(
         ) from None
     if not text.strip():
         raise ValueError(f"{name} is empty (only whitespace)")
-    rows, columns = _rows(name, text, _file_format(file.suffix.lower(), text))
+    rows, columns = _rows(name, text, _file_format(Path(name).suffix.lower(), text))
     for field in (question_field, answer_field):
         if columns and field not in columns:  # no columns at all: the rows' own errors say why
-            raise ValueError(
-                f"{name}: missing column {field!r}; columns found: {', '.join(columns) or '(none)'}"
-            )
+            raise ValueError(f"{name}: missing column {field!r}; columns found: {_listed(columns)}")
     problems: list[Problem] = []
     errors: list[str] = []
     seen_ids: set[str] = set()
     for where, row in rows:  # where: "line 3" (JSONL, CSV) or "item 3" (JSON)
         try:
-            default_id = f"{file.stem}-{where.split()[-1]}"
+            default_id = f"{Path(name).stem}-{where.split()[-1]}"
             problem = _row_problem(row, default_id, f"upload:{name}", question_field, answer_field)
             if problem.id in seen_ids:
-                raise ValueError(f"duplicate id {problem.id!r}")
+                raise ValueError(f"duplicate id {_quoted(problem.id)!r}")
         except ValueError as error:
             errors.append(f"{where}: {error}")
             continue
@@ -243,6 +247,26 @@ def load_user_dataset(
     if not problems:
         raise ValueError(f"{name} holds no rows")
     return problems
+
+
+def _quoted(text: str) -> str:
+    """At most MAX_QUOTED_CHARS of a value from the user's file, for an error message.
+
+    >>> _quoted("x" * 40)
+    'xxxxxxxxxxxxxxxxxxxxxxxxxxx...'
+    """
+    return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 3] + "..."
+
+
+def _listed(columns: list[str]) -> str:
+    """The first MAX_REPORTED_COLUMNS column names, each shortened.
+
+    >>> _listed([f"c{i}" for i in range(12)])
+    'c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, ... (12 in all)'
+    """
+    shown = ", ".join(_quoted(column) for column in columns[:MAX_REPORTED_COLUMNS]) or "(none)"
+    more = f", ... ({len(columns)} in all)" if len(columns) > MAX_REPORTED_COLUMNS else ""
+    return shown + more
 
 
 def _size(num_bytes: int) -> str:
@@ -335,9 +359,9 @@ def _row_problem(
         raise ValueError(f"field {answer_field!r} is missing or empty")
     final = reference_answer(answer)
     if not final or parse_number(final) is None:
-        shown = answer if len(answer) <= 60 else answer[:57] + "..."
         raise ValueError(
-            f"field {answer_field!r} is not a number, '... #### N' or \\boxed{{N}}: {shown!r}"
+            f"field {answer_field!r} is not a number, '... #### N' or \\boxed{{N}}: "
+            f"{_quoted(answer)!r}"
         )
     row_id = row.get("id")
     if not isinstance(row_id, (str, int)) or not str(row_id).strip():

@@ -48,6 +48,7 @@ from mathtutor import cli, locks, metrics, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
+from mathtutor.paths import check_id, check_readable, home_dir
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
 
 BASE = "base"
@@ -171,6 +172,8 @@ class EvalConfig:
                 setattr(self, spec.name, _check_range(spec.name, value, *spec.metadata["range"]))
         if self.dataset == "upload" and not self.path:
             raise ValueError("path: dataset 'upload' needs the file to read (JSONL, JSON or CSV)")
+        if self.dataset == "upload":
+            check_readable(self.path, "path")
         if self.num_votes > 1 and self.temperature == 0.0:
             raise ValueError(
                 f"num_votes={self.num_votes} needs temperature > 0: greedy decoding gives the "
@@ -181,6 +184,8 @@ class EvalConfig:
                 "batch_size", self.batch_size, 1, MAX_BATCH_SIZE, "or empty"
             )
         self.run_id = (self.run_id or "").strip() or None
+        if self.run_id is not None:
+            check_id(self.run_id, "run_id")
 
 
 def _check_range(name: str, value: Any, low: float, high: float, other: str = "") -> Any:
@@ -246,6 +251,7 @@ def evaluate(
         )
     try:
         run_id = config.run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        check_id(run_id, "run_id")  # it names the lock file below
         _running["run_id"] = run_id
         remove_stale_locks()
         with _run_file_lock(run_id):
@@ -280,8 +286,6 @@ def _run_file_lock(run_id: str) -> Iterator[None]:
 
 
 def _locks_dir() -> Path:
-    from mathtutor.models import home_dir
-
     return home_dir() / "locks"
 
 
@@ -618,6 +622,7 @@ def _vllm_finish(output: Any) -> str:
 def export_run(run_id: str, path: str | Path, format: str = "jsonl") -> Path:
     """Write a run's records to JSONL (one record per line) or CSV (lists as JSON), atomically."""
     _choice("format", format, EXPORT_FORMATS)
+    check_id(run_id, "run_id")
     if store.get_eval_run(run_id) is None:
         raise ValueError(f"run_id {run_id!r}: no such evaluation run")
     records = store.load_records(run_id)

@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -33,7 +32,8 @@ from pathlib import Path
 
 from mathtutor import cli
 from mathtutor.model_card import TAG, CardInfo, render_model_card
-from mathtutor.models import base_model_id, home_dir, same_base
+from mathtutor.models import base_model_id, same_base
+from mathtutor.paths import check_id, check_repo_id, home_dir
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # gradio/oauth.py `_get_mocked_oauth_info`: outside a Space, gr.LoginButton signs in with this
 # placeholder; the real credential is then the local login.
 _GRADIO_MOCK_TOKEN = "mock-oauth-token-for-local-dev"
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 # Files of an adapter directory that are not uploaded (README.md is replaced by the card).
 _ADAPTER_IGNORE = ["README.md", ".*", "*/.*", "*__pycache__*", "checkpoint-*", "*.pt", "*.pth",
                    "training_args.bin"]  # fmt: skip
@@ -96,30 +95,21 @@ def whoami(token: str | None) -> str:
 def validate_repo_id(repo_id: str) -> str:
     """Check `owner/name` (or a bare `name`) against the Hub's naming rules and return it.
 
+    Each part is a safe id (`mathtutor.paths.check_repo_id`, the one id rule); the Hub also
+    refuses '--', '..' and a '.git' ending.
+
     >>> validate_repo_id("alice/gsm8k-lora")
     'alice/gsm8k-lora'
     >>> validate_repo_id("alice/my adapter")
     Traceback (most recent call last):
-    ValueError: repo_id 'alice/my adapter': the name may only contain letters, digits, '-', '_' and '.'
+    ValueError: repo_id 'alice/my adapter': the name 'my adapter': may only contain letters, digits, '-', '_' and '.'
     """
-    if not isinstance(repo_id, str) or not repo_id.strip():
-        raise ValueError("repo_id is empty: expected 'owner/name', e.g. 'alice/gsm8k-lora'")
-    if repo_id != repo_id.strip():
-        raise ValueError(f"repo_id {repo_id!r} has leading or trailing spaces")
-    parts = repo_id.split("/")
-    if len(parts) > 2:
-        raise ValueError(f"repo_id {repo_id!r} has more than one '/': expected 'owner/name'")
+    parts = check_repo_id(repo_id, "repo_id").split("/")
     for label, part in zip(["owner", "name"][-len(parts) :], parts, strict=True):
         where = f"repo_id {repo_id!r}: the {label}"
-        if not part:
-            raise ValueError(f"{where} is empty: expected 'owner/name'")
-        if len(part) > 96:
-            raise ValueError(f"{where} is longer than 96 characters")
-        if not _NAME.fullmatch(part):
-            raise ValueError(f"{where} may only contain letters, digits, '-', '_' and '.'")
         if "--" in part or ".." in part:
             raise ValueError(f"{where} may not contain '--' or '..'")
-        if part[0] in ".-" or part[-1] in ".-" or part.endswith(".git"):
+        if part.endswith(".git"):
             raise ValueError(f"{where} must start and end with a letter or digit (and not '.git')")
     return repo_id
 
@@ -339,7 +329,9 @@ def pull_adapter(
         snapshot = snapshot_download(
             repo_id, revision=info.sha, ignore_patterns=[".gitattributes"], **common
         )
-    target = home_dir() / "adapters" / repo_id.replace("/", "--")
+    # adapters/<owner>--<name>: each part passed check_id, and '--' cannot occur in a part,
+    # so the folder is one safe name and two repos never share it
+    target = home_dir() / "adapters" / check_id(repo_id.replace("/", "--"), "repo_id")
     _install(Path(snapshot), target)
     from mathtutor import store
 

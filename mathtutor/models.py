@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mathtutor import cli
+from mathtutor.paths import check_readable, home_dir
 
 BUNDLED = "bundled"
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -34,13 +35,6 @@ BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BASE = "base"  # the adapter name that means "no adapter"
 QUANTIZATIONS = (None, "4bit", "8bit")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def home_dir() -> Path:
-    """The one data directory: `$MATHTUTOR_HOME`, default `~/.cache/mathtutor` (created)."""
-    home = Path(os.environ.get("MATHTUTOR_HOME") or Path.home() / ".cache" / "mathtutor")
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 def pick_device() -> str:
@@ -223,10 +217,10 @@ def resolve_model(spec: str) -> str:
         raise ValueError("model spec is empty: expected 'bundled', a local directory or a Hub id")
     if spec in (BUNDLED, BUNDLED_HUB_ID) and _bundled_available():
         return str(bundled_model_dir())
-    path = Path(spec).expanduser()
-    if path.is_dir():
+    path = _local_dir(spec, "model")
+    if path is not None:
         if not (path / "config.json").is_file():
-            raise ValueError(f"model directory {path} has no config.json")
+            raise ValueError(f"model directory {spec} has no config.json")
         return str(path)
     if not _HUB_ID.match(spec):
         raise ValueError(
@@ -234,6 +228,20 @@ def resolve_model(spec: str) -> str:
             "like 'Qwen/Qwen2-0.5B-Instruct'"
         )
     return spec
+
+
+def _local_dir(spec: str | Path, field: str) -> Path | None:
+    """The directory `spec` names (as given, `~` expanded) if it passes
+    `paths.check_readable`; None for a Hub id or a missing directory.
+
+    A spec that can only be a path (absolute, `./`, `~`) is checked before anything looks at
+    it, so a refusal does not tell whether a directory outside the allowed roots exists.
+    """
+    text = str(spec).strip()
+    path = Path(text).expanduser()
+    if path.is_absolute() or text.startswith((".", "~")) or path.is_dir():
+        return path if check_readable(path, field).is_dir() else None
+    return None
 
 
 def _bundled_available() -> bool:
@@ -341,8 +349,8 @@ def read_adapter_config(adapter_dir: Path) -> dict:
 
 
 def _adapter_dir(source: str | Path) -> Path:
-    path = Path(source).expanduser()
-    if path.is_dir():
+    path = _local_dir(source, "adapter")
+    if path is not None:
         return path.resolve()
     text = str(source).strip()
     if _HUB_ID.match(text):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mathtutor import cli
+from mathtutor.paths import home_dir
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -69,8 +70,6 @@ _LOCK = threading.Lock()
 
 
 def default_path() -> Path:
-    from mathtutor.models import home_dir
-
     return home_dir() / "mathtutor.db"
 
 

@@ -599,7 +599,7 @@ _SAVE_LOCK = threading.Lock()
 
 def save_session(record: dict[str, Any], path: Path | None = None) -> Path:
     """Append one record (what the student chose to save) to ``home_dir()/tutor_saves.jsonl``."""
-    from mathtutor.models import home_dir
+    from mathtutor.paths import home_dir
 
     path = path or home_dir() / "tutor_saves.jsonl"
     line = json.dumps({"saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}) + "\n"

@@ -1,5 +1,8 @@
 """Shared fixtures: an isolated MATHTUTOR_HOME, the shared GSM8K files, tiny real models.
 
+Files the tests write under tmp_path are readable as uploads: the session allows pytest's
+base temp folder (MATHTUTOR_DATA_DIRS).
+
 Everything runs offline on CPU. The tiny model is a random-weight llama with a byte-level
 tokenizer built by `mathtutor.models.make_tiny_model`; adapters are real peft LoRA weights.
 """
@@ -37,6 +40,11 @@ def mathtutor_home(tmp_path_factory) -> Path:
     shared_models.mkdir(parents=True, exist_ok=True)
     (home / "models").symlink_to(shared_models, target_is_directory=True)
     os.environ["MATHTUTOR_HOME"] = str(home)
+    # The operator's allowed data folders (mathtutor.paths): the tests' files under tmp_path and
+    # the shared model cache that home/models links to. Tests of refused paths put their files
+    # elsewhere (tests/test_paths.py).
+    allowed = [tmp_path_factory.getbasetemp(), shared_models]
+    os.environ["MATHTUTOR_DATA_DIRS"] = os.pathsep.join(str(path) for path in allowed)
     return home
 
 

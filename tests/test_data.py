@@ -206,13 +206,23 @@ def test_upload_jsonl_bad_rows_are_named_by_line_and_field(tmp_path):
     assert "line 1" not in message
 
 
-def test_upload_lists_at_most_twenty_rows(tmp_path):
-    rows = [{"question": f"q{i}", "answer": "?"} for i in range(25)]
+def test_upload_lists_at_most_five_rows_and_a_little_of_each(tmp_path):
+    rows = [{"question": f"q{i}", "answer": "no number " + "x" * 100} for i in range(25)]
     with pytest.raises(ValueError) as caught:
         load_user_dataset(write(tmp_path / "many.jsonl", jsonl(*rows)))
     message = str(caught.value)
-    assert "25 invalid row(s)" in message and "line 20:" in message
-    assert "line 21:" not in message and "... and 5 more" in message
+    assert "25 invalid row(s)" in message and "line 5:" in message
+    assert "line 6:" not in message and "... and 20 more" in message
+    assert "'no number xxxxxxxxxxxxxxxxx...'" in message and "x" * 30 not in message
+
+
+def test_upload_lists_a_bounded_number_of_short_column_names(tmp_path):
+    header = ",".join(f"column{i}-" + "y" * 50 for i in range(30))
+    with pytest.raises(ValueError) as caught:
+        load_user_dataset(write(tmp_path / "wide.csv", header + "\n" + "1," * 29 + "1\n"))
+    message = str(caught.value)
+    assert "missing column 'question'" in message and "(30 in all)" in message
+    assert "column9-" in message and "column10-" not in message and "y" * 30 not in message
 
 
 def test_upload_csv_with_custom_columns(tmp_path):

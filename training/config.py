@@ -38,6 +38,7 @@ import yaml
 
 from mathtutor import cli
 from mathtutor.data import DATASETS
+from mathtutor.paths import check_readable
 from mathtutor.prompts import FORMATS
 
 METHODS = ("sft", "grpo")
@@ -423,6 +424,8 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(
             "dataset_path: required when dataset is 'upload' (a JSONL, JSON or CSV file)"
         )
+    if config.dataset == "upload":
+        check_readable(config.dataset_path, "dataset_path")  # before anything opens it
     unknown = [d for d in config.difficulties if d not in DIFFICULTIES]
     if unknown or not config.difficulties:
         raise ValueError(

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from mathtutor import cli, locks, store
-from mathtutor.models import home_dir
+from mathtutor.paths import check_id, home_dir
 from training.config import TrainConfig
 
 ACTIVE = ("queued", "running", "stopping")
@@ -85,8 +85,8 @@ def runs_root() -> Path:
 
 
 def run_dir(run_id: str) -> Path:
-    if not re.fullmatch(r"[\w.-]+", run_id or ""):
-        raise ValueError(f"run id {run_id!r} is not valid (letters, digits, '.', '_', '-')")
+    """`home/runs/<run_id>`; the id is checked (`mathtutor.paths.check_id`) before any use."""
+    check_id(run_id, "run_id")
     return runs_root() / run_id
 
 
@@ -97,7 +97,7 @@ def new_run_id(config: TrainConfig) -> str:
     True
     """
     name = config.run_name or config.recipe or f"{config.method}-{config.finetune}"
-    name = re.sub(r"[^\w.-]+", "-", name).strip("-.")[:60] or "run"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")[:60].strip("-._") or "run"
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
 
@@ -314,7 +314,7 @@ def _info(row: dict[str, Any]) -> RunInfo:
 
 
 def get_run(run_id: str) -> RunInfo:
-    row = store.get_train_run(run_id)
+    row = store.get_train_run(check_id(run_id, "run_id"))
     if row is None:
         raise ValueError(f"no training run {run_id!r}")
     return _info(row)

@@ -506,9 +506,14 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     filter_inputs = [run_picker, other, verdict, category, search]
     heavy = {"concurrency_id": GPU, "concurrency_limit": 1}
     start_inputs = [ctx.model_spec, systems, upload, *widgets.values()]
-    start_button.click(on_start, start_inputs, [status, runs, run_picker], **heavy)
+    start_outputs = [status, runs, run_picker]
+    start_button.click(on_start, start_inputs, start_outputs, api_name="eval_start", **heavy)
     resume_button.click(
-        on_resume, [run_picker, widgets["batch_size"]], [status, runs, run_picker], **heavy
+        on_resume,
+        [run_picker, widgets["batch_size"]],
+        start_outputs,
+        api_name="eval_resume",
+        **heavy,
     )
     stop_button.click(on_stop, None, status)
     run_picker.change(show_run, run_picker, view_outputs).then(

@@ -20,6 +20,7 @@ from typing import Any
 
 import gradio as gr
 
+from mathtutor.paths import check_id
 from mathtutor.ui.common import AppContext, dataframe_value, user_error
 from mathtutor.zerogpu import on_zerogpu
 from training import runs
@@ -63,7 +64,7 @@ def load_recipe(name: str, model_spec: str = "") -> list[Any]:
     """Handler: the form values of a recipe (or the defaults, on the current base model)."""
     if not name or name == CUSTOM:
         return form_values(TrainConfig(model=model_spec or "bundled"))
-    return form_values(TrainConfig.from_yaml(RECIPES_DIR / f"{name}.yaml"))
+    return form_values(TrainConfig.from_yaml(RECIPES_DIR / f"{check_id(name, 'recipe')}.yaml"))
 
 
 def form_config(values: list[Any]) -> TrainConfig:
@@ -353,12 +354,22 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         return text, gr.Dropdown(choices=runs_table()[1], value=run_id)
 
     run_lists = [runs_view, run_picker, first, second]
-    recipe.change(_handle(load_recipe), [recipe, ctx.model_spec], widgets)
+    recipe.change(_handle(load_recipe), [recipe, ctx.model_spec], widgets, api_name="train_recipe")
     upload.upload(
-        lambda path: ("upload", path or ""), upload, [by_name["dataset"], by_name["dataset_path"]]
+        lambda path: ("upload", path or ""),
+        upload,
+        [by_name["dataset"], by_name["dataset_path"]],
+        api_name="train_upload",
     )
-    preview_button.click(_handle(lambda *v: preview(list(v))), widgets, preview_table)
-    estimate_button.click(_handle(lambda *v: estimate_markdown(list(v))), widgets, estimate_panel)
+    preview_button.click(
+        _handle(lambda *v: preview(list(v))), widgets, preview_table, api_name="train_preview"
+    )
+    estimate_button.click(
+        _handle(lambda *v: estimate_markdown(list(v))),
+        widgets,
+        estimate_panel,
+        api_name="train_estimate",
+    )
     launch_button.click(_handle(on_launch), widgets, [status, run_picker]).then(
         on_runs, None, run_lists
     )
