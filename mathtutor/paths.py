@@ -40,6 +40,15 @@ MAX_ID_LENGTH = 96  # the Hub's limit for a repo name part
 # dotfile, an absolute path or a path with a separator.
 ID_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")  # 96 at most
 ROOTS_RULE = f"the allowed folders (uploads, home, GSM8K dir, {DATA_DIRS_ENV})"
+# What the app itself keeps in the home directory about its users: never readable as a dataset,
+# a model or an adapter, even though the home directory is an allowed root.
+PRIVATE_IN_HOME = (
+    "mathtutor.db",
+    "mathtutor.db-wal",
+    "mathtutor.db-shm",
+    "tutor_saves.jsonl",
+    "locks",
+)
 
 
 def home_dir() -> Path:
@@ -85,10 +94,18 @@ def check_readable(path: str | os.PathLike, field: str = "path") -> Path:
     resolved = Path(path).resolve()
     if _inside(resolved, upload_dir().resolve()):
         return resolved
+    home = home_dir().resolve()
+    if any(_inside(resolved, home / name) for name in PRIVATE_IN_HOME):
+        raise ValueError(
+            f"{field}: {_shown(path)} is the app's own private data, never read as input"
+        )
     if any(_inside(resolved, root) for root in allowed_roots()):
         return resolved
-    shown = str(path) if len(str(path)) <= 200 else str(path)[:197] + "..."
-    raise ValueError(f"{field}: {shown} is outside {ROOTS_RULE}")
+    raise ValueError(f"{field}: {_shown(path)} is outside {ROOTS_RULE}")
+
+
+def _shown(path: str | os.PathLike) -> str:
+    return str(path) if len(str(path)) <= 200 else str(path)[:197] + "..."
 
 
 def _inside(path: Path, root: Path) -> bool:

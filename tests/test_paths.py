@@ -101,6 +101,22 @@ def test_files_under_a_root_or_in_the_upload_folder_are_readable(tmp_path, monke
     assert check_readable("set.jsonl") == tmp_path / "data" / "set.jsonl"  # relative to cwd
 
 
+def test_the_apps_private_files_in_home_are_never_read(tmp_path, monkeypatch):
+    """The database and the students' saves sit in the home root but are not inputs."""
+    monkeypatch.setenv("MATHTUTOR_HOME", str(tmp_path / "home"))
+    for name in ("mathtutor.db", "tutor_saves.jsonl", "locks/eval-x.lock"):
+        path = tmp_path / "home" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f'{{"question": "{SECRET}", "answer": "1"}}\n')
+        with pytest.raises(ValueError, match="private data") as caught:
+            check_readable(path, "dataset_path")
+        assert SECRET not in str(caught.value)
+        with pytest.raises(ValueError, match="private data"):
+            load_user_dataset(path)
+    (tmp_path / "home" / "mine.jsonl").write_text("{}\n")
+    assert check_readable(tmp_path / "home" / "mine.jsonl").name == "mine.jsonl"
+
+
 def test_paths_outside_the_roots_are_refused_without_content(tmp_path, monkeypatch, outside):
     monkeypatch.setenv("MATHTUTOR_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MATHTUTOR_DATA_DIRS", str(tmp_path / "data"))
