@@ -3,27 +3,34 @@
 Every handler is a thin view over `mathtutor.tutor`. What only the server may know (the answer
 of a generated or GSM8K problem, the tutor's self-consistent answer, the hints so far) lives in
 `gr.State`, which never reaches the browser. Heavy events share the app's one model queue
-(`GPU`) and a per-session rate limit (`LIMITER`, `MATHTUTOR_TUTOR_RATE` requests a minute).
+(`GPU`) and a rate limit per client, i.e. signed-in user or IP address, not per browser session
+(`access.LIMITERS["tutor"]`, `MATHTUTOR_TUTOR_RATE` requests a minute; owners are not limited).
 """
 
 from __future__ import annotations
 
 import html
-import math
-import os
 import random
 import re
 from collections.abc import Iterator
 
 import gradio as gr
 
-from mathtutor import data, generators, tutor
+from mathtutor import access, data, generators, tutor
 from mathtutor.checks import format_value
 from mathtutor.models import BASE
-from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
+from mathtutor.ui.common import (
+    GPU,
+    LATEX,
+    AppContext,
+    client_key,
+    loaded_model,
+    signed_in_user,
+    system_choices,
+    user_error,
+)
 
 MODES = ("Show me the solution", "Give me a hint", "Check my answer")
-LIMITER = tutor.RateLimiter(capacity=int(os.environ.get("MATHTUTOR_TUTOR_RATE", "12")))
 INTRO = (
     "Paste a math word problem (or get one), then choose: see a worked solution whose "
     "arithmetic is checked, get one hint at a time, or check your own answer."
@@ -100,15 +107,13 @@ def _reference(known: dict | None, problem: str) -> str | None:
     return None
 
 
-def _check_rate(request: gr.Request | None) -> None:
-    session = getattr(request, "session_hash", None) or "anonymous"
-    wait = LIMITER.wait_time(session)
-    if wait > 0:
-        raise gr.Error(
-            f"You're going fast! Please wait {math.ceil(wait)} seconds and try again, "
-            "so the tutor stays quick for everyone.",
-            title="One moment",
-        )
+def _check_rate(
+    request: gr.Request | None, profile: gr.OAuthProfile | None, k: float | None = None
+) -> None:
+    """One request of this client's allowance (and a visitor's bound on k); PermissionError."""
+    user = signed_in_user(profile)
+    access.check_bounds({"k": k}, user)
+    access.LIMITERS["tutor"].check(client_key(request, profile), user)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -136,11 +141,16 @@ def _cleared() -> tuple:
 
 
 def show_solution(
-    spec: str, system: str, problem: str, calculator: bool, request: gr.Request = None
+    spec: str,
+    system: str,
+    problem: str,
+    calculator: bool,
+    request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> Iterator[tuple[str, str]]:
     """Stream the worked solution; yields (solution markdown, notices)."""
     try:
-        _check_rate(request)
+        _check_rate(request, profile)
         loaded = loaded_model(spec)
         for solution in tutor.solve_stream(loaded, problem, system or BASE, None, calculator):
             yield solution_markdown(solution), _notices(solution.notices)
@@ -158,10 +168,11 @@ def give_hint(
     calculator: bool,
     k: float,
     request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> tuple:
     """One more hint: (hints markdown, hints state, expected, hint button, next button, notice)."""
     try:
-        _check_rate(request)
+        _check_rate(request, profile, k)
         text, notices = tutor.prepare_problem(problem)
         asked = [h["text"] for h in hints or [] if h.get("problem") == text]
         hint = tutor.next_hint(
@@ -183,10 +194,12 @@ def give_hint(
         raise user_error(error) from error
 
 
-def _verdict(args: tuple, reveal: bool, request: gr.Request | None) -> tuple:
+def _verdict(
+    args: tuple, reveal: bool, request: gr.Request | None, profile: gr.OAuthProfile | None
+) -> tuple:
     spec, system, problem, known, answer, working, expected, calculator, k = args
     try:
-        _check_rate(request)
+        _check_rate(request, profile, k)
         verdict = tutor.check_answer(
             loaded_model(spec),
             problem,
@@ -215,10 +228,11 @@ def check(
     calculator: bool,
     k: float,
     request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> tuple[str, tutor.Expected | None]:
     """Check the answer: (verdict markdown, expected answer kept for the next check)."""
     args = (spec, system, problem, known, answer, working, expected, calculator, k)
-    return _verdict(args, False, request)
+    return _verdict(args, False, request, profile)
 
 
 def reveal_answer(
@@ -232,10 +246,11 @@ def reveal_answer(
     calculator: bool,
     k: float,
     request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> tuple[str, tutor.Expected | None]:
     """Like `check`, and the answer is shown (the student asked for it)."""
     args = (spec, system, problem, known, answer, working, expected, calculator, k)
-    return _verdict(args, True, request)
+    return _verdict(args, True, request, profile)
 
 
 def save(
