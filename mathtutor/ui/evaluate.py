@@ -586,7 +586,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     delete_button.click(delete_run, run_picker, status).then(on_runs, None, [runs, run_picker])
     gr.on(None, on_gate, None, [delete_button, gate], api_visibility="private")  # page load
     export_button.click(export, [run_picker, export_format], export_file)
-    refresh_runs.click(on_runs, run_picker, [runs, run_picker])
+    refresh_runs.click(on_runs, run_picker, [runs, run_picker], api_name="eval_runs")
     upload_visible = widgets["dataset"]
     upload_visible.change(lambda d: gr.Group(visible=d == "upload"), upload_visible, upload_group)
 

@@ -403,4 +403,4 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     timer.tick(_handle(follow), run_picker, follow_outputs, show_progress="hidden")
     timer.tick(lambda: runs_table()[0], None, runs_view, show_progress="hidden")
     gr.on([first.change, second.change], _handle(overlay), [first, second], compare_plot)
-    tab.select(on_runs, None, run_lists)
+    tab.select(on_runs, None, run_lists, api_name="train_runs")
