@@ -329,3 +329,20 @@ def test_two_clients_from_one_ip_share_the_compare_allowance(space):
         client(space).predict(*args, api_name="/run_compare")
     client(space, VISITOR).predict(*args, api_name="/run_compare")  # signed in: counted apart
     client(space, OWNER).predict(*args, api_name="/run_compare")
+
+
+def test_a_visitors_evaluation_is_bounded_before_anything_runs(space):
+    from gradio_client.exceptions import AppError
+
+    from mathtutor.ui import evaluate
+
+    main, upload = evaluate.MAIN_FIELDS, evaluate.UPLOAD_FIELDS
+    ordered = [f for f in evaluate.FORM_FIELDS if f.name in main]
+    ordered += [f for f in evaluate.FORM_FIELDS if f.name in upload]
+    ordered += [f for f in evaluate.FORM_FIELDS if f.name not in (*main, *upload)]
+    form = {f.name: f.default for f in ordered} | {"num_samples": 200, "batch_size": 0}
+    args = [str(space["config"].model), ["base"], None, *(form[f.name] for f in ordered)]
+    runs_before = store.list_eval_runs()
+    with pytest.raises(AppError, match="num_samples: visitors may use at most 50 on this Space"):
+        client(space, VISITOR).predict(*args, api_name="/on_start")
+    assert store.list_eval_runs() == runs_before
