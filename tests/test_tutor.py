@@ -347,6 +347,8 @@ def test_rate_limit_per_client_not_per_session(scripted_dir, monkeypatch):
         assert "Correct" in tab.check(*args, request(session))[0]
     with pytest.raises(gr.Error, match="going fast"):
         tab.check(*args, request("a-fresh-session"))
+    with pytest.raises(gr.Error, match="going fast"):  # saving writes to disk: counted too
+        tab.save(known["problem"], "base", "", [], "12", "", request("saver"))
     assert "Correct" in tab.check(*args, request("busy", host="198.51.100.9"))[0]
     owner = gr.OAuthProfile(
         {"name": "A", "preferred_username": "alice", "profile": "", "picture": ""}

@@ -254,9 +254,23 @@ def reveal_answer(
 
 
 def save(
-    problem: str, system: str, solution: str, hints: list[dict] | None, answer: str, verdict: str
+    problem: str,
+    system: str,
+    solution: str,
+    hints: list[dict] | None,
+    answer: str,
+    verdict: str,
+    request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> str:
-    """Store this session only because the student asked to (``tutor_saves.jsonl``)."""
+    """Store this session only because the student asked to (``tutor_saves.jsonl``).
+
+    Each save counts against the client's tutor allowance: it writes to the Space's disk.
+    """
+    try:
+        _check_rate(request, profile)
+    except PermissionError as error:
+        raise user_error(error) from error
     if not (problem or "").strip():
         return "Nothing to save yet: there is no problem."
     record = {
