@@ -20,7 +20,7 @@ the tests:
 
 Student-safe limits: a problem is cut to ``MAX_PROBLEM_CHARS`` and working to
 ``MAX_WORKING_CHARS`` with a notice (never refused, so a student always gets an answer);
-``RateLimiter`` is a per-session token bucket; nothing is written unless ``save_session``.
+Nothing is written unless ``save_session``; rate limits are ``mathtutor.access``'s.
 
     python -m mathtutor.tutor "Tom has 3 apples and buys 4 more. How many?" --mode hint
 
@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mathtutor import cli
@@ -555,45 +555,6 @@ def check_answer(
 
 
 # --------------------------------------------------------------------------- student safety
-@dataclass
-class RateLimiter:
-    """A token bucket per session: ``capacity`` requests, refilled over ``period`` seconds.
-
-    >>> limiter = RateLimiter(capacity=2, period=60)
-    >>> [limiter.wait_time("s", now=0.0) for _ in range(3)], limiter.wait_time("s", now=30.0)
-    ([0.0, 0.0, 30.0], 0.0)
-    """
-
-    capacity: int = 12
-    period: float = 60.0
-    max_sessions: int = 10_000  # forget the fullest buckets beyond this (memory bound)
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.capacity < 1 or self.period <= 0:
-            raise ValueError(
-                f"capacity must be >= 1 and period > 0, got {self.capacity}, {self.period}"
-            )
-
-    def wait_time(self, session: str, now: float | None = None) -> float:
-        """Take one request for ``session``: 0.0 when allowed, else seconds until it would be."""
-        now = time.monotonic() if now is None else now
-        rate = self.capacity / self.period
-        with self._lock:
-            tokens, last = self._buckets.get(session, (float(self.capacity), now))
-            tokens = min(float(self.capacity), tokens + (now - last) * rate)
-            if tokens < 1.0:
-                self._buckets[session] = (tokens, now)
-                return (1.0 - tokens) / rate
-            self._buckets[session] = (tokens - 1.0, now)
-            if len(self._buckets) > self.max_sessions:
-                oldest = sorted(self._buckets, key=lambda key: self._buckets[key][1])
-                for key in oldest[: len(self._buckets) - self.max_sessions]:
-                    del self._buckets[key]
-            return 0.0
-
-
 _SAVE_LOCK = threading.Lock()
 
 

@@ -25,7 +25,6 @@ from mathtutor.tutor import (
     FALLBACK_HINTS,
     NO_NUMBERS,
     NOT_MATH,
-    RateLimiter,
     check_answer,
     next_hint,
     prepare_problem,
@@ -330,20 +329,33 @@ def test_student_flow_through_the_tab_handlers(scripted_dir, mathtutor_home):
     assert json.loads(line)["problem"] == problem and len(json.loads(line)["hints"]) == 2
 
 
-def test_rate_limit_per_session(scripted_dir, monkeypatch):
+def test_rate_limit_per_client_not_per_session(scripted_dir, monkeypatch):
+    """On a Space the allowance is per IP (or signed-in user): a new session gets none back."""
+    from mathtutor import access
     from mathtutor.ui import tutor as tab
 
-    monkeypatch.setattr(tab, "LIMITER", RateLimiter(capacity=3, period=60))
+    monkeypatch.setenv("SPACE_ID", "alice/mathtutor")
+    monkeypatch.setenv("SPACE_AUTHOR_NAME", "alice")
+    monkeypatch.setitem(access.LIMITERS, "tutor", access.RateLimiter("the tutor", 3, 60))
     known = {"problem": "Tom has 5 eggs and buys 7. How many?", "reference": "12"}
     args = (str(scripted_dir), "base", known["problem"], known, "12", "", None, True, 3)
-    for _ in range(3):
-        assert "Correct" in tab.check(*args, gr.Request(session_hash="busy"))[0]
+
+    def request(session: str, host: str = "203.0.113.5") -> gr.Request:
+        return gr.Request(session_hash=session, client={"host": host}, headers={})
+
+    for session in ("first", "second", "third"):
+        assert "Correct" in tab.check(*args, request(session))[0]
     with pytest.raises(gr.Error, match="going fast"):
-        tab.check(*args, gr.Request(session_hash="busy"))
-    assert "Correct" in tab.check(*args, gr.Request(session_hash="other"))[0]
-    limiter = RateLimiter(capacity=2, period=10)
-    assert [limiter.wait_time("a", now=0.0) for _ in range(3)] == [0.0, 0.0, 5.0]
-    assert limiter.wait_time("a", now=5.0) == 0.0
+        tab.check(*args, request("a-fresh-session"))
+    with pytest.raises(gr.Error, match="going fast"):  # saving writes to disk: counted too
+        tab.save(known["problem"], "base", "", [], "12", "", request("saver"))
+    assert "Correct" in tab.check(*args, request("busy", host="198.51.100.9"))[0]
+    owner = gr.OAuthProfile(
+        {"name": "A", "preferred_username": "alice", "profile": "", "picture": ""}
+    )
+    assert "Correct" in tab.check(*args, request("first"), owner)[0]  # owners are not limited
+    with pytest.raises(gr.Error, match="k: visitors may use at most 10"):
+        tab.check(*args[:-1], 16, request("k", host="192.0.2.1"))
 
 
 def test_tab_builds_with_its_element_ids(scripted_dir):

@@ -9,6 +9,7 @@ Every run lives in `home_dir()/runs/<run_id>/`:
     adapter/        the final LoRA adapter (full fine-tunes: model/), renamed into place whole
     README.md       model card draft
     STOP            present while a stop is requested
+    launched_by     the Hub user who launched it, when one was signed in (queue bounds)
 
 and has a row in the `train_runs` table of `mathtutor.store` with its status: queued, running,
 stopping, stopped, finished or failed.
@@ -27,6 +28,8 @@ A run directory is reused only by `resume` (`check_reusable`); a resume continue
 complete checkpoint, drops metrics rows logged past it (`truncate_metrics`), and is refused when
 that checkpoint is already the last step (`check_resumable`). A finished run keeps its newest
 `keep_checkpoints` checkpoints (`prune_checkpoints`).
+marked failed with the last lines of its log as the error. The queue is bounded per launching
+user and overall (`mathtutor.access.check_run_queue`); a launch beyond it is refused.
 
     python -m training.runs            # list runs with their status
 """
@@ -34,6 +37,7 @@ that checkpoint is already the last step (`check_resumable`). A finished run kee
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -47,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import cli, locks, store
+from mathtutor import access, cli, locks, store
 from mathtutor.paths import check_id, home_dir
 from training.config import TrainConfig
 
@@ -409,15 +413,40 @@ def _spawn(run_id: str, config: TrainConfig, resume: bool) -> None:
     store.upsert_train_run(run_id, status="queued", run_dir=directory, pid=child.pid)
 
 
-def launch(config: TrainConfig, check: bool = True) -> str:
+def launched_by(info: RunInfo) -> str | None:
+    """The user who launched the run (None: nobody signed in, e.g. locally or the CLI)."""
+    path = info.run_dir / "launched_by"
+    if not path.is_file():
+        return None
+    return path.read_text("utf-8").strip() or None
+
+
+@contextlib.contextmanager
+def _queue_slot(user: str | None) -> Iterator[None]:
+    """Refuse a run beyond the queue bounds; held across the check and the run's creation so
+    two launches at once cannot both take the last place."""
+    with open(runs_root() / ".launch.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            access.check_run_queue(user, [launched_by(i) for i in list_runs() if i.is_active])
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def launch(config: TrainConfig, check: bool = True, user: str | None = None) -> str:
     """Validate, create the run directory and start the CLI in a subprocess; returns the run id.
 
-    The run shows "queued" until the device is free (see the module docstring).
+    The run shows "queued" until the device is free (see the module docstring). `user` is the
+    signed-in user launching it, counted against the queue bounds (PermissionError beyond).
     """
     if check:
         check_launchable(config)
-    directory = create_run(config)
-    _spawn(directory.name, config, resume=False)
+    with _queue_slot(user):
+        directory = create_run(config)
+        if user:
+            (directory / "launched_by").write_text(user + "\n", encoding="utf-8")
+        _spawn(directory.name, config, resume=False)
     return directory.name
 
 
@@ -432,8 +461,11 @@ def stop(run_id: str) -> str:
     return status
 
 
-def resume(run_id: str) -> str:
-    """Continue a stopped or failed run from its last checkpoint, in a new subprocess."""
+def resume(run_id: str, user: str | None = None) -> str:
+    """Continue a stopped or failed run from its last checkpoint, in a new subprocess.
+
+    `user` is counted against the queue bounds as in `launch`.
+    """
     info = get_run(run_id)
     if info.is_active:
         raise ValueError(f"run {run_id} is {info.status}; stop it before resuming")
@@ -443,8 +475,9 @@ def resume(run_id: str) -> str:
     if check_resumable(info.run_dir, config.max_steps) is None:
         raise ValueError(f"run {run_id} has no checkpoint to resume from; launch it again")
     (info.run_dir / "STOP").unlink(missing_ok=True)
-    store.upsert_train_run(run_id, status="queued", run_dir=info.run_dir, error="")
-    _spawn(run_id, config, resume=True)
+    with _queue_slot(user):
+        store.upsert_train_run(run_id, status="queued", run_dir=info.run_dir, error="")
+        _spawn(run_id, config, resume=True)
     return run_id
 
 

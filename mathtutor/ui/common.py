@@ -1,8 +1,12 @@
-"""Shared pieces of the Gradio tabs: the app context, model access, error messages.
+"""Shared pieces of the Gradio tabs: the app context, model access, error messages, who asks.
 
 Tabs never load models themselves: `loaded_model(spec)` returns the process-wide copy
 (`mathtutor.models.load_model`) with every registered adapter of that base added, so an
 adapter trained or pulled in one tab appears in every other tab without a restart.
+
+Who is asking: handlers take `profile: gr.OAuthProfile | None`, which gradio fills in from the
+sign-in session cookie (`gr.LoginButton`; None when not signed in or when the app has no
+sign-in), and pass `signed_in_user(profile)` to `mathtutor.access`, the one gate.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from mathtutor import store
+from mathtutor import access, store
 from mathtutor.models import BASE, LoadedModel, load_model, same_base
 
 # Math delimiters for gr.Chatbot / gr.Markdown in every tab.
@@ -91,6 +95,24 @@ def user_error(error: BaseException) -> gr.Error:
         message = f"Something went wrong ({type(error).__name__}: {str(error)[:300]})"
     # duration=None: the toast stays until closed, so a long run's failure is still readable.
     return gr.Error(message, duration=None, print_exception=False)
+
+
+def signed_in_user(profile: gr.OAuthProfile | None) -> str | None:
+    """The Hub user name of the signed-in visitor, None when nobody is signed in."""
+    return getattr(profile, "username", None) or None
+
+
+def client_key(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str:
+    """Who fair use is counted for (`access.client_key`): the user, else the client's IP."""
+    client = getattr(request, "client", None)
+    headers = getattr(request, "headers", None) or {}
+    return access.client_key(signed_in_user(profile), getattr(client, "host", None), headers)
+
+
+def gate_note(action: str, profile: gr.OAuthProfile | None) -> tuple[bool, gr.Markdown]:
+    """(may act, a note saying why not) for an owner-only button, as the page loads."""
+    reason = access.refusal(action, signed_in_user(profile))
+    return reason is None, gr.Markdown(f"🔒 {reason}" if reason else "", visible=bool(reason))
 
 
 def model_spec_choices() -> list[str]:

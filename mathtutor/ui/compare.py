@@ -1,4 +1,8 @@
-"""Compare tab: one problem, base and a LoRA-tuned copy (or two adapters), streamed side by side."""
+"""Compare tab: one problem, base and a LoRA-tuned copy (or two adapters), streamed side by side.
+
+On a Space each client (signed-in user, else IP) gets `access.LIMITERS["compare"]` runs a
+minute, and a visitor's token limit is bounded (`access.VISITOR_BOUNDS`).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,21 @@ from typing import Any
 
 import gradio as gr
 
-from mathtutor import data, generators
+from mathtutor import access, data, generators
 from mathtutor.compare import Pane, clean_problem, compare_stream
 from mathtutor.generate import MAX_NEW_TOKENS, GenerationSettings
 from mathtutor.models import BASE
 from mathtutor.prompts import FORMATS
-from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
+from mathtutor.ui.common import (
+    GPU,
+    LATEX,
+    AppContext,
+    client_key,
+    loaded_model,
+    signed_in_user,
+    system_choices,
+    user_error,
+)
 from mathtutor.zerogpu import gpu, gpu_seconds
 
 GENERATING = "generating…"  # the answer line of a pane still streaming
@@ -84,9 +97,14 @@ def run_compare(
     top_p: float,
     seed: float,
     calculator: bool,
+    request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> Iterator[tuple]:
     """Handler: stream both panes; yields (left chat, right chat, left md, right md, notice)."""
     try:
+        user = signed_in_user(profile)
+        access.check_bounds({"max_new_tokens": max_new_tokens}, user)
+        access.LIMITERS["compare"].check(client_key(request, profile), user)
         problem, notice = clean_problem(problem)
         settings = GenerationSettings(
             max_new_tokens=int(max_new_tokens),

@@ -5,7 +5,9 @@ tests configure the same dataclass. Start runs `mathtutor.evaluate.evaluate` in 
 queue with a progress bar and ETA; Stop sets a per-session flag the evaluation checks between
 batches, and Resume continues a stopped run. Results, past runs and the error browser read the
 SQLite store, so they survive reloads and restarts. The handlers below are plain functions
-(tests call them directly); `build` only wires them to components.
+(tests call them directly); `build` only wires them to components. On a Space a visitor's
+evaluation is bounded in size and counted per client (`admit`), and deleting a run is for the
+owner and admins (`mathtutor.access`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,19 @@ from typing import Any
 
 import gradio as gr
 
-from mathtutor import metrics, store
+from mathtutor import access, metrics, store
 from mathtutor.evaluate import EvalConfig, evaluate, export_run, running_run
 from mathtutor.models import BASE
-from mathtutor.ui.common import GPU, AppContext, dataframe_value, system_choices, user_error
+from mathtutor.ui.common import (
+    GPU,
+    AppContext,
+    client_key,
+    dataframe_value,
+    gate_note,
+    signed_in_user,
+    system_choices,
+    user_error,
+)
 
 FILTERS = ("all", "fixed", "regressed", "both wrong", "both right", "any wrong")
 ANY = "any"
@@ -52,6 +63,23 @@ def config_from_form(
     return EvalConfig(model=spec or "bundled", systems=list(systems or []), path=upload, **values)
 
 
+def admit(config: EvalConfig, user: str | None, client: str) -> None:
+    """A visitor's evaluation on a Space: within `access.VISITOR_BOUNDS`, counted per client."""
+    sized = dataclasses.asdict(config)
+    if config.run_id:  # a resume continues the stored run, at its size
+        stored = store.get_eval_run(config.run_id) or {}
+        sized = {**stored.get("config", sized), "batch_size": config.batch_size}
+    size = {
+        "num_samples": sized.get("num_samples"),
+        "num_systems": len(sized.get("systems") or []),
+        "num_votes": sized.get("num_votes"),
+        "max_new_tokens": sized.get("max_new_tokens"),
+        "batch_size": sized.get("batch_size"),
+    }
+    access.check_bounds(size, user)
+    access.LIMITERS["evaluate"].check(client, user)
+
+
 def start(
     spec: str,
     systems: list[str],
@@ -60,12 +88,15 @@ def start(
     progress: Any = None,
     session: str = "local",
     run_id: str | None = None,
+    user: str | None = None,
+    client: str = "local",
 ) -> tuple[str, str]:
-    """Run (or, with run_id, resume) an evaluation; returns (status text, run id)."""
+    """Run (or, with run_id, resume) an evaluation for `user`; returns (status text, run id)."""
     if run_id:
         config = EvalConfig(run_id=run_id, batch_size=settings.get("batch_size") or None)
     else:
         config = config_from_form(spec, systems, upload, settings)
+    admit(config, user, client)
     _STOP_REQUESTS.discard(session)
     report = evaluate(config, _reporter(progress), lambda: session in _STOP_REQUESTS)
     _STOP_REQUESTS.discard(session)
@@ -341,7 +372,11 @@ def send_to_compare(run_id: str | None, problem_id: str | None) -> tuple[str, st
     return sample["question"], sample["answer"], gr.Tabs(selected="compare")
 
 
-def delete_run(run_id: str | None) -> str:
+def delete_run(run_id: str | None, profile: gr.OAuthProfile | None = None) -> str:
+    try:
+        access.require("delete_eval", signed_in_user(profile))
+    except PermissionError as error:
+        raise user_error(error) from error
     if not run_id:
         raise gr.Error("Pick a run to delete.", print_exception=False)
     if running_run() == run_id:
@@ -430,7 +465,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Row():
         run_picker = gr.Dropdown([], label="Run", elem_id="eval-run", scale=3)
         refresh_runs = gr.Button("↻ runs", elem_id="eval-refresh-runs", size="sm", scale=0)
-        delete_button = gr.Button("Delete run", elem_id="eval-delete-run", size="sm", scale=0)
+        delete_button = gr.Button(
+            "Delete run", elem_id="eval-delete-run", size="sm", scale=0,
+            interactive=access.allowed("delete_eval", None),
+        )  # fmt: skip
         export_format = gr.Radio(
             ["jsonl", "csv"],
             value="jsonl",
@@ -440,6 +478,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
         export_button = gr.Button("Export", elem_id="eval-export", size="sm", scale=0)
         export_file = gr.File(label="Download", elem_id="eval-export-file", scale=1, height=90)
+    gate = gr.Markdown(visible=False, elem_id="eval-gate")
     run_info = gr.Markdown(elem_id="eval-run-info")
     results = gr.Dataframe(label="Results", interactive=False, elem_id="eval-results-table")
     with gr.Row():
@@ -474,22 +513,38 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         table, choices = runs_table()
         return text, table, gr.Dropdown(choices=choices, value=run_id)
 
-    def on_start(request: gr.Request, progress=gr.Progress(), *values):
+    def on_start(
+        request: gr.Request, profile: gr.OAuthProfile | None, progress=gr.Progress(), *values
+    ):
         spec, chosen, path, *settings = values
+        who = signed_in_user(profile), client_key(request, profile)
         try:
             form = dict(zip(names, settings, strict=True))
-            return finished(*start(spec, chosen, path, form, progress, _session(request)))
+            return finished(
+                *start(spec, chosen, path, form, progress, _session(request), None, *who)
+            )
         except Exception as error:
             raise user_error(error) from error
 
-    def on_resume(request: gr.Request, progress=gr.Progress(), run_id=None, batch=None):
+    def on_resume(
+        request: gr.Request,
+        profile: gr.OAuthProfile | None,
+        progress=gr.Progress(),
+        run_id=None,
+        batch=None,
+    ):
         if not run_id:
             raise gr.Error("Pick a run to resume.", print_exception=False)
+        who = signed_in_user(profile), client_key(request, profile)
         try:
             form = {"batch_size": batch}
-            return finished(*start("", [], None, form, progress, _session(request), run_id))
+            return finished(*start("", [], None, form, progress, _session(request), run_id, *who))
         except Exception as error:
             raise user_error(error) from error
+
+    def on_gate(profile: gr.OAuthProfile | None):
+        may, note = gate_note("delete_eval", profile)
+        return gr.Button(interactive=may), note
 
     def on_stop(request: gr.Request) -> str:
         return request_stop(_session(request))
@@ -534,8 +589,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             [ctx.compare_problem, ctx.compare_reference, ctx.tabs],
         )
     delete_button.click(delete_run, run_picker, status).then(on_runs, None, [runs, run_picker])
+    gr.on(None, on_gate, None, [delete_button, gate], api_visibility="private")  # page load
     export_button.click(export, [run_picker, export_format], export_file)
-    refresh_runs.click(on_runs, run_picker, [runs, run_picker])
+    refresh_runs.click(on_runs, run_picker, [runs, run_picker], api_name="eval_runs")
     upload_visible = widgets["dataset"]
     upload_visible.change(lambda d: gr.Group(visible=d == "upload"), upload_visible, upload_group)
 

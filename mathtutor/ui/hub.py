@@ -4,11 +4,14 @@ Every handler is a plain function over `mathtutor.hub` (tests call them without 
 turns a HubError / ValueError into a clear toast via `user_error`; the rest of the app keeps
 working when the Hub cannot be reached.
 
-Auth: a handler takes `oauth_token: gr.OAuthToken | None`, which gradio fills in when the user
-signed in with `gr.LoginButton`. On a Space only that token acts, so a visitor never pushes with
-the Space owner's `HF_TOKEN` secret; locally the credential is `HF_TOKEN` or `hf auth login`
-(gradio's local sign-in mock hands out a placeholder, which `hub.get_token` skips). No output
-ever contains a token.
+Auth: a handler takes `oauth_token: gr.OAuthToken | None` and `profile: gr.OAuthProfile | None`,
+which gradio fills in when the user signed in with `gr.LoginButton`. That token acts for them.
+The machine's own credential (`HF_TOKEN` or `hf auth login`; on a Space, the owner's secret) is
+used only where `mathtutor.access` allows "space_token": locally, or for the Space's owner and
+admins, so a visitor never pushes, deploys or lists with the owner's token. Pulling an adapter
+onto a Space is for its owner and admins too (it writes to the Space's disk and changes every
+visitor's model lists). gradio's local sign-in mock hands out a placeholder token, which
+`hub.get_token` skips. No output ever contains a token.
 
 The model card shown before a push is rendered from what mathtutor knows about the adapter:
 its base model (adapter_config.json), its training run (config.yaml, metrics.jsonl) when it
@@ -26,10 +29,10 @@ from typing import Any
 
 import gradio as gr
 
-from mathtutor import hub, store
+from mathtutor import access, hub, store
 from mathtutor.model_card import CardInfo, EvalResult, TrainingSummary, render_model_card
 from mathtutor.models import BUNDLED, BUNDLED_HUB_ID, base_model_id, read_adapter_config
-from mathtutor.ui.common import AppContext, dataframe_value, user_error
+from mathtutor.ui.common import AppContext, dataframe_value, gate_note, signed_in_user, user_error
 from mathtutor.zerogpu import on_zerogpu
 
 NOT_SIGNED_IN = (
@@ -90,17 +93,32 @@ def login_button_allowed() -> bool:
     return True
 
 
-def user_token(oauth_token: gr.OAuthToken | None) -> str | None:
-    """The token a handler acts with: on a Space the visitor's only, else the local login too."""
+def user_token(oauth_token: gr.OAuthToken | None, user: str | None = None) -> str | None:
+    """The token a handler acts with: the signed-in user's, else the machine's own login where
+    `access` allows `user` the "space_token" (locally; on a Space its owner and admins)."""
     given = oauth_token.token if oauth_token is not None else None
-    if on_space():
-        return given
-    return hub.get_token(given)
+    token = hub.get_token(given)
+    if token != given and not access.allowed("space_token", user):
+        return None
+    return token
 
 
-def sign_in_status(oauth_token: gr.OAuthToken | None = None) -> tuple[str, str]:
+def acting_token(oauth_token: gr.OAuthToken | None, profile: gr.OAuthProfile | None) -> str:
+    """`user_token`, or PermissionError saying who may use the Space's token (no own token)."""
+    user = signed_in_user(profile)
+    token = user_token(oauth_token, user)
+    if token is None and hub.get_token(oauth_token.token if oauth_token else None):
+        access.require("space_token", user)  # there is a token, but it is the owner's
+    if not token:
+        raise hub.HubError(f"This needs a Hugging Face token. {NOT_SIGNED_IN}")
+    return token
+
+
+def sign_in_status(
+    oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None
+) -> tuple[str, str]:
     """Handler: (status markdown, user name or ""); never raises, never shows the token."""
-    token = user_token(oauth_token)
+    token = user_token(oauth_token, signed_in_user(profile))
     if not token:
         return NOT_SIGNED_IN, ""
     try:
@@ -321,12 +339,11 @@ def push(
     private: bool,
     commit_message: str,
     oauth_token: gr.OAuthToken | None = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> tuple[str, str]:
     """Handler: upload the adapter with its model card; (a link to the repo, `owner/name`)."""
     try:
-        token = user_token(oauth_token)
-        if not token:
-            raise hub.HubError(f"Pushing needs a Hugging Face token. {NOT_SIGNED_IN}")
+        token = acting_token(oauth_token, profile)
         repo_id = _owned(repo_id, token)
         card = render_model_card(card_info(adapter_dir, repo_id))
         url = hub.push_adapter(
@@ -359,14 +376,16 @@ def pull(
     spec: str,
     match_base: bool,
     oauth_token: gr.OAuthToken | None = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> str:
     """Handler: download an adapter and register it; says where it now shows up."""
     try:
+        access.require("pull", signed_in_user(profile))
         repo_id = hub.validate_repo_id((repo_id or "").strip())
         target = hub.pull_adapter(
             repo_id,
             revision=(revision or "").strip() or None,
-            token=user_token(oauth_token),
+            token=user_token(oauth_token, signed_in_user(profile)),
             expected_base=_base_id(spec) if match_base else None,
         )
         base = base_model_id(read_adapter_config(target).get("base_model_name_or_path") or "")
@@ -407,10 +426,12 @@ def pick_repo(event: gr.SelectData) -> str:
     return str(row[0]) if row else ""
 
 
-def my_adapters(oauth_token: gr.OAuthToken | None = None) -> dict[str, Any]:
+def my_adapters(
+    oauth_token: gr.OAuthToken | None = None, profile: gr.OAuthProfile | None = None
+) -> dict[str, Any]:
     """Handler: the signed-in user's adapters (tagged mathtutor), newest first."""
     try:
-        found = hub.list_my_adapters(user_token(oauth_token))
+        found = hub.list_my_adapters(acting_token(oauth_token, profile))
     except Exception as error:
         raise user_error(error) from error
     rows = [_row(adapter) for adapter in found]
@@ -434,12 +455,13 @@ def deploy(
     hardware: str,
     private: bool,
     oauth_token: gr.OAuthToken | None = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> str:
     """Handler: create or update the user's Space running this app; a link to it."""
     try:
         url = hub.deploy_space(
             (space_id or "").strip(),
-            user_token(oauth_token),
+            acting_token(oauth_token, profile),
             base_model=(base_model or "").strip() or "bundled",
             adapter_repo=(adapter_repo or "").strip() or None,
             hardware=hardware,
@@ -505,7 +527,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 label="Only if it was trained on the selected base model",
                 elem_id="hub-pull-match-base",
             )
-            pull_button = gr.Button("Pull", variant="primary", elem_id="hub-pull")
+            pull_button = gr.Button(
+                "Pull", variant="primary", elem_id="hub-pull",
+                interactive=access.allowed("pull", None),
+            )  # fmt: skip
+            pull_gate = gr.Markdown(visible=False, elem_id="hub-pull-gate")
             pull_result = gr.Markdown(elem_id="hub-pull-result")
             with gr.Row():
                 query = gr.Textbox(
@@ -566,6 +592,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     mine.select(pick_repo, None, pull_repo)
     list_button.click(my_adapters, None, mine)
     hardware.change(hardware_note, hardware, note)
+
+    def on_gate(profile: gr.OAuthProfile | None):
+        may, gate = gate_note("pull", profile)
+        return gr.Button(interactive=may), gate
+
+    gr.on(None, on_gate, None, [pull_button, pull_gate], api_visibility="private")  # page load
     deploy_button.click(
         deploy, [space, base, space_adapter, hardware, space_private], deploy_result
     )

@@ -7,7 +7,9 @@ stays responsive and the device memory is freed when the run ends); a second lau
 runs is queued and shown as such. A `gr.Timer` polls the selected run's `metrics.jsonl` and
 log for the loss/learning-rate plots, the progress bar with ETA and the log tail. Finished
 adapters are registered in the store, so Compare and Evaluate list them without a restart.
-The handlers are plain functions over lists of form values (tests call them directly).
+The handlers are plain functions over lists of form values (tests call them directly). On a
+Space, launch, stop and resume are for its owner and admins (`mathtutor.access`): the handlers
+check it on the server, and the buttons are disabled with a note for everyone else.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any
 
 import gradio as gr
 
+from mathtutor import access
 from mathtutor.paths import check_id
-from mathtutor.ui.common import AppContext, dataframe_value, user_error
+from mathtutor.ui.common import AppContext, dataframe_value, gate_note, signed_in_user, user_error
 from mathtutor.zerogpu import on_zerogpu
 from training import runs
 from training.config import SECTIONS, TrainConfig, fields_by_section
@@ -125,18 +128,20 @@ def _duration(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------- run control
-def launch(values: list[Any]) -> tuple[str, str]:
-    """Handler: validate and start a run; returns (status text, run id)."""
+def launch(values: list[Any], user: str | None = None) -> tuple[str, str]:
+    """Handler: validate and start a run as `user`; returns (status text, run id)."""
+    access.require("train", user)
     if on_zerogpu():
         raise ValueError(ZEROGPU_NOTE)
     config = form_config(values)
-    run_id = runs.launch(config)
+    run_id = runs.launch(config, user=user)
     busy = [info.run_id for info in runs.list_runs() if info.is_active and info.run_id != run_id]
     queued = f" Queued behind {', '.join(busy)}." if busy else ""
     return f"Launched `{run_id}`.{queued}", run_id
 
 
-def stop(run_id: str | None) -> str:
+def stop(run_id: str | None, user: str | None = None) -> str:
+    access.require("stop_run", user)
     if not run_id:
         raise ValueError("Pick a run to stop.")
     status = runs.stop(run_id)
@@ -145,10 +150,11 @@ def stop(run_id: str | None) -> str:
     return f"`{run_id}` is {status}."
 
 
-def resume(run_id: str | None) -> str:
+def resume(run_id: str | None, user: str | None = None) -> str:
+    access.require("resume_run", user)
     if not run_id:
         raise ValueError("Pick a stopped run to resume.")
-    runs.resume(run_id)
+    runs.resume(run_id, user)
     return f"Resuming `{run_id}` from its last checkpoint."
 
 
@@ -321,8 +327,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         preview_button = gr.Button("Preview data", elem_id="train-preview-button")
         estimate_button = gr.Button("Estimate memory and time", elem_id="train-estimate-button")
         launch_button = gr.Button(
-            "Launch", variant="primary", elem_id="train-launch", interactive=not on_zerogpu()
-        )
+            "Launch", variant="primary", elem_id="train-launch",
+            interactive=not on_zerogpu() and access.allowed("train", None),
+        )  # fmt: skip
+    gate = gr.Markdown(visible=False, elem_id="train-gate")
     preview_table = gr.Dataframe(
         label="Examples", interactive=False, wrap=True, elem_id="train-preview"
     )
@@ -330,8 +338,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     gr.Markdown("### Runs")
     with gr.Row():
         run_picker = gr.Dropdown([], label="Run", elem_id="train-run", scale=3)
-        stop_button = gr.Button("Stop", elem_id="train-stop", scale=0)
-        resume_button = gr.Button("Resume", elem_id="train-resume", scale=0)
+        owner = access.allowed("train", None)  # visitors' buttons start disabled on a Space
+        stop_button = gr.Button("Stop", elem_id="train-stop", scale=0, interactive=owner)
+        resume_button = gr.Button("Resume", elem_id="train-resume", scale=0, interactive=owner)
     status = gr.Markdown(elem_id="train-status")
     progress_bar = gr.HTML(progress_html(0), elem_id="train-progress")
     with gr.Row():
@@ -349,9 +358,32 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         table, ids = runs_table()
         return table, gr.Dropdown(choices=ids), gr.Dropdown(choices=ids), gr.Dropdown(choices=ids)
 
-    def on_launch(*values):
-        text, run_id = launch(list(values))
+    def on_launch(profile: gr.OAuthProfile | None, *values):
+        try:
+            text, run_id = launch(list(values), signed_in_user(profile))
+        except Exception as error:
+            raise user_error(error) from error
         return text, gr.Dropdown(choices=runs_table()[1], value=run_id)
+
+    def on_stop(run_id: str | None, profile: gr.OAuthProfile | None) -> str:
+        try:
+            return stop(run_id, signed_in_user(profile))
+        except Exception as error:
+            raise user_error(error) from error
+
+    def on_resume(run_id: str | None, profile: gr.OAuthProfile | None) -> str:
+        try:
+            return resume(run_id, signed_in_user(profile))
+        except Exception as error:
+            raise user_error(error) from error
+
+    def on_gate(profile: gr.OAuthProfile | None):
+        may, note = gate_note("train", profile)
+        return (
+            gr.Button(interactive=may and not on_zerogpu()),
+            *[gr.Button(interactive=may)] * 2,
+            note,
+        )
 
     run_lists = [runs_view, run_picker, first, second]
     recipe.change(_handle(load_recipe), [recipe, ctx.model_spec], widgets, api_name="train_recipe")
@@ -370,14 +402,17 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         estimate_panel,
         api_name="train_estimate",
     )
-    launch_button.click(_handle(on_launch), widgets, [status, run_picker]).then(
+    launch_button.click(on_launch, widgets, [status, run_picker], api_name="train_launch").then(
         on_runs, None, run_lists
     )
-    stop_button.click(_handle(stop), run_picker, status)
-    resume_button.click(_handle(resume), run_picker, status)
+    stop_button.click(on_stop, run_picker, status, api_name="train_stop")
+    resume_button.click(on_resume, run_picker, status, api_name="train_resume")
+    gated = [launch_button, stop_button, resume_button, gate]
+    gr.on([tab.select], on_gate, None, gated, api_visibility="private")
+    gr.on(None, on_gate, None, gated, api_visibility="private")  # page load, i.e. after sign-in
     follow_outputs = [status, progress_bar, loss_plot, lr_plot, log]
     run_picker.change(_handle(follow), run_picker, follow_outputs)
     timer.tick(_handle(follow), run_picker, follow_outputs, show_progress="hidden")
     timer.tick(lambda: runs_table()[0], None, runs_view, show_progress="hidden")
     gr.on([first.change, second.change], _handle(overlay), [first, second], compare_plot)
-    tab.select(on_runs, None, run_lists)
+    tab.select(on_runs, None, run_lists, api_name="train_runs")

@@ -3,29 +3,36 @@
 Every handler is a thin view over `mathtutor.tutor`. What only the server may know (the answer
 of a generated or GSM8K problem, the tutor's self-consistent answer, the hints so far) lives in
 `gr.State`, which never reaches the browser. Heavy events share the app's one model queue
-(`GPU`) and a per-session rate limit (`LIMITER`, `MATHTUTOR_TUTOR_RATE` requests a minute).
+(`GPU`) and a rate limit per client, i.e. signed-in user or IP address, not per browser session
+(`access.LIMITERS["tutor"]`, `MATHTUTOR_TUTOR_RATE` requests a minute; owners are not limited).
 """
 
 from __future__ import annotations
 
 import html
 import inspect
-import math
-import os
 import random
 import re
 from collections.abc import Iterator
 
 import gradio as gr
 
-from mathtutor import data, generators, tutor
+from mathtutor import access, data, generators, tutor
 from mathtutor.checks import format_value
 from mathtutor.models import BASE
-from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
+from mathtutor.ui.common import (
+    GPU,
+    LATEX,
+    AppContext,
+    client_key,
+    loaded_model,
+    signed_in_user,
+    system_choices,
+    user_error,
+)
 from mathtutor.zerogpu import gpu, gpu_seconds
 
 MODES = ("Show me the solution", "Give me a hint", "Check my answer")
-LIMITER = tutor.RateLimiter(capacity=int(os.environ.get("MATHTUTOR_TUTOR_RATE", "12")))
 INTRO = (
     "Paste a math word problem (or get one), then choose: see a worked solution whose "
     "arithmetic is checked, get one hint at a time, or check your own answer."
@@ -102,15 +109,13 @@ def _reference(known: dict | None, problem: str) -> str | None:
     return None
 
 
-def _check_rate(request: gr.Request | None) -> None:
-    session = getattr(request, "session_hash", None) or "anonymous"
-    wait = LIMITER.wait_time(session)
-    if wait > 0:
-        raise gr.Error(
-            f"You're going fast! Please wait {math.ceil(wait)} seconds and try again, "
-            "so the tutor stays quick for everyone.",
-            title="One moment",
-        )
+def _check_rate(
+    request: gr.Request | None, profile: gr.OAuthProfile | None, k: float | None = None
+) -> None:
+    """One request of this client's allowance (and a visitor's bound on k); PermissionError."""
+    user = signed_in_user(profile)
+    access.check_bounds({"k": k}, user)
+    access.LIMITERS["tutor"].check(client_key(request, profile), user)
 
 
 def _on_gpu(action: str):
@@ -157,11 +162,16 @@ def _cleared() -> tuple:
 
 @_on_gpu("solve")
 def show_solution(
-    spec: str, system: str, problem: str, calculator: bool, request: gr.Request = None
+    spec: str,
+    system: str,
+    problem: str,
+    calculator: bool,
+    request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> Iterator[tuple[str, str]]:
     """Stream the worked solution; yields (solution markdown, notices)."""
     try:
-        _check_rate(request)
+        _check_rate(request, profile)
         loaded = loaded_model(spec)
         for solution in tutor.solve_stream(loaded, problem, system or BASE, None, calculator):
             yield solution_markdown(solution), _notices(solution.notices)
@@ -180,10 +190,11 @@ def give_hint(
     calculator: bool,
     k: float,
     request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> tuple:
     """One more hint: (hints markdown, hints state, expected, hint button, next button, notice)."""
     try:
-        _check_rate(request)
+        _check_rate(request, profile, k)
         text, notices = tutor.prepare_problem(problem)
         asked = [h["text"] for h in hints or [] if h.get("problem") == text]
         hint = tutor.next_hint(
@@ -205,10 +216,12 @@ def give_hint(
         raise user_error(error) from error
 
 
-def _verdict(args: tuple, reveal: bool, request: gr.Request | None) -> tuple:
+def _verdict(
+    args: tuple, reveal: bool, request: gr.Request | None, profile: gr.OAuthProfile | None
+) -> tuple:
     spec, system, problem, known, answer, working, expected, calculator, k = args
     try:
-        _check_rate(request)
+        _check_rate(request, profile, k)
         verdict = tutor.check_answer(
             loaded_model(spec),
             problem,
@@ -238,10 +251,11 @@ def check(
     calculator: bool,
     k: float,
     request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> tuple[str, tutor.Expected | None]:
     """Check the answer: (verdict markdown, expected answer kept for the next check)."""
     args = (spec, system, problem, known, answer, working, expected, calculator, k)
-    return _verdict(args, False, request)
+    return _verdict(args, False, request, profile)
 
 
 @_on_gpu("check")
@@ -256,16 +270,31 @@ def reveal_answer(
     calculator: bool,
     k: float,
     request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> tuple[str, tutor.Expected | None]:
     """Like `check`, and the answer is shown (the student asked for it)."""
     args = (spec, system, problem, known, answer, working, expected, calculator, k)
-    return _verdict(args, True, request)
+    return _verdict(args, True, request, profile)
 
 
 def save(
-    problem: str, system: str, solution: str, hints: list[dict] | None, answer: str, verdict: str
+    problem: str,
+    system: str,
+    solution: str,
+    hints: list[dict] | None,
+    answer: str,
+    verdict: str,
+    request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
 ) -> str:
-    """Store this session only because the student asked to (``tutor_saves.jsonl``)."""
+    """Store this session only because the student asked to (``tutor_saves.jsonl``).
+
+    Each save counts against the client's tutor allowance: it writes to the Space's disk.
+    """
+    try:
+        _check_rate(request, profile)
+    except PermissionError as error:
+        raise user_error(error) from error
     if not (problem or "").strip():
         return "Nothing to save yet: there is no problem."
     record = {
