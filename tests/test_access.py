@@ -196,6 +196,8 @@ def space(tmp_path_factory, tiny_model_dir, tiny_adapter_dir):
     from training import runs
     from training.config import TrainConfig
 
+    import app  # first import outside the Space's variables: `app.demo` stays a local app
+
     home = tmp_path_factory.mktemp("space-home")
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {
@@ -225,8 +227,6 @@ def space(tmp_path_factory, tiny_model_dir, tiny_adapter_dir):
         store.create_eval_run("alice-eval", {"dataset": "gsm8k", "systems": ["base"]})
         store.update_eval_run("alice-eval", status="finished")
         store.register_adapter("alice-lora", tiny_adapter_dir, str(tiny_model_dir), "local")
-
-        import app
 
         demo = app.build_demo()
         port = int(free_port_url().rsplit(":", 1)[1])
@@ -344,5 +344,5 @@ def test_a_visitors_evaluation_is_bounded_before_anything_runs(space):
     args = [str(space["config"].model), ["base"], None, *(form[f.name] for f in ordered)]
     runs_before = store.list_eval_runs()
     with pytest.raises(AppError, match="num_samples: visitors may use at most 50 on this Space"):
-        client(space, VISITOR).predict(*args, api_name="/on_start")
+        client(space, VISITOR).predict(*args, api_name="/eval_start")
     assert store.list_eval_runs() == runs_before
