@@ -10,6 +10,7 @@ both systems in ONE batched decoding call over the shared base (mixed adapters),
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -55,6 +56,20 @@ def clean_problem(problem: str, max_chars: int = MAX_PROBLEM_CHARS) -> tuple[str
     return problem[:max_chars], notice
 
 
+def settings_for(
+    prompt_format: str, settings: GenerationSettings | None = None
+) -> GenerationSettings:
+    """`settings` with the format's stop sequences added; every other setting kept as given.
+
+    >>> merged = settings_for("qa", GenerationSettings(temperature=0.5))
+    >>> merged.stop, merged.temperature
+    (('\\nQ:',), 0.5)
+    """
+    settings = settings or GenerationSettings()
+    stops = tuple(dict.fromkeys((*settings.stop, *stop_sequences(prompt_format))))
+    return dataclasses.replace(settings, stop=stops)
+
+
 def compare_stream(
     loaded: LoadedModel,
     problem: str,
@@ -66,19 +81,10 @@ def compare_stream(
     """Stream both systems' answers to one problem; the last yield carries the grades."""
     if prompt_format not in FORMATS:
         raise ValueError(f"prompt format {prompt_format!r}: expected one of {sorted(FORMATS)}")
-    settings = settings or GenerationSettings()
-    stops = tuple(dict.fromkeys((*settings.stop, *stop_sequences(prompt_format))))
-    settings = GenerationSettings(
-        max_new_tokens=settings.max_new_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        seed=settings.seed,
-        stop=stops,
-        calculator=settings.calculator,
-    )
+    settings = settings_for(prompt_format, settings)
     problem, _ = clean_problem(problem)
     prompt = render(prompt_format, problem, loaded.tokenizer)
-    mode = "boxed" if get_format(prompt_format).answer_style == "boxed" else "auto"
+    mode = get_format(prompt_format).grader
     reference = (reference or "").strip() or None
     panes = [Pane(system=name, text="") for name in systems]
     for step in stream_completions(loaded, [prompt] * len(systems), list(systems), settings):

@@ -305,7 +305,7 @@ def _run(
         **metrics.summarize(records, labels),
         "num_problems": len(problems),
         "prompt_format": config.prompt_format,
-        "grader": _grader_mode(config.prompt_format),
+        "grader": get_format(config.prompt_format).grader,
         "num_votes": config.num_votes,
         "backend": backend,
     }
@@ -336,10 +336,6 @@ def _problems(config: EvalConfig) -> list[Problem]:
         )
     except ValueError as error:
         raise ValueError(f"dataset {config.dataset!r}: {error}") from error
-
-
-def _grader_mode(prompt_format: str) -> str:
-    return "boxed" if get_format(prompt_format).answer_style == "boxed" else "auto"
 
 
 def _generate_all(
@@ -406,7 +402,7 @@ def _record(
 ) -> dict[str, Any]:
     """One saved record: the first sample graded three ways, plus the vote with num_votes > 1."""
     reference = problem.solution if "####" in problem.solution else problem.answer
-    mode = _grader_mode(prompt_format)
+    mode = get_format(prompt_format).grader
     first = completions[0]
     primary = grade(first.text, reference, mode)
     strict = grade(first.text, reference, "strict")

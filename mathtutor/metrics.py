@@ -243,7 +243,7 @@ def follows_format(method: str | None, prompt_format: str) -> bool:
         return False
     if not spec.system and not spec.shots:  # e.g. "qa": the prompt asks for no answer form
         return True
-    return method == ("boxed" if spec.answer_style == "boxed" else "strict")
+    return method == spec.answer_method
 
 
 def categorize(completion: str, finish_reason: str | None, grade: Any, prompt_format: str) -> str:
