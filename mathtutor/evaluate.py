@@ -45,9 +45,9 @@ from mathtutor import metrics, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
+from mathtutor.models import BASE
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
 
-BASE = "base"
 BACKENDS = ("auto", "transformers", "vllm")
 EXPORT_FORMATS = ("jsonl", "csv")
 # Settings that do not change results: a resumed run may use new values for these.

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mathtutor.model_card import TAG, CardInfo, render_model_card
-from mathtutor.models import base_model_id, home_dir, same_base
+from mathtutor.models import base_model_id, home_dir, read_adapter_config, same_base
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def push_adapter(
     running it again completes it. `card` defaults to a minimal card (base model, tags).
     """
     adapter_dir = Path(adapter_dir)
-    config = _adapter_config(adapter_dir, label=str(adapter_dir))
+    config = read_adapter_config(adapter_dir)
     repo_id = validate_repo_id(repo_id)
     if not commit_message.strip():
         raise ValueError("commit_message is empty")
@@ -327,7 +327,7 @@ def pull_adapter(
         if "adapter_config.json" not in {sibling.rfilename for sibling in info.siblings or []}:
             raise HubError(f"{repo_id} is not a LoRA adapter: no adapter_config.json")
         config_path = hf_hub_download(repo_id, "adapter_config.json", revision=info.sha, **common)
-    config = _adapter_config(Path(config_path).parent, label=repo_id, need_weights=False)
+    config = read_adapter_config(Path(config_path).parent, label=repo_id, need_weights=False)
     base = config.get("base_model_name_or_path")
     if expected_base and not same_base(base or "", expected_base):
         raise HubError(
@@ -401,27 +401,6 @@ def _adapter_info(model) -> AdapterInfo:
         tags=list(model.tags or []),
         url=f"{hub_endpoint()}/{model.id}",
     )
-
-
-def _adapter_config(adapter_dir: Path, label: str, need_weights: bool = True) -> dict:
-    """The parsed adapter_config.json of an adapter directory, with errors that name the file."""
-    config_path = adapter_dir / "adapter_config.json"
-    if not adapter_dir.is_dir():
-        raise ValueError(f"adapter_dir {adapter_dir} is not a directory")
-    if not config_path.is_file():
-        raise ValueError(f"{label} is not a LoRA adapter: no adapter_config.json")
-    try:
-        config = json.loads(config_path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{label}: adapter_config.json is not valid JSON ({error})") from error
-    if not isinstance(config, dict):
-        raise ValueError(f"{label}: adapter_config.json must hold a JSON object")
-    weights = ("adapter_model.safetensors", "adapter_model.bin")
-    if need_weights and not any((adapter_dir / name).is_file() for name in weights):
-        raise ValueError(
-            f"{label} has no adapter_model.safetensors: the adapter weights are missing"
-        )
-    return config
 
 
 def _install(snapshot: Path, target: Path) -> None:

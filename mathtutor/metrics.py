@@ -394,6 +394,19 @@ def results_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def format_duration(seconds: float) -> str:
+    """A wall time as the CLI and every tab show it (elapsed, ETA, estimates).
+
+    >>> format_duration(42), format_duration(600), format_duration(3900)
+    ('42 s', '10 min', '1 h 5 min')
+    """
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The results as a plain-text table; estimates shown as ``value ± stderr`` (percent)."""
     rows = []

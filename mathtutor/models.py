@@ -247,20 +247,29 @@ class LoadedModel:
             del self.adapters[name]
 
 
-def read_adapter_config(adapter_dir: Path) -> dict:
-    """Parse `adapter_config.json`, with errors that name the file."""
+def read_adapter_config(
+    adapter_dir: str | Path, label: str | None = None, need_weights: bool = True
+) -> dict:
+    """The parsed `adapter_config.json` of an adapter directory; errors name `label` (default:
+    the directory). `need_weights=False` skips the weights check (a Hub repo's config alone)."""
+    adapter_dir = Path(adapter_dir)
+    label = label or str(adapter_dir)
     config_path = adapter_dir / "adapter_config.json"
+    if not adapter_dir.is_dir():
+        raise ValueError(f"adapter_dir {adapter_dir} is not a directory")
     if not config_path.is_file():
-        raise ValueError(f"{adapter_dir} is not a LoRA adapter: no adapter_config.json")
+        raise ValueError(f"{label} is not a LoRA adapter: no adapter_config.json")
     try:
-        config = json.loads(config_path.read_text())
+        config = json.loads(config_path.read_text("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_path} is not valid JSON: {error}") from error
+        raise ValueError(f"{label}: adapter_config.json is not valid JSON ({error})") from error
     if not isinstance(config, dict):
-        raise ValueError(f"{config_path} must hold a JSON object")
-    weights = [adapter_dir / "adapter_model.safetensors", adapter_dir / "adapter_model.bin"]
-    if not any(path.is_file() for path in weights):
-        raise ValueError(f"{adapter_dir} has no adapter_model.safetensors")
+        raise ValueError(f"{label}: adapter_config.json must hold a JSON object")
+    weights = ("adapter_model.safetensors", "adapter_model.bin")
+    if need_weights and not any((adapter_dir / name).is_file() for name in weights):
+        raise ValueError(
+            f"{label} has no adapter_model.safetensors: the adapter weights are missing"
+        )
     return config
 
 

@@ -21,8 +21,16 @@ import gradio as gr
 
 from mathtutor import metrics, store
 from mathtutor.evaluate import EvalConfig, evaluate, export_run, running_run
+from mathtutor.metrics import format_duration
 from mathtutor.models import BASE
-from mathtutor.ui.common import GPU, AppContext, dataframe_value, system_choices, user_error
+from mathtutor.ui.common import (
+    GPU,
+    AppContext,
+    dataframe_value,
+    field_widget,
+    system_choices,
+    user_error,
+)
 
 FILTERS = ("all", "fixed", "regressed", "both wrong", "both right", "any wrong")
 ANY = "any"
@@ -72,7 +80,7 @@ def start(
     verb = "finished" if report.status == "finished" else "stopped (Resume continues it)"
     text = (
         f"Run `{report.run_id}` {verb}: {report.num_records} records, "
-        f"{_duration(report.seconds)} this session."
+        f"{format_duration(report.seconds)} this session."
     )
     return text, report.run_id
 
@@ -95,15 +103,10 @@ def _reporter(progress: Any):
         elapsed, first = time.perf_counter() - begun[0], begun[1]
         eta = ""
         if done > first:
-            eta = f" · ETA {_duration(elapsed / (done - first) * (total - done))}"
+            eta = f" · ETA {format_duration(elapsed / (done - first) * (total - done))}"
         progress((done, total), desc=f"{done}/{total} completions{eta}", unit="completions")
 
     return report
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
 # --------------------------------------------------------------------------- results
@@ -359,35 +362,6 @@ def export(run_id: str | None, file_format: str) -> str:
 
 
 # --------------------------------------------------------------------------- layout
-def _widget(spec_field: dataclasses.Field) -> gr.components.Component:
-    """One form component for one `EvalConfig` field: its type, default, help and range."""
-    name, meta = spec_field.name, spec_field.metadata
-    common = {
-        "label": name.replace("_", " ").capitalize(),
-        "info": meta["help"],
-        "elem_id": f"eval-{name.replace('_', '-')}",
-    }
-    default = spec_field.default
-    if "choices" in meta:
-        return gr.Dropdown(list(meta["choices"]), value=default, **common)
-    if spec_field.type == "bool":
-        return gr.Checkbox(value=default, **common)
-    if "range" in meta and spec_field.type == "float":
-        low, high = meta["range"]
-        return gr.Slider(low, high, value=default, step=0.05, **common)
-    if "range" in meta and meta["range"][1] <= 4096:
-        low, high = meta["range"]
-        return gr.Slider(low, high, value=default, step=1, **common)
-    if spec_field.type == "int | None":  # e.g. batch size: empty or 0 means automatic
-        common["info"] = f"{meta['help']} 0 = automatic."
-        return gr.Number(value=default, precision=0, minimum=0, **common)
-    if spec_field.type.startswith("int"):
-        # No `minimum=`: Gradio's own range message does not name the field; the config's
-        # validation does ("num_samples must be between 1 and 100000, got 0").
-        return gr.Number(value=default, precision=0, **common)
-    return gr.Textbox(value=default, **common)
-
-
 def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
@@ -407,7 +381,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
         for spec_field in FORM_FIELDS:
             if spec_field.name in MAIN_FIELDS:
-                widgets[spec_field.name] = _widget(spec_field)
+                widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
     with gr.Group(visible=False) as upload_group, gr.Row():
         upload = gr.File(
             label="Your problems (JSONL / JSON / CSV)",
@@ -417,11 +391,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
         for spec_field in FORM_FIELDS:
             if spec_field.name in UPLOAD_FIELDS:
-                widgets[spec_field.name] = _widget(spec_field)
+                widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
     with gr.Accordion("Settings", open=False), gr.Row():
         for spec_field in FORM_FIELDS:
             if spec_field.name not in (*MAIN_FIELDS, *UPLOAD_FIELDS):
-                widgets[spec_field.name] = _widget(spec_field)
+                widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
     with gr.Row():
         start_button = gr.Button("Start evaluation", variant="primary", elem_id="eval-start")
         stop_button = gr.Button("Stop", elem_id="eval-stop")
