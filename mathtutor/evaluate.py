@@ -285,7 +285,7 @@ def _run(
         config = _resumed_config(existing["config"], config)
     problems = _problems(config)
     backend = pick_backend(config.backend)
-    engine = _Engine(config, backend)
+    engine = _Systems(config, backend)
     labels = existing["config"].get("labels") if existing else None
     labels = labels if labels and len(labels) == len(config.systems) else engine.labels
     if existing is None:
@@ -343,7 +343,7 @@ def _generate_all(
     config: EvalConfig,
     problems: list[Problem],
     labels: list[str],
-    engine: _Engine,
+    engine: _Systems,
     on_progress: Callable[[int, int], None] | None,
     should_stop: Callable[[], bool] | None,
 ) -> str:
@@ -480,8 +480,9 @@ def _vllm_problem() -> str | None:
     return None
 
 
-class _Engine:
-    """The base model with each system's adapter, and one `generate(prompts, adapters)`."""
+class _Systems:
+    """The base model loaded once with every evaluated system's adapter on it, and one
+    `generate(prompts, adapters)` over the chosen backend (transformers or vLLM)."""
 
     def __init__(self, config: EvalConfig, backend: str) -> None:
         from mathtutor.models import load_model
@@ -524,10 +525,9 @@ class _Engine:
 
     def _generate_vllm(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         """vLLM with per-request LoRA (`LoRARequest`); GPU only, see `pick_backend`."""
-        from vllm import LLM, SamplingParams
+        from vllm import LLM
         from vllm.lora.request import LoRARequest
 
-        from mathtutor.generate import Completion
         from mathtutor.models import read_adapter_config, resolve_model
 
         if self._vllm is None:
@@ -547,24 +547,91 @@ class _Engine:
             else LoRARequest(name, names.index(name) + 1, str(self.loaded.adapters[name]))
             for name in adapters
         ]
-        params = SamplingParams(
-            temperature=self.settings.temperature,
-            max_tokens=self.settings.max_new_tokens,
-            stop=list(self.settings.stop),
-            seed=self.settings.seed,
-        )
-        begun = time.perf_counter()
-        outputs = self._vllm.generate(prompts, params, lora_request=requests, use_tqdm=False)
-        seconds = time.perf_counter() - begun
-        return [
-            Completion(
-                text=out.outputs[0].text,
-                num_tokens=len(out.outputs[0].token_ids),
-                finish_reason=_vllm_finish(out.outputs[0]),
-                seconds=seconds,
+        return vllm_generate(self._vllm, prompts, requests, self.settings)
+
+
+def vllm_generate(
+    llm: Any,
+    prompts: Sequence[str],
+    lora_requests: Sequence[Any],
+    settings: Any,
+    sampling_params: Any = None,
+) -> list[Any]:
+    """One `Completion` per prompt from a vLLM `LLM`, with the transformers loop's semantics.
+
+    Uses only `llm.generate(prompts, [SamplingParams], lora_request=[...], use_tqdm=False)` and
+    each output's `outputs[0]` (`text`, `token_ids`, `finish_reason`, `stop_reason`), so a test
+    can pass a small fake `llm` and `sampling_params` class where vLLM is not installed.
+
+    - Every row gets its own seed (`settings.seed + row`): the k votes of a problem are k
+      different samples, not one sample k times.
+    - `calculator=True`: rows also stop at `=` (kept in the text); when the text then ends with
+      an expression, its exact value (`checks.calculator_result`) is appended and the row goes
+      on from prompt + text, with what is left of `max_new_tokens`. Inserted values are not
+      counted as generated tokens.
+    """
+    from mathtutor.checks import calculator_result
+    from mathtutor.generate import Completion
+
+    if sampling_params is None:
+        from vllm import SamplingParams as sampling_params
+    count = len(prompts)
+    texts, tokens, calls = [""] * count, [0] * count, [0] * count
+    finish: list[str | None] = [None] * count
+    stops = list(settings.stop) + (["="] if settings.calculator else [])
+    begun = time.perf_counter()
+    live, rounds = list(range(count)), 0
+    while live:
+        params = [
+            sampling_params(
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                max_tokens=settings.max_new_tokens - tokens[row],
+                stop=stops,
+                include_stop_str_in_output=settings.calculator,
+                seed=settings.seed + row + rounds * count,  # one stream per row and round
             )
-            for out in outputs
+            for row in live
         ]
+        outputs = llm.generate(
+            [prompts[row] + texts[row] for row in live],
+            params,
+            lora_request=[lora_requests[row] for row in live],
+            use_tqdm=False,
+        )
+        going = []
+        for row, output in zip(live, outputs, strict=True):
+            out = output.outputs[0]
+            tokens[row] += len(out.token_ids)
+            matched = out.stop_reason if isinstance(out.stop_reason, str) else None
+            if matched and settings.calculator and matched != "=":
+                texts[row] += out.text[: len(out.text) - len(matched)]  # stop strings excluded
+            else:
+                texts[row] += out.text
+            if out.finish_reason == "length" or tokens[row] >= settings.max_new_tokens:
+                finish[row] = "length"
+            elif matched == "=" and settings.calculator:
+                value = calculator_result(texts[row])
+                if value is not None:
+                    text = texts[row]
+                    in_annotation = text.rfind("<<") > text.rfind(">>")
+                    texts[row] += ("" if in_annotation or text.endswith(" ") else " ") + value
+                    calls[row] += 1
+                going.append(row)
+            else:
+                finish[row] = _vllm_finish(out)
+        live, rounds = going, rounds + 1
+    seconds = time.perf_counter() - begun
+    return [
+        Completion(
+            text=texts[row],
+            num_tokens=tokens[row],
+            finish_reason=finish[row],
+            seconds=seconds,
+            calculator_calls=calls[row],
+        )
+        for row in range(count)
+    ]
 
 
 def _vllm_finish(output: Any) -> str:
