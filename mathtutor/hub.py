@@ -31,7 +31,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mathtutor.model_card import TAG, CardInfo, render_model_card
+from mathtutor.model_card import TAG, card_for_adapter
 from mathtutor.models import base_model_id, home_dir, read_adapter_config, same_base
 
 logger = logging.getLogger(__name__)
@@ -254,9 +254,10 @@ def push_adapter(
 ) -> str:
     """Upload an adapter directory plus a README.md model card as one commit; return the repo URL.
 
-    Creates the repo when needed (an existing repo keeps its visibility) and the `revision`
-    branch when given. Local files are only read, so an interrupted push loses nothing and
-    running it again completes it. `card` defaults to a minimal card (base model, tags).
+        Creates the repo when needed (an existing repo keeps its visibility) and the `revision`
+        branch when given. Local files are only read, so an interrupted push loses nothing and
+        running it again completes it. `card` defaults to `model_card.card_for_adapter`: the base
+    model, the training run's settings and curve, and the newest evaluation of the adapter.
     """
     adapter_dir = Path(adapter_dir)
     config = read_adapter_config(adapter_dir)
@@ -286,7 +287,7 @@ def push_adapter(
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         if card is None:
-            card = render_model_card(CardInfo(base_model=base or "unknown", adapter_repo=repo_id))
+            card = card_for_adapter(adapter_dir, repo_id)
         operations.append(CommitOperationAdd("README.md", card.encode("utf-8")))
         commit = api.create_commit(
             repo_id, operations, commit_message=commit_message, revision=revision
@@ -533,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--private", action=argparse.BooleanOptionalAction, default=True)
     push.add_argument("--commit_message", default="Upload LoRA adapter with mathtutor")
     push.add_argument("--revision", default=None)
-    push.add_argument("--card", default=None, help="path of a README.md to use as the model card")
+    push.add_argument(
+        "--card", default=None, help="a README.md to push instead of the card mathtutor writes"
+    )
     pull = commands.add_parser("pull", help="download an adapter into the mathtutor home")
     pull.add_argument("--repo_id", required=True)
     pull.add_argument("--revision", default=None)
