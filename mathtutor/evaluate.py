@@ -8,7 +8,7 @@ lm-eval's strict and flexible gsm8k filters and with the format's own grader (`b
 SQLite store as soon as its batch finishes, so a crash loses only the batch in flight. A run
 is resumed by passing its `run_id`: finished (system, problem) pairs are skipped. The summary
 (accuracy ± standard error, maj@k and calibration with `num_votes > 1`, McNemar vs the first
-system, error categories) is stored with the run. One evaluation runs at a time per process
+system, error categories; `results.EvalSummary`) is stored with the run. One evaluation runs at a time per process
 (a second call is refused, or queued with `wait=True`), and an OS file lock keeps a second
 process off a run that is being evaluated. `backend="vllm"` (CUDA + `pip install vllm`)
 generates through vLLM with one `LoRARequest` per adapter row; `auto` uses it when available
@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import metrics, store
+from mathtutor import metrics, results, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
@@ -193,7 +193,7 @@ class EvalReport:
     run_id: str
     status: str  # finished | stopped
     config: EvalConfig
-    summary: dict[str, Any]
+    summary: results.EvalSummary
     num_records: int  # saved records of the run (all systems)
     seconds: float  # wall time of this call
 
@@ -301,15 +301,15 @@ def _run(
             store.update_eval_run(run_id, status="stopped" if stopped else "failed", error=message)
         raise
     records = store.load_records(run_id)
-    summary = {
-        **metrics.summarize(records, labels),
-        "num_problems": len(problems),
-        "prompt_format": config.prompt_format,
-        "grader": get_format(config.prompt_format).grader,
-        "num_votes": config.num_votes,
-        "backend": backend,
-    }
-    store.update_eval_run(run_id, status=status, summary=summary)
+    summary = dataclasses.replace(
+        results.summarize(records, labels),
+        num_problems=len(problems),
+        prompt_format=config.prompt_format,
+        grader=get_format(config.prompt_format).grader,
+        num_votes=config.num_votes,
+        backend=backend,
+    )
+    store.update_eval_run(run_id, status=status, summary=summary.to_dict())
     return EvalReport(run_id, status, config, summary, len(records), time.perf_counter() - started)
 
 
@@ -728,11 +728,11 @@ def main(argv: Sequence[str] | None = None) -> EvalReport:
         if latest and latest[0]["status"] == "stopped":
             print(f"stopped; resume with: python -m mathtutor.evaluate --run_id {latest[0]['id']}")
         raise SystemExit(130) from None
-    print(metrics.format_table(report.summary))
-    for comparison in report.summary["comparisons"]:
+    print(results.format_table(report.summary))
+    for comparison in report.summary.comparisons:
         print(
-            f"{comparison['b']} vs {comparison['a']}: fixed {comparison['fixed']}, regressed "
-            f"{comparison['regressed']}, McNemar exact p = {comparison['p_value']:.4g}"
+            f"{comparison.b} vs {comparison.a}: fixed {comparison.fixed}, regressed "
+            f"{comparison.regressed}, McNemar exact p = {comparison.p_value:.4g}"
         )
     print(f"run {report.run_id}: {report.status}, {report.num_records} records")
     return report

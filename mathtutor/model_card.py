@@ -27,6 +27,7 @@ import yaml
 
 from mathtutor import store
 from mathtutor.models import base_model_id, read_adapter_config
+from mathtutor.results import EvalSummary, SystemSummary
 
 TAG = "mathtutor"  # every card carries it: `hub.list_my_adapters` finds adapters by it
 NATALIA = (
@@ -445,16 +446,16 @@ def newest_evaluation(adapter: LocalAdapter) -> EvalResult | None:
     if adapter.source.startswith("hub:"):
         aliases.add(adapter.source.removeprefix("hub:"))
     for run in store.list_eval_runs():
-        summary, config = run.get("summary"), run.get("config") or {}
-        if not isinstance(summary, dict):
+        if not isinstance(run.get("summary"), dict):
             continue
+        summary, config = EvalSummary.from_dict(run["summary"]), run.get("config") or {}
         systems = config.get("systems") or []
-        labels = config.get("labels") or summary.get("order") or systems
+        labels = config.get("labels") or list(summary.order) or systems
         for position, system in enumerate(systems):
             if system not in aliases and _resolved(system) != adapter.path:
                 continue
             label = labels[position] if position < len(labels) else system
-            result = _eval_result(summary.get("systems", {}).get(label), summary, config)
+            result = _eval_result(summary.systems.get(label), summary, config)
             if result is not None:
                 return result
     return None
@@ -465,18 +466,20 @@ def _resolved(system: str) -> Path | None:
     return path.resolve() if path.is_dir() else None
 
 
-def _eval_result(stats: Any, summary: dict, config: dict) -> EvalResult | None:
-    if not isinstance(stats, dict) or not stats.get("strict") or not stats.get("flexible"):
+def _eval_result(
+    stats: SystemSummary | None, summary: EvalSummary, config: dict
+) -> EvalResult | None:
+    if stats is None or stats.strict is None or stats.flexible is None:
         return None
     name = config.get("dataset", "gsm8k")
     dataset, display, subset = EVAL_DATASETS.get(name, (f"mathtutor/{name}", name, "default"))
     return EvalResult(
-        strict_match=stats["strict"]["value"],
-        flexible_match=stats["flexible"]["value"],
-        num_samples=int(stats["strict"]["n"]),
-        prompt_format=summary.get("prompt_format") or config.get("prompt_format", "chat"),
-        strict_match_stderr=stats["strict"].get("stderr"),
-        flexible_match_stderr=stats["flexible"].get("stderr"),
+        strict_match=stats.strict.value,
+        flexible_match=stats.flexible.value,
+        num_samples=stats.strict.n,
+        prompt_format=summary.prompt_format or config.get("prompt_format", "chat"),
+        strict_match_stderr=stats.strict.stderr,
+        flexible_match_stderr=stats.flexible.stderr,
         dataset=dataset,
         dataset_name=display,
         config=subset,

@@ -527,7 +527,7 @@ def test_cli_push_uploads_the_full_card_of_a_training_run(
     """`python -m mathtutor.hub push` pushes the card the Hub tab shows, not a minimal one."""
     import shutil
 
-    from mathtutor import metrics, store
+    from mathtutor import results, store
     from training.config import TrainConfig
     from training.runs import create_run
 
@@ -546,8 +546,8 @@ def test_cli_push_uploads_the_full_card_of_a_training_run(
     ]  # fmt: skip
     store.create_eval_run("eval-1", {"systems": ["base", adapter_dir], "labels": ["base", "adapter"],
                                      "dataset": "gsm8k", "split": "test", "prompt_format": "chat"})  # fmt: skip
-    summary = {**metrics.summarize(records, ["base", "adapter"]), "prompt_format": "chat"}
-    store.update_eval_run("eval-1", status="finished", summary=summary)
+    summary = results.summarize(records, ["base", "adapter"])
+    store.update_eval_run("eval-1", status="finished", summary=summary.to_dict())
     monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
 
     code = mhub.main(["push", "--adapter_dir", adapter_dir, "--repo_id", "alice/cli-carded"])

@@ -19,10 +19,11 @@ from typing import Any
 
 import gradio as gr
 
-from mathtutor import metrics, store
+from mathtutor import metrics, results, store
 from mathtutor.evaluate import EvalConfig, evaluate, export_run, running_run
 from mathtutor.metrics import format_duration
 from mathtutor.models import BASE
+from mathtutor.results import EvalSummary
 from mathtutor.ui.common import (
     GPU,
     AppContext,
@@ -32,7 +33,7 @@ from mathtutor.ui.common import (
     user_error,
 )
 
-FILTERS = ("all", "fixed", "regressed", "both wrong", "both right", "any wrong")
+FILTERS = ("all", *results.VERDICTS, "any wrong")
 ANY = "any"
 MAIN_FIELDS = ("dataset", "num_samples", "prompt_format")
 UPLOAD_FIELDS = ("question_field", "answer_field")
@@ -110,29 +111,33 @@ def _reporter(progress: Any):
 
 
 # --------------------------------------------------------------------------- results
-def results_table(summary: dict[str, Any]) -> dict[str, Any]:
-    rows = metrics.results_rows(summary)
+def results_table(summary: EvalSummary) -> dict[str, Any]:
+    rows = results.results_rows(summary)
     columns = list(dict.fromkeys(key for row in rows for key in row)) or ["system"]
     return dataframe_value(rows, columns)
 
 
-def accuracy_figure(summary: dict[str, Any]):
+def accuracy_figure(summary: EvalSummary):
     """Grouped bars per system: the format's grader, lm-eval strict and flexible (± stderr)."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    systems = summary.get("order", [])
-    grader = summary.get("grader", "auto")
-    series = [("accuracy", f"{grader} (numeric)"), ("strict", "strict"), ("flexible", "flexible")]
-    if any(summary["systems"][s].get("majority") for s in systems):
-        series.append(("majority", f"maj@{summary.get('num_votes')}"))
+    systems = list(summary.order)
+    stats = [summary.systems[s] for s in systems]
+    series = [
+        ("accuracy", f"{summary.grader or 'auto'} (numeric)"),
+        ("strict", "strict"),
+        ("flexible", "flexible"),
+    ]
+    if any(system.majority for system in stats):
+        series.append(("majority", f"maj@{summary.num_votes}"))
     for key, label in series:
-        estimates = [summary["systems"][s].get(key) or {} for s in systems]
+        estimates = [getattr(system, key) for system in stats]
         figure.add_bar(
             name=label,
             x=systems,
-            y=[100 * (e.get("value") or 0) for e in estimates],
-            error_y={"type": "data", "array": [100 * (e.get("stderr") or 0) for e in estimates]},
+            y=[100 * (e.value if e else 0) for e in estimates],
+            error_y={"type": "data", "array": [100 * ((e and e.stderr) or 0) for e in estimates]},
         )
     figure.update_layout(
         barmode="group",
@@ -144,14 +149,14 @@ def accuracy_figure(summary: dict[str, Any]):
     return figure
 
 
-def categories_figure(summary: dict[str, Any]):
+def categories_figure(summary: EvalSummary):
     """Stacked bars: wrong answers per error category, per system."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    systems = summary.get("order", [])
-    for category in metrics.CATEGORIES:
-        counts = [summary["systems"][s]["categories"][category] for s in systems]
+    systems = list(summary.order)
+    for category in summary.category_names:
+        counts = [summary.systems[s].category(category) for s in systems]
         figure.add_bar(name=category, x=systems, y=counts)
     figure.update_layout(
         barmode="stack",
@@ -167,11 +172,9 @@ def runs_table() -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Past runs, newest first: a table and the (label, id) choices of the run picker."""
     rows, choices = [], []
     for run in store.list_eval_runs():
-        config, summary = run["config"], run.get("summary") or {}
-        accuracy = [
-            f"{name}: {100 * ((summary['systems'][name].get('accuracy') or {}).get('value') or 0):.1f}%"
-            for name in summary.get("order", [])
-        ]
+        config, summary = run["config"], EvalSummary.from_dict(run.get("summary"))
+        shown = {name: summary.systems[name].accuracy for name in summary.order}
+        accuracy = [f"{name}: {100 * (e.value if e else 0):.1f}%" for name, e in shown.items()]
         rows.append(
             {
                 "run": run["id"],
@@ -196,10 +199,11 @@ def show_run(run_id: str | None) -> tuple:
     if run is None:
         empty = {"headers": ["system"], "data": []}
         return "", empty, None, None, gr.Dropdown(choices=[], value=None)
-    summary = run.get("summary")
-    if not summary:  # still running, or killed before its first summary
-        summary = metrics.summarize(store.load_records(run_id), run["config"]["labels"])
-    order = summary["order"]
+    if run.get("summary"):
+        summary = EvalSummary.from_dict(run["summary"])
+    else:  # still running, or killed before its first summary
+        summary = results.summarize(store.load_records(run_id), run["config"]["labels"])
+    order = list(summary.order)
     others = order[1:] or order
     status = f"Run `{run_id}`: {run['status']}" + (f" — {run['error']}" if run.get("error") else "")
     return (
@@ -227,34 +231,13 @@ def browse(
     category: str = ANY,
     search: str = "",
 ) -> list[dict[str, Any]]:
-    """Problems of a run, filtered; `fixed`/`regressed` compare systems[0] with `other`."""
-    first = systems[0]
-    other = other if other in systems else first
-    needle = (search or "").strip().lower()
+    """Table rows of `results.select_problems` (fixed/regressed: systems[0] vs `other`)."""
+    chosen = None if category == ANY else category
     rows = []
-    for problem_id, by_system in _by_problem(records).items():
-        a, b = by_system.get(first), by_system.get(other)
-        if verdict != "all":
-            if a is None or b is None:
-                continue
-            pair = (a["is_correct"], b["is_correct"])
-            wanted = {
-                "fixed": pair == (False, True),
-                "regressed": pair == (True, False),
-                "both wrong": pair == (False, False),
-                "both right": pair == (True, True),
-                "any wrong": not all(r["is_correct"] for r in by_system.values()),
-            }
-            if not wanted[verdict]:
-                continue
-        if category != ANY and not any(r["category"] == category for r in by_system.values()):
-            continue
+    for by_system in results.select_problems(records, systems, other, verdict, chosen, search):
         sample = next(iter(by_system.values()))
-        texts = [problem_id, sample["question"], *(r["completion"] for r in by_system.values())]
-        if needle and not any(needle in text.lower() for text in texts):
-            continue
         row = {
-            "problem": problem_id,
+            "problem": sample["problem_id"],
             "question": _short(sample["question"], 90),
             "reference": sample["answer"],
         }
@@ -269,7 +252,7 @@ def _verdict(record: dict[str, Any]) -> str:
     answer = record["extracted"] if record["extracted"] is not None else "—"
     if record["is_correct"]:
         return f"✓ {answer}"
-    return f"✗ {answer} · {record['category']}"
+    return f"✗ {answer} · {record.get('category', '?')}"
 
 
 def _short(text: str, limit: int) -> str:
@@ -325,7 +308,7 @@ def problem_detail(run_id: str | None, problem_id: str | None) -> str:
         f"<pre {pre}>{html.escape(reference)}</pre></details>",
     ]
     for name, record in by_system.items():
-        mark = "✅ correct" if record["is_correct"] else f"❌ {record['category']}"
+        mark = "✅ correct" if record["is_correct"] else f"❌ {record.get('category', '?')}"
         extracted = record["extracted"] if record["extracted"] is not None else "no answer"
         parts.append(
             f"<h5>{html.escape(name)}: {mark} · answer <code>{html.escape(extracted)}</code>"
