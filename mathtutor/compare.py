@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from mathtutor import hub
 from mathtutor.answers import Grade, extract_answer, grade
 from mathtutor.checks import Step, wrong_steps
 from mathtutor.generate import GenerationSettings, stream_completions
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     loaded = load_model(args.model)
     for adapter in args.adapter:
-        loaded.add_adapter(adapter)
+        loaded.add_adapter(hub.adapter_dir(adapter))
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
     *_, panes = compare_stream(
         loaded, args.problem, args.systems, args.prompt_format, settings, args.reference

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import metrics, results, store
+from mathtutor import hub, metrics, results, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
@@ -512,7 +512,7 @@ class _Systems:
             registered = {row["name"]: row["path"] for row in store.list_adapters()}
             if system in registered:
                 return self.loaded.add_adapter(registered[system], system)
-        return self.loaded.add_adapter(system)
+        return self.loaded.add_adapter(hub.adapter_dir(system))
 
     def generate(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         if self.backend == "vllm":

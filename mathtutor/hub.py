@@ -254,9 +254,9 @@ def push_adapter(
 ) -> str:
     """Upload an adapter directory plus a README.md model card as one commit; return the repo URL.
 
-        Creates the repo when needed (an existing repo keeps its visibility) and the `revision`
-        branch when given. Local files are only read, so an interrupted push loses nothing and
-        running it again completes it. `card` defaults to `model_card.card_for_adapter`: the base
+    Creates the repo when needed (an existing repo keeps its visibility) and the `revision`
+    branch when given. Local files are only read, so an interrupted push loses nothing and
+    running it again completes it. `card` defaults to `model_card.card_for_adapter`: the base
     model, the training run's settings and curve, and the newest evaluation of the adapter.
     """
     adapter_dir = Path(adapter_dir)
@@ -351,6 +351,22 @@ def pull_adapter(
     store.register_adapter(repo_id, target, base or "unknown", f"hub:{repo_id}", details)
     logger.info("pulled %s@%s into %s", repo_id, info.sha[:8], target)
     return target
+
+
+def adapter_dir(source: str | Path, token: str | None = None) -> Path:
+    """An adapter directory as given, or a Hub id (`owner/name`) pulled into the home first.
+
+    >>> adapter_dir("no such thing here")
+    Traceback (most recent call last):
+    ValueError: adapter 'no such thing here' is neither a directory nor a Hub id like 'user/name'
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    text = str(source).strip()
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
+        return pull_adapter(validate_repo_id(text), token=token).resolve()
+    raise ValueError(f"adapter {text!r} is neither a directory nor a Hub id like 'user/name'")
 
 
 def list_my_adapters(token: str | None) -> list[AdapterInfo]:

@@ -202,7 +202,7 @@ class LoadedModel:
         return [BASE, *self.adapters]
 
     def add_adapter(self, source: str | Path, name: str | None = None) -> str:
-        """Load a LoRA adapter (directory or Hub id) onto the shared base; returns its name.
+        """Load a LoRA adapter directory onto the shared base; returns its name.
 
         Loading the same directory twice returns the existing name. The adapter's recorded
         base model must match this base, else a ValueError names both.
@@ -277,12 +277,8 @@ def _adapter_dir(source: str | Path) -> Path:
     path = Path(source).expanduser()
     if path.is_dir():
         return path.resolve()
-    text = str(source).strip()
-    if _HUB_ID.match(text):
-        from mathtutor import hub
-
-        return hub.pull_adapter(text).resolve()
-    raise ValueError(f"adapter {text!r} is neither a directory nor a Hub id like 'user/name'")
+    hint = " (a Hub id: `hub.adapter_dir` pulls it first)" if _HUB_ID.match(str(source)) else ""
+    raise ValueError(f"adapter {str(source)!r} is not a directory{hint}")
 
 
 def _unique_name(name: str, taken: dict[str, Path]) -> str:

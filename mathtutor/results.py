@@ -220,6 +220,14 @@ def pair_verdict(a_correct: bool, b_correct: bool) -> str:
     }[(bool(a_correct), bool(b_correct))]
 
 
+def by_problem(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """A run's records as ``{problem_id: {system: record}}``, problems in sample order."""
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    for record in sorted(records, key=lambda r: r["position"]):
+        grouped.setdefault(record["problem_id"], {})[record["system"]] = record
+    return grouped
+
+
 def select_problems(
     records: Sequence[dict[str, Any]],
     systems: Sequence[str],
@@ -238,11 +246,8 @@ def select_problems(
     first = systems[0]
     other = other if other in systems else first
     needle = (search or "").strip().lower()
-    grouped: dict[str, dict[str, dict[str, Any]]] = {}
-    for record in sorted(records, key=lambda r: r["position"]):
-        grouped.setdefault(record["problem_id"], {})[record["system"]] = record
     selected = []
-    for problem_id, by_system in grouped.items():
+    for problem_id, by_system in by_problem(records).items():
         if verdict == "any wrong":
             if all(r.get("is_correct") for r in by_system.values()):
                 continue

@@ -216,13 +216,6 @@ def show_run(run_id: str | None) -> tuple:
 
 
 # --------------------------------------------------------------------------- error browser
-def _by_problem(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    grouped: dict[str, dict[str, dict[str, Any]]] = {}
-    for record in sorted(records, key=lambda r: r["position"]):
-        grouped.setdefault(record["problem_id"], {})[record["system"]] = record
-    return grouped
-
-
 def browse(
     records: list[dict[str, Any]],
     systems: list[str],
@@ -296,7 +289,7 @@ def problem_detail(run_id: str | None, problem_id: str | None) -> str:
     """Handler: question, reference solution and every system's completion, slips marked."""
     if not run_id or not problem_id:
         return "<p><em>Pick a problem in the table.</em></p>"
-    by_system = _by_problem(store.load_records(run_id)).get(problem_id)
+    by_system = results.by_problem(store.load_records(run_id)).get(problem_id)
     if not by_system:
         return f"<p>No records for problem {html.escape(problem_id)}.</p>"
     sample = next(iter(by_system.values()))
@@ -320,7 +313,9 @@ def problem_detail(run_id: str | None, problem_id: str | None) -> str:
 
 def send_to_compare(run_id: str | None, problem_id: str | None) -> tuple[str, str, Any]:
     """Handler: the problem and its answer into the Compare tab, and switch to it."""
-    records = _by_problem(store.load_records(run_id)).get(problem_id or "") if run_id else None
+    records = (
+        results.by_problem(store.load_records(run_id)).get(problem_id or "") if run_id else None
+    )
     if not records:
         raise gr.Error("Pick a problem first.", print_exception=False)
     sample = next(iter(records.values()))
