@@ -11,8 +11,9 @@ is resumed by passing its `run_id`: finished (system, problem) pairs are skipped
 system, error categories; `results.EvalSummary`) is stored with the run. One evaluation runs at a time per process
 (a second call is refused, or queued with `wait=True`), and an OS file lock keeps a second
 process off a run that is being evaluated. `backend="vllm"` (CUDA + `pip install vllm`)
-generates through vLLM with one `LoRARequest` per adapter row; `auto` uses it when available
-and falls back to transformers.
+generates through vLLM (`vllm_generate`: one `LoRARequest` per adapter row, a seed per sample,
+the calculator by stopping at `=`); `auto` uses it when available and falls back to
+transformers.
 
     python -m mathtutor.evaluate --model bundled --systems base path/to/adapter \\
         --dataset gsm8k --num_samples 200 --prompt_format chat

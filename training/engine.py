@@ -245,7 +245,7 @@ def _finish(
     )  # fmt: skip
     if not trainer.is_world_process_zero():
         return result
-    result.adapter_dir = save_adapter(trainer, config, run_dir, setup, result)
+    result.adapter_dir = save_adapter(trainer, config, run_dir, setup)
     card = result.adapter_dir / "README.md"
     if card.is_file():
         shutil.copyfile(card, run_dir / "README.md")
@@ -260,9 +260,7 @@ def _finish(
     return result
 
 
-def save_adapter(
-    trainer: Any, config: TrainConfig, run_dir: Path, setup: Setup, result: RunResult
-) -> Path:
+def save_adapter(trainer: Any, config: TrainConfig, run_dir: Path, setup: Setup) -> Path:
     """Write the adapter (or full model) to a temp dir, then rename it into place.
 
     A failure (disk full, permissions) removes the temp dir and raises OSError naming the
