@@ -113,3 +113,11 @@ def test_settings_for_keeps_every_generation_setting():
             assert getattr(merged, spec.name) == getattr(given, spec.name), spec.name
     assert merged.stop == ("\n\n", "\nQ:")
     assert settings_for("qa").stop == ("\nQ:",)
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from mathtutor import compare
+
+    assert doctest.testmod(compare).failed == 0

@@ -199,3 +199,11 @@ def test_summarize_counts_and_comparison():
     assert (comparison.fixed, comparison.regressed, comparison.both_wrong) == (2, 0, 1)
     assert comparison.p_value == 0.5  # 2 * 1/4
     assert EvalSummary.from_dict(summary.to_dict()) == summary
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from mathtutor import metrics
+
+    assert doctest.testmod(metrics).failed == 0

@@ -32,7 +32,7 @@ def test_correctness_uses_the_grader_on_text_and_chat_completions():
         "The answer is 72.0 clips.",
         "",
     ]
-    rewards = correctness_reward(["q"] * 5, completions, answer=["72"] * 5)
+    rewards = correctness_reward(["q"] * 5, completions, ["72"] * 5, ["chat"] * 5)
     assert rewards == [1.0, 1.0, 0.0, 1.0, 0.0]
 
 
@@ -64,7 +64,8 @@ def test_boxed_format_rewards_only_boxed_answers():
 
 
 def test_correctness_accepts_gsm8k_reference_solutions():
-    assert correctness_reward(["q"], ["#### 1,250"], answer=["5 * 250 = 1250\n#### 1250"]) == [1.0]
+    reference = ["5 * 250 = 1250\n#### 1250"]
+    assert correctness_reward(["q"], ["#### 1,250"], reference, ["chat"]) == [1.0]
 
 
 def test_format_reward_by_the_formats_answer_style():
@@ -83,7 +84,7 @@ def test_format_reward_by_the_formats_answer_style():
 def test_rewards_vary_within_a_group():
     """GRPO learns only from differences inside a group of completions of one prompt."""
     group = ["#### 1", "#### 2", "#### 1", "1"]
-    correct = correctness_reward(["q"] * 4, group, answer=["1"] * 4)
+    correct = correctness_reward(["q"] * 4, group, ["1"] * 4, ["chat"] * 4)
     formatted = format_reward(["q"] * 4, group, prompt_format=["chat"] * 4)
     assert len(set(correct)) > 1 and len(set(formatted)) > 1
 
@@ -92,3 +93,11 @@ def test_completion_text_handles_every_shape():
     assert completion_text("x") == "x"
     assert completion_text([{"role": "assistant", "content": None}]) == ""
     assert completion_text(None) == ""
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from training import rewards
+
+    assert doctest.testmod(rewards).failed == 0

@@ -26,8 +26,6 @@ from typing import Any
 from mathtutor.answers import extract_answer, grade, parse_number
 from mathtutor.prompts import get_format
 
-DEFAULT_FORMAT = "chat"  # when a dataset has no prompt_format column (TrainConfig's default)
-
 # A final-answer line as GSM8K writes it: "#### 72" (lm-eval's strict regex reads the same).
 _HASH_LINE = re.compile(r"^\s*####\s*(?P<answer>-?[$0-9.,/]+)\s*$", re.MULTILINE)
 _HASH_ANYWHERE = re.compile(r"####\s*-?[$0-9]")
@@ -46,26 +44,21 @@ def completion_text(completion: Any) -> str:
     return str(completion or "")
 
 
-def _formats(prompt_format: list[str] | None, count: int) -> list[str]:
-    return list(prompt_format) if prompt_format is not None else [DEFAULT_FORMAT] * count
-
-
 def correctness_reward(
     prompts: list,
     completions: list,
     answer: list[str],
-    prompt_format: list[str] | None = None,
+    prompt_format: list[str],
     **_: Any,
 ) -> list[float]:
     """1.0 when `mathtutor.answers.grade`, in the format's grader mode, finds the reference.
 
-    >>> correctness_reward(["q", "q"], ["#### 1,000", "#### 999"], answer=["1000", "1000"])
+    >>> correctness_reward(["q"] * 2, ["#### 1,000", "#### 999"], ["1000"] * 2, ["chat"] * 2)
     [1.0, 0.0]
     """
-    formats = _formats(prompt_format, len(completions))
     return [
         1.0 if grade(completion_text(c), str(ref), get_format(name).grader).is_correct else 0.0
-        for c, ref, name in zip(completions, answer, formats, strict=True)
+        for c, ref, name in zip(completions, answer, prompt_format, strict=True)
     ]
 
 
@@ -96,11 +89,10 @@ def format_score(text: str, answer_style: str = "hash") -> float:
 
 
 def format_reward(
-    prompts: list, completions: list, prompt_format: list[str] | None = None, **_: Any
+    prompts: list, completions: list, prompt_format: list[str], **_: Any
 ) -> list[float]:
     """`format_score` of each completion in its prompt format's answer style."""
-    formats = _formats(prompt_format, len(completions))
     return [
         format_score(completion_text(completion), get_format(name).answer_style)
-        for completion, name in zip(completions, formats, strict=True)
+        for completion, name in zip(completions, prompt_format, strict=True)
     ]
