@@ -28,6 +28,7 @@ import yaml
 from mathtutor import store
 from mathtutor.models import base_model_id, read_adapter_config
 from mathtutor.results import EvalSummary, SystemSummary
+from training.config import card_fields
 
 TAG = "mathtutor"  # every card carries it: `hub.list_my_adapters` finds adapters by it
 NATALIA = (
@@ -357,8 +358,6 @@ def card_info(
     adapter: str | Path, repo_id: str = "", run_dir: str | Path | None = None
 ) -> CardInfo:
     """What the card says: base model, training run and the newest evaluation of the adapter."""
-    from training.config import card_fields
-
     local = find_adapter(adapter)
     run = Path(run_dir) if run_dir is not None else _run_dir(local)
     train_config = _read_yaml(run / "config.yaml") if run is not None else {}

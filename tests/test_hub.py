@@ -559,3 +559,14 @@ def test_cli_push_uploads_the_full_card_of_a_training_run(
     assert "Run: 3 steps, 1 epochs, final train loss 1.2500" in card
     strict = front_matter(card)["model-index"][0]["results"][0]["metrics"][0]
     assert (strict["name"], strict["value"]) == ("strict-match", 0.75)
+
+
+def test_adapter_dir_pulls_a_hub_id_and_keeps_a_directory(hub, home, tiny_adapter_dir):
+    """What Evaluate and the Compare CLI call before `add_adapter`, which takes directories."""
+    assert mhub.adapter_dir(tiny_adapter_dir) == tiny_adapter_dir.resolve()
+    mhub.push_adapter(tiny_adapter_dir, "alice/by-id", WRITE_TOKEN, private=False)
+    pulled = mhub.adapter_dir("alice/by-id")
+    assert pulled == (home / "adapters" / "alice--by-id").resolve()
+    assert (pulled / "adapter_config.json").is_file()
+    with pytest.raises(ValueError, match="neither a directory nor a Hub id"):
+        mhub.adapter_dir("a/b/c")
