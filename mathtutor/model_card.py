@@ -395,8 +395,6 @@ def _run_dir(adapter: LocalAdapter) -> Path | None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
     if not path.is_file():
         return {}
     try:

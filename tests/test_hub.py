@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from mathtutor import hub as mhub
-from mathtutor.model_card import CardInfo, EvalResult, render_model_card
+from mathtutor.model_card import CardInfo, EvalResult, card_for_adapter, render_model_card
 from tests import hub_server as test_hub
 from tests.hub_server import BOB_TOKEN, READ_TOKEN, WRITE_TOKEN, free_port_url, front_matter
 
@@ -559,6 +559,7 @@ def test_cli_push_uploads_the_full_card_of_a_training_run(
     assert "Run: 3 steps, 1 epochs, final train loss 1.2500" in card
     strict = front_matter(card)["model-index"][0]["results"][0]["metrics"][0]
     assert (strict["name"], strict["value"]) == ("strict-match", 0.75)
+    assert card == card_for_adapter(run_dir, "alice/cli-carded")  # a run stands for its adapter
 
 
 def test_adapter_dir_pulls_a_hub_id_and_keeps_a_directory(hub, home, tiny_adapter_dir):
