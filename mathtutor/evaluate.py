@@ -46,6 +46,7 @@ from mathtutor import hub, metrics, results, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
+from mathtutor.generate import Completion, GenerationSettings
 from mathtutor.models import BASE
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
 
@@ -494,7 +495,7 @@ class _Systems:
         self.tokenizer = self.loaded.tokenizer
         self.adapter_of = [self._add(system) for system in config.systems]
         self.labels = list(self.adapter_of)
-        from mathtutor.generate import GenerationSettings, default_batch_size
+        from mathtutor.generate import default_batch_size
 
         self.batch_size = config.batch_size or default_batch_size(self.loaded.device)
         self.settings = GenerationSettings(
@@ -555,9 +556,9 @@ def vllm_generate(
     llm: Any,
     prompts: Sequence[str],
     lora_requests: Sequence[Any],
-    settings: Any,
+    settings: GenerationSettings,
     sampling_params: Any = None,
-) -> list[Any]:
+) -> list[Completion]:
     """One `Completion` per prompt from a vLLM `LLM`, with the transformers loop's semantics.
 
     Uses only `llm.generate(prompts, [SamplingParams], lora_request=[...], use_tqdm=False)` and
@@ -572,7 +573,6 @@ def vllm_generate(
       counted as generated tokens.
     """
     from mathtutor.checks import calculator_result
-    from mathtutor.generate import Completion
 
     if sampling_params is None:
         from vllm import SamplingParams as sampling_params
