@@ -46,7 +46,7 @@ from mathtutor import hub, metrics, results, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
-from mathtutor.generate import Completion, GenerationSettings
+from mathtutor.generate import Completion, GenerationSettings, default_batch_size, generate_batch
 from mathtutor.models import BASE
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
 
@@ -495,8 +495,6 @@ class _Systems:
         self.tokenizer = self.loaded.tokenizer
         self.adapter_of = [self._add(system) for system in config.systems]
         self.labels = list(self.adapter_of)
-        from mathtutor.generate import default_batch_size
-
         self.batch_size = config.batch_size or default_batch_size(self.loaded.device)
         self.settings = GenerationSettings(
             max_new_tokens=config.max_new_tokens,
@@ -519,8 +517,6 @@ class _Systems:
     def generate(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         if self.backend == "vllm":
             return self._generate_vllm(prompts, adapters)
-        from mathtutor.generate import generate_batch
-
         return generate_batch(
             self.loaded, prompts, adapters, self.settings, batch_size=len(prompts)
         )
