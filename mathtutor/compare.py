@@ -9,11 +9,12 @@ both systems in ONE batched decoding call over the shared base (mixed adapters),
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from mathtutor import cli
+from mathtutor import cli, hub
 from mathtutor.answers import Grade, extract_answer, grade
 from mathtutor.checks import Step, wrong_steps
 from mathtutor.generate import GenerationSettings, stream_completions
@@ -56,6 +57,20 @@ def clean_problem(problem: str, max_chars: int = MAX_PROBLEM_CHARS) -> tuple[str
     return problem[:max_chars], notice
 
 
+def settings_for(
+    prompt_format: str, settings: GenerationSettings | None = None
+) -> GenerationSettings:
+    """`settings` with the format's stop sequences added; every other setting kept as given.
+
+    >>> merged = settings_for("qa", GenerationSettings(temperature=0.5))
+    >>> merged.stop, merged.temperature
+    (('\\nQ:',), 0.5)
+    """
+    settings = settings or GenerationSettings()
+    stops = tuple(dict.fromkeys((*settings.stop, *stop_sequences(prompt_format))))
+    return dataclasses.replace(settings, stop=stops)
+
+
 def compare_stream(
     loaded: LoadedModel,
     problem: str,
@@ -67,19 +82,10 @@ def compare_stream(
     """Stream both systems' answers to one problem; the last yield carries the grades."""
     if prompt_format not in FORMATS:
         raise ValueError(f"prompt format {prompt_format!r}: expected one of {sorted(FORMATS)}")
-    settings = settings or GenerationSettings()
-    stops = tuple(dict.fromkeys((*settings.stop, *stop_sequences(prompt_format))))
-    settings = GenerationSettings(
-        max_new_tokens=settings.max_new_tokens,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        seed=settings.seed,
-        stop=stops,
-        calculator=settings.calculator,
-    )
+    settings = settings_for(prompt_format, settings)
     problem, _ = clean_problem(problem)
     prompt = render(prompt_format, problem, loaded.tokenizer)
-    mode = "boxed" if get_format(prompt_format).answer_style == "boxed" else "auto"
+    mode = get_format(prompt_format).grader
     reference = (reference or "").strip() or None
     panes = [Pane(system=name, text="") for name in systems]
     for step in stream_completions(loaded, [prompt] * len(systems), list(systems), settings):
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     loaded = load_model(args.model)
     for adapter in args.adapter:
-        loaded.add_adapter(adapter)
+        loaded.add_adapter(hub.adapter_dir(adapter))
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
     *_, panes = compare_stream(
         loaded, args.problem, args.systems, args.prompt_format, settings, args.reference

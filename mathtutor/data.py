@@ -19,14 +19,14 @@ import io
 import json
 import os
 import random
-import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mathtutor import generators
 from mathtutor.answers import parse_number, reference_answer
 from mathtutor.paths import GSM8K_DIR_ENV, check_readable
+from mathtutor.problem import Problem
 
 GSM8K_HUB_ID = "openai/gsm8k"
 MAX_UPLOAD_BYTES = 50_000_000
@@ -44,21 +44,9 @@ DATASETS: dict[str, str] = {
     "two-step": "Generated: two-step word problems with small whole numbers (quick CPU demo).",
     "upload": "Your own JSONL / JSON / CSV file with a question and an answer column.",
 }
-# The datasets drawn from `mathtutor.generators` (its KINDS; named here to avoid a cyclic import).
-GENERATED = ("inequalities", "arithmetic", "two-step")
+GENERATED = tuple(generators.KINDS)  # the datasets drawn from `mathtutor.generators`
 # Generated sets when no num_samples is given: seed 003 trained on 2,000 generated problems.
 GENERATED_SIZES = {"train": 2000, "test": 200}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One math problem with its reference answer."""
-
-    id: str  # stable within its source, e.g. "gsm8k-test-17" (index in the file)
-    question: str  # the word problem as shown to the model
-    answer: str  # bare final answer, e.g. "72"
-    solution: str = ""  # worked solution (GSM8K style, may hold <<48/2=24>> and "#### 72")
-    source: str = ""  # where it came from, e.g. "gsm8k/main/test", "upload:mine.csv"
 
 
 # ---------------------------------------------------------------- GSM8K
@@ -396,10 +384,8 @@ def load_problems(
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if dataset in GENERATED:
-        from mathtutor.generators import generate
-
         count = GENERATED_SIZES[split] if num_samples is None else num_samples
-        return generate(dataset, count, seed=seed, difficulty=difficulty, split=split)
+        return generators.generate(dataset, count, seed=seed, difficulty=difficulty, split=split)
     if dataset == "upload":
         if path is None:
             raise ValueError("dataset 'upload' needs path: the JSONL / JSON / CSV file to read")
@@ -409,20 +395,22 @@ def load_problems(
     return problems if num_samples is None else sample(problems, num_samples, seed)
 
 
-def to_jsonl(problems: Iterable[Problem], path: str | os.PathLike) -> Path:
-    """Write problems as JSONL (one ``Problem`` per line) atomically: temp file, then rename.
+def random_problem(dataset: str, difficulty: str = "easy", seed: int | None = None) -> Problem:
+    """One problem to try: a random GSM8K test problem, or a fresh generated one.
 
-    ``load_user_dataset`` reads the file back with the same ids.
+    ``dataset`` is ``gsm8k`` or a generator kind; ``seed`` None draws a different one each
+    call. A GSM8K source that cannot be read raises ValueError saying how to provide it.
+
+    >>> random_problem("arithmetic", seed=1) == random_problem("arithmetic", seed=1)
+    True
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    rng = random.Random(seed)
+    if dataset in GENERATED:
+        return generators.random_problem(dataset, difficulty or "easy", rng)
+    if dataset != "gsm8k":
+        raise ValueError(f"dataset {dataset!r}: expected gsm8k or one of {', '.join(GENERATED)}")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for problem in problems:
-                handle.write(json.dumps(asdict(problem), ensure_ascii=False) + "\n")
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return target
+        problems = load_problems("gsm8k", split="test")
+    except (RuntimeError, FileNotFoundError) as error:
+        raise ValueError(str(error)) from error
+    return rng.choice(problems)

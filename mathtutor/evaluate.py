@@ -10,11 +10,12 @@ is resumed by passing its `run_id`: finished (system, problem) pairs are skipped
 under an existing `run_id` are refused). The run records its pid: a run whose process died
 reads as failed with the reason (`mathtutor.store`), and Resume continues it. The summary
 (accuracy ± standard error, maj@k and calibration with `num_votes > 1`, McNemar vs the first
-system, error categories) is stored with the run. One evaluation runs at a time per process
+system, error categories; `results.EvalSummary`) is stored with the run. One evaluation runs at a time per process
 (a second call is refused, or queued with `wait=True`), and an OS file lock keeps a second
 process off a run that is being evaluated. `backend="vllm"` (CUDA + `pip install vllm`)
-generates through vLLM with one `LoRARequest` per adapter row; `auto` uses it when available
-and falls back to transformers.
+generates through vLLM (`vllm_generate`: one `LoRARequest` per adapter row, a seed per sample,
+the calculator by stopping at `=`); `auto` uses it when available and falls back to
+transformers.
 
     python -m mathtutor.evaluate --model bundled --systems base path/to/adapter \\
         --dataset gsm8k --num_samples 200 --prompt_format chat
@@ -44,14 +45,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import cli, locks, metrics, store
+from mathtutor import cli, hub, locks, metrics, results, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
+from mathtutor.generate import Completion, GenerationSettings, default_batch_size, generate_batch
+from mathtutor.models import BASE
 from mathtutor.paths import check_id, check_readable, home_dir
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
 
-BASE = "base"
 BACKENDS = ("auto", "transformers", "vllm")
 EXPORT_FORMATS = ("jsonl", "csv")
 # Settings that do not change results: a resumed run may use new values for these.
@@ -216,7 +218,7 @@ class EvalReport:
     run_id: str
     status: str  # finished | stopped
     config: EvalConfig
-    summary: dict[str, Any]
+    summary: results.EvalSummary
     num_records: int  # saved records of the run (all systems)
     seconds: float  # wall time of this call
 
@@ -309,7 +311,7 @@ def _run(
         config = _resumed_config(existing, config)
     problems = _problems(config)
     backend = pick_backend(config.backend)
-    engine = _Engine(config, backend)
+    engine = _Systems(config, backend)
     labels = existing["config"].get("labels") if existing else None
     labels = labels if labels and len(labels) == len(config.systems) else engine.labels
     if existing is None:
@@ -325,15 +327,15 @@ def _run(
             store.update_eval_run(run_id, status="stopped" if stopped else "failed", error=message)
         raise
     records = store.load_records(run_id)
-    summary = {
-        **metrics.summarize(records, labels),
-        "num_problems": len(problems),
-        "prompt_format": config.prompt_format,
-        "grader": _grader_mode(config.prompt_format),
-        "num_votes": config.num_votes,
-        "backend": backend,
-    }
-    store.update_eval_run(run_id, status=status, summary=summary)
+    summary = dataclasses.replace(
+        results.summarize(records, labels),
+        num_problems=len(problems),
+        prompt_format=config.prompt_format,
+        grader=get_format(config.prompt_format).grader,
+        num_votes=config.num_votes,
+        backend=backend,
+    )
+    store.update_eval_run(run_id, status=status, summary=summary.to_dict())
     return EvalReport(run_id, status, config, summary, len(records), time.perf_counter() - started)
 
 
@@ -378,16 +380,12 @@ def _problems(config: EvalConfig) -> list[Problem]:
         raise ValueError(f"dataset {config.dataset!r}: {error}") from error
 
 
-def _grader_mode(prompt_format: str) -> str:
-    return "boxed" if get_format(prompt_format).answer_style == "boxed" else "auto"
-
-
 def _generate_all(
     run_id: str,
     config: EvalConfig,
     problems: list[Problem],
     labels: list[str],
-    engine: _Engine,
+    engine: _Systems,
     on_progress: Callable[[int, int], None] | None,
     should_stop: Callable[[], bool] | None,
 ) -> str:
@@ -446,7 +444,7 @@ def _record(
 ) -> dict[str, Any]:
     """One saved record: the first sample graded three ways, plus the vote with num_votes > 1."""
     reference = problem.solution if "####" in problem.solution else problem.answer
-    mode = _grader_mode(prompt_format)
+    mode = get_format(prompt_format).grader
     first = completions[0]
     primary = grade(first.text, reference, mode)
     strict = grade(first.text, reference, "strict")
@@ -524,8 +522,9 @@ def _vllm_problem() -> str | None:
     return None
 
 
-class _Engine:
-    """The base model with each system's adapter, and one `generate(prompts, adapters)`."""
+class _Systems:
+    """The base model loaded once with every evaluated system's adapter on it, and one
+    `generate(prompts, adapters)` over the chosen backend (transformers or vLLM)."""
 
     def __init__(self, config: EvalConfig, backend: str) -> None:
         from mathtutor.models import load_model
@@ -536,8 +535,6 @@ class _Engine:
         self.tokenizer = self.loaded.tokenizer
         self.adapter_of = [self._add(system) for system in config.systems]
         self.labels = list(self.adapter_of)
-        from mathtutor.generate import GenerationSettings, default_batch_size
-
         self.batch_size = config.batch_size or default_batch_size(self.loaded.device)
         self.settings = GenerationSettings(
             max_new_tokens=config.max_new_tokens,
@@ -555,23 +552,20 @@ class _Engine:
             registered = {row["name"]: row["path"] for row in store.list_adapters()}
             if system in registered:
                 return self.loaded.add_adapter(registered[system], system)
-        return self.loaded.add_adapter(system)
+        return self.loaded.add_adapter(hub.adapter_dir(system))
 
     def generate(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         if self.backend == "vllm":
             return self._generate_vllm(prompts, adapters)
-        from mathtutor.generate import generate_batch
-
         return generate_batch(
             self.loaded, prompts, adapters, self.settings, batch_size=len(prompts)
         )
 
     def _generate_vllm(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         """vLLM with per-request LoRA (`LoRARequest`); GPU only, see `pick_backend`."""
-        from vllm import LLM, SamplingParams
+        from vllm import LLM
         from vllm.lora.request import LoRARequest
 
-        from mathtutor.generate import Completion
         from mathtutor.models import read_adapter_config, resolve_model
 
         if self._vllm is None:
@@ -591,24 +585,90 @@ class _Engine:
             else LoRARequest(name, names.index(name) + 1, str(self.loaded.adapters[name]))
             for name in adapters
         ]
-        params = SamplingParams(
-            temperature=self.settings.temperature,
-            max_tokens=self.settings.max_new_tokens,
-            stop=list(self.settings.stop),
-            seed=self.settings.seed,
-        )
-        begun = time.perf_counter()
-        outputs = self._vllm.generate(prompts, params, lora_request=requests, use_tqdm=False)
-        seconds = time.perf_counter() - begun
-        return [
-            Completion(
-                text=out.outputs[0].text,
-                num_tokens=len(out.outputs[0].token_ids),
-                finish_reason=_vllm_finish(out.outputs[0]),
-                seconds=seconds,
+        return vllm_generate(self._vllm, prompts, requests, self.settings)
+
+
+def vllm_generate(
+    llm: Any,
+    prompts: Sequence[str],
+    lora_requests: Sequence[Any],
+    settings: GenerationSettings,
+    sampling_params: Any = None,
+) -> list[Completion]:
+    """One `Completion` per prompt from a vLLM `LLM`, with the transformers loop's semantics.
+
+    Uses only `llm.generate(prompts, [SamplingParams], lora_request=[...], use_tqdm=False)` and
+    each output's `outputs[0]` (`text`, `token_ids`, `finish_reason`, `stop_reason`), so a test
+    can pass a small fake `llm` and `sampling_params` class where vLLM is not installed.
+
+    - Every row gets its own seed (`settings.seed + row`): the k votes of a problem are k
+      different samples, not one sample k times.
+    - `calculator=True`: rows also stop at `=` (kept in the text); when the text then ends with
+      an expression, its exact value (`checks.calculator_result`) is appended and the row goes
+      on from prompt + text, with what is left of `max_new_tokens`. Inserted values are not
+      counted as generated tokens.
+    """
+    from mathtutor.checks import calculator_result
+
+    if sampling_params is None:
+        from vllm import SamplingParams as sampling_params
+    count = len(prompts)
+    texts, tokens, calls = [""] * count, [0] * count, [0] * count
+    finish: list[str | None] = [None] * count
+    stops = list(settings.stop) + (["="] if settings.calculator else [])
+    begun = time.perf_counter()
+    live, rounds = list(range(count)), 0
+    while live:
+        params = [
+            sampling_params(
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                max_tokens=settings.max_new_tokens - tokens[row],
+                stop=stops,
+                include_stop_str_in_output=settings.calculator,
+                seed=settings.seed + row + rounds * count,  # one stream per row and round
             )
-            for out in outputs
+            for row in live
         ]
+        outputs = llm.generate(
+            [prompts[row] + texts[row] for row in live],
+            params,
+            lora_request=[lora_requests[row] for row in live],
+            use_tqdm=False,
+        )
+        going = []
+        for row, output in zip(live, outputs, strict=True):
+            out = output.outputs[0]
+            tokens[row] += len(out.token_ids)
+            matched = out.stop_reason if isinstance(out.stop_reason, str) else None
+            if matched and settings.calculator and matched != "=":
+                texts[row] += out.text[: len(out.text) - len(matched)]  # stop strings excluded
+            else:
+                texts[row] += out.text
+            if out.finish_reason == "length" or tokens[row] >= settings.max_new_tokens:
+                finish[row] = "length"
+            elif matched == "=" and settings.calculator:
+                value = calculator_result(texts[row])
+                if value is not None:
+                    text = texts[row]
+                    in_annotation = text.rfind("<<") > text.rfind(">>")
+                    texts[row] += ("" if in_annotation or text.endswith(" ") else " ") + value
+                    calls[row] += 1
+                going.append(row)
+            else:
+                finish[row] = _vllm_finish(out)
+        live, rounds = going, rounds + 1
+    seconds = time.perf_counter() - begun
+    return [
+        Completion(
+            text=texts[row],
+            num_tokens=tokens[row],
+            finish_reason=finish[row],
+            seconds=seconds,
+            calculator_calls=calls[row],
+        )
+        for row in range(count)
+    ]
 
 
 def _vllm_finish(output: Any) -> str:
@@ -694,11 +754,11 @@ def main(argv: Sequence[str] | None = None) -> EvalReport:
         if latest and latest[0]["status"] == "stopped":
             print(f"stopped; resume with: python -m mathtutor.evaluate --run_id {latest[0]['id']}")
         raise SystemExit(130) from None
-    print(metrics.format_table(report.summary))
-    for comparison in report.summary["comparisons"]:
+    print(results.format_table(report.summary))
+    for comparison in report.summary.comparisons:
         print(
-            f"{comparison['b']} vs {comparison['a']}: fixed {comparison['fixed']}, regressed "
-            f"{comparison['regressed']}, McNemar exact p = {comparison['p_value']:.4g}"
+            f"{comparison.b} vs {comparison.a}: fixed {comparison.fixed}, regressed "
+            f"{comparison.regressed}, McNemar exact p = {comparison.p_value:.4g}"
         )
     print(f"run {report.run_id}: {report.status}, {report.num_records} records")
     return report

@@ -28,10 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mathtutor.models import BASE
+
 if TYPE_CHECKING:
     from mathtutor.models import LoadedModel
 
-BASE = "base"
 MAX_NEW_TOKENS = 4096
 
 

@@ -30,7 +30,7 @@ import random
 from collections.abc import Callable
 from fractions import Fraction
 
-from mathtutor.data import Problem
+from mathtutor.problem import Problem
 
 KINDS: dict[str, str] = {
     "inequalities": "Count the integers in [a, b] satisfying a linear inequality (seed 003).",

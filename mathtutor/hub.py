@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mathtutor import cli
-from mathtutor.model_card import TAG, CardInfo, render_model_card
-from mathtutor.models import base_model_id, same_base
+from mathtutor.model_card import TAG, card_for_adapter
+from mathtutor.models import base_model_id, read_adapter_config, same_base
 from mathtutor.paths import check_id, check_repo_id, home_dir
 
 logger = logging.getLogger(__name__)
@@ -247,10 +247,11 @@ def push_adapter(
 
     Creates the repo when needed (an existing repo keeps its visibility) and the `revision`
     branch when given. Local files are only read, so an interrupted push loses nothing and
-    running it again completes it. `card` defaults to a minimal card (base model, tags).
+    running it again completes it. `card` defaults to `model_card.card_for_adapter`: the base
+    model, the training run's settings and curve, and the newest evaluation of the adapter.
     """
     adapter_dir = Path(adapter_dir)
-    config = _adapter_config(adapter_dir, label=str(adapter_dir))
+    config = read_adapter_config(adapter_dir)
     repo_id = validate_repo_id(repo_id)
     if not commit_message.strip():
         raise ValueError("commit_message is empty")
@@ -277,7 +278,7 @@ def push_adapter(
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         if card is None:
-            card = render_model_card(CardInfo(base_model=base or "unknown", adapter_repo=repo_id))
+            card = card_for_adapter(adapter_dir, repo_id)
         operations.append(CommitOperationAdd("README.md", card.encode("utf-8")))
         commit = api.create_commit(
             repo_id, operations, commit_message=commit_message, revision=revision
@@ -318,7 +319,7 @@ def pull_adapter(
         if "adapter_config.json" not in {sibling.rfilename for sibling in info.siblings or []}:
             raise HubError(f"{repo_id} is not a LoRA adapter: no adapter_config.json")
         config_path = hf_hub_download(repo_id, "adapter_config.json", revision=info.sha, **common)
-    config = _adapter_config(Path(config_path).parent, label=repo_id, need_weights=False)
+    config = read_adapter_config(Path(config_path).parent, label=repo_id, need_weights=False)
     base = config.get("base_model_name_or_path")
     if expected_base and not same_base(base or "", expected_base):
         raise HubError(
@@ -343,6 +344,22 @@ def pull_adapter(
     store.register_adapter(repo_id, target, base or "unknown", f"hub:{repo_id}", details)
     logger.info("pulled %s@%s into %s", repo_id, info.sha[:8], target)
     return target
+
+
+def adapter_dir(source: str | Path, token: str | None = None) -> Path:
+    """An adapter directory as given, or a Hub id (`owner/name`) pulled into the home first.
+
+    >>> adapter_dir("no such thing here")
+    Traceback (most recent call last):
+    ValueError: adapter 'no such thing here' is neither a directory nor a Hub id like 'user/name'
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    text = str(source).strip()
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
+        return pull_adapter(validate_repo_id(text), token=token).resolve()
+    raise ValueError(f"adapter {text!r} is neither a directory nor a Hub id like 'user/name'")
 
 
 def list_my_adapters(token: str | None) -> list[AdapterInfo]:
@@ -394,27 +411,6 @@ def _adapter_info(model) -> AdapterInfo:
         tags=list(model.tags or []),
         url=f"{hub_endpoint()}/{model.id}",
     )
-
-
-def _adapter_config(adapter_dir: Path, label: str, need_weights: bool = True) -> dict:
-    """The parsed adapter_config.json of an adapter directory, with errors that name the file."""
-    config_path = adapter_dir / "adapter_config.json"
-    if not adapter_dir.is_dir():
-        raise ValueError(f"adapter_dir {adapter_dir} is not a directory")
-    if not config_path.is_file():
-        raise ValueError(f"{label} is not a LoRA adapter: no adapter_config.json")
-    try:
-        config = json.loads(config_path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{label}: adapter_config.json is not valid JSON ({error})") from error
-    if not isinstance(config, dict):
-        raise ValueError(f"{label}: adapter_config.json must hold a JSON object")
-    weights = ("adapter_model.safetensors", "adapter_model.bin")
-    if need_weights and not any((adapter_dir / name).is_file() for name in weights):
-        raise ValueError(
-            f"{label} has no adapter_model.safetensors: the adapter weights are missing"
-        )
-    return config
 
 
 def _install(snapshot: Path, target: Path) -> None:
@@ -547,7 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--private", action=argparse.BooleanOptionalAction, default=True)
     push.add_argument("--commit_message", default="Upload LoRA adapter with mathtutor")
     push.add_argument("--revision", default=None)
-    push.add_argument("--card", default=None, help="path of a README.md to use as the model card")
+    push.add_argument(
+        "--card", default=None, help="a README.md to push instead of the card mathtutor writes"
+    )
     pull = commands.add_parser("pull", help="download an adapter into the mathtutor home")
     pull.add_argument("--repo_id", required=True)
     pull.add_argument("--revision", default=None)

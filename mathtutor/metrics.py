@@ -243,7 +243,7 @@ def follows_format(method: str | None, prompt_format: str) -> bool:
         return False
     if not spec.system and not spec.shots:  # e.g. "qa": the prompt asks for no answer form
         return True
-    return method == ("boxed" if spec.answer_style == "boxed" else "strict")
+    return method == spec.answer_method
 
 
 def categorize(completion: str, finish_reason: str | None, grade: Any, prompt_format: str) -> str:
@@ -284,136 +284,14 @@ def category_counts(categories: Sequence[str]) -> dict[str, int]:
     return {name: counts[name] for name in CATEGORIES}
 
 
-# --------------------------------------------------------------------------- a whole run
-def summarize(records: Sequence[dict[str, Any]], systems: Sequence[str]) -> dict[str, Any]:
-    """Per-system metrics, category counts and paired comparisons vs ``systems[0]``.
+def format_duration(seconds: float) -> str:
+    """A wall time as the CLI and every tab show it (elapsed, ETA, estimates).
 
-    ``records`` are evaluation records (``mathtutor.evaluate``): dicts with ``system``,
-    ``problem_id``, ``is_correct`` (the format's grader), ``strict_correct``,
-    ``flexible_correct`` (lm-eval), ``follows_format``, ``num_tokens``, ``finish_reason``,
-    ``category``, ``seconds`` and, with self-consistency, ``maj_correct`` and ``vote_share``.
-    Paired comparisons use the problems both systems have finished.
-
-    >>> rows = [{"system": s, "problem_id": str(i), "is_correct": ok, "strict_correct": ok,
-    ...          "flexible_correct": ok, "follows_format": True, "num_tokens": 10,
-    ...          "finish_reason": "eos", "category": "correct" if ok else "reasoning",
-    ...          "seconds": 1.0} for s, oks in (("base", [0, 0, 1]), ("tuned", [1, 1, 1]))
-    ...         for i, ok in enumerate(oks)]
-    >>> summary = summarize(rows, ["base", "tuned"])
-    >>> summary["systems"]["tuned"]["accuracy"]["value"], summary["comparisons"][0]["fixed"]
-    (1.0, 2)
+    >>> format_duration(42), format_duration(600), format_duration(3900)
+    ('42 s', '10 min', '1 h 5 min')
     """
-    by_system: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in systems}
-    for record in records:
-        if record["system"] in by_system:
-            by_system[record["system"]][record["problem_id"]] = record
-    per_system = {name: _system_metrics(list(rows.values())) for name, rows in by_system.items()}
-    comparisons = []
-    first = systems[0] if systems else None
-    for other in systems[1:]:
-        shared = [pid for pid in by_system[first] if pid in by_system[other]]
-        if not shared:
-            continue
-        result = paired(
-            [by_system[first][pid]["is_correct"] for pid in shared],
-            [by_system[other][pid]["is_correct"] for pid in shared],
-        )
-        comparisons.append(
-            {
-                "a": first,
-                "b": other,
-                "n": result.n,
-                "both_right": result.both_right,
-                "fixed": result.fixed,
-                "regressed": result.regressed,
-                "both_wrong": result.both_wrong,
-                "p_value": result.p_value,
-            }
-        )
-    return {"systems": per_system, "comparisons": comparisons, "order": list(systems)}
-
-
-def _estimate(verdicts: list[bool]) -> dict[str, Any] | None:
-    if not verdicts:
-        return None
-    estimate = accuracy(verdicts)
-    return {"value": estimate.value, "stderr": estimate.stderr, "n": estimate.n}
-
-
-def _system_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    voted = [row for row in rows if row.get("vote_share") is not None]
-    return {
-        "n": len(rows),
-        "accuracy": _estimate([row["is_correct"] for row in rows]),
-        "strict": _estimate([row["strict_correct"] for row in rows]),
-        "flexible": _estimate([row["flexible_correct"] for row in rows]),
-        "majority": _estimate([row["maj_correct"] for row in voted]),
-        "calibration_error": (
-            calibration_error(
-                [row["vote_share"] for row in voted], [row["maj_correct"] for row in voted]
-            )
-            if voted
-            else None
-        ),
-        "format_rate": rate([row["follows_format"] for row in rows]),
-        "mean_tokens": mean([row["num_tokens"] for row in rows]),
-        "truncation_rate": rate([row["finish_reason"] == "length" for row in rows]),
-        "categories": category_counts([row["category"] for row in rows]),
-        "seconds": sum(row.get("seconds", 0.0) for row in rows),
-    }
-
-
-# --------------------------------------------------------------------------- tables
-def results_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per system (percentages), for the CLI table and the UI's results table."""
-
-    def pct(value: float | None) -> float | None:
-        return None if value is None else round(100 * value, 1)
-
-    comparisons = {c["b"]: c for c in summary.get("comparisons", [])}
-    rows = []
-    for name in summary.get("order", []):
-        system = summary["systems"][name]
-        row: dict[str, Any] = {"system": name, "n": system["n"]}
-        for key, label in (("accuracy", "accuracy"), ("strict", "strict"), ("flexible", "flex")):
-            estimate = system[key] or {}
-            row[f"{label} %"] = pct(estimate.get("value"))
-            row[f"{label} ± %"] = pct(estimate.get("stderr"))
-        if system.get("majority"):
-            row[f"maj@{summary.get('num_votes', 'k')} %"] = pct(system["majority"]["value"])
-            row["calibration error %"] = pct(system["calibration_error"])
-        row["format %"] = pct(system["format_rate"])
-        row["truncation %"] = pct(system["truncation_rate"])
-        row["mean tokens"] = None if system["mean_tokens"] is None else round(system["mean_tokens"])
-        comparison = comparisons.get(name)
-        row["fixed"] = comparison["fixed"] if comparison else None
-        row["regressed"] = comparison["regressed"] if comparison else None
-        row["McNemar p"] = round(comparison["p_value"], 4) if comparison else None
-        row.update(system["categories"])
-        rows.append(row)
-    return rows
-
-
-def format_table(summary: dict[str, Any]) -> str:
-    """The results as a plain-text table; estimates shown as ``value ± stderr`` (percent)."""
-    rows = []
-    for row in results_rows(summary):
-        shown = {}
-        for key, value in row.items():
-            if key.endswith(" ± %"):
-                name = key.removesuffix(" ± %") + " %"
-                if value is not None and shown.get(name):
-                    shown[name] += f" ± {value}"
-            else:
-                shown[key] = "" if value is None else str(value)
-        rows.append(shown)
-    if not rows:
-        return "(no results)"
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    widths = [max(len(c), *(len(row.get(c, "")) for row in rows)) for c in columns]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += [
-        "  ".join(row.get(c, "").rjust(w) for c, w in zip(columns, widths, strict=True))
-        for row in rows
-    ]
-    return "\n".join(lines)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"

@@ -1,22 +1,34 @@
 """Model cards: the README.md of a pushed LoRA adapter, written from what mathtutor knows.
 
+`card_for_adapter(adapter or run directory)` is the one card of a local adapter, used by the
+Hub tab's preview and push, `python -m mathtutor.hub push` and the trainer's README.md draft.
+`card_info` gathers what mathtutor knows: the base model (adapter_config.json), the training
+run it came from (config.yaml: the `TrainConfig` fields marked `card` in their metadata, and
+the end of metrics.jsonl) and the newest evaluation in the store that included it.
+
 `render_model_card(CardInfo(...))` returns the card text: YAML front matter that the Hub reads
 (`library_name: peft`, `base_model`, tags, datasets, license and a `model-index` holding the
 evaluation results in the Hub's schema) followed by markdown: a summary, usage code, training
 details, an evaluation table with standard errors and a limitations section in the spirit of
 the seed reports. Missing training or evaluation information just leaves its section out.
-
-Pure: imports only PyYAML.
+Rendering is pure (PyYAML only); `card_info` reads the store and the run directory.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from mathtutor import store
+from mathtutor.models import base_model_id, read_adapter_config
+from mathtutor.results import EvalSummary, SystemSummary
+from training.config import card_fields
 
 TAG = "mathtutor"  # every card carries it: `hub.list_my_adapters` finds adapters by it
 NATALIA = (
@@ -24,6 +36,11 @@ NATALIA = (
     "May. How many clips did Natalia sell altogether in April and May?"
 )
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# mathtutor dataset name -> (Hub dataset id, display name, config) for model-index results.
+EVAL_DATASETS = {
+    "gsm8k": ("openai/gsm8k", "GSM8K", "main"),
+    "gsm8k-socratic": ("openai/gsm8k", "GSM8K", "socratic"),
+}
 
 
 @dataclass
@@ -274,3 +291,194 @@ def _limitations(info: CardInfo) -> str:
     ]
     notes += [note.strip() for note in info.limitations if note.strip()]
     return "## Limitations\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
+# --------------------------------------------------------------------------- a local adapter
+@dataclass
+class LocalAdapter:
+    """An adapter on this machine (one that can be pushed)."""
+
+    name: str  # registered name, or the training run id
+    path: Path  # the adapter directory
+    source: str  # "train:<run id>", "hub:<repo id>" or "local"
+
+
+def local_adapters() -> list[LocalAdapter]:
+    """Registered adapters, then finished training runs' adapters not registered (no repeats)."""
+    found: dict[Path, LocalAdapter] = {}
+    for row in store.list_adapters():
+        path = Path(row["path"]).resolve()
+        found.setdefault(path, LocalAdapter(row["name"], path, row["source"]))
+    for run in store.list_train_runs():
+        path = (Path(run["run_dir"]) / "adapter").resolve()
+        if run["status"] == "finished" and (path / "adapter_config.json").is_file():
+            found.setdefault(path, LocalAdapter(run["id"], path, f"train:{run['id']}"))
+    return list(found.values())
+
+
+def find_adapter(adapter_dir: str | Path) -> LocalAdapter:
+    """The listed adapter at this directory, or an unlisted one named after the directory.
+
+    A training run directory stands for its `adapter/`.
+    """
+    if not adapter_dir or not str(adapter_dir).strip():
+        raise ValueError("adapter: pick an adapter to push (train one, or pull one first)")
+    path = Path(adapter_dir).expanduser().resolve()
+    if (path / "config.yaml").is_file() and (path / "adapter").is_dir():
+        path = path / "adapter"
+    for adapter in local_adapters():
+        if adapter.path == path:
+            return adapter
+    return LocalAdapter(path.name, path, "local")
+
+
+def repo_name(name: str) -> str:
+    """A Hub-valid repo name from an adapter name.
+
+    >>> repo_name("alice/tiny lora--v2")
+    'tiny-lora-v2'
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name.split("/")[-1])
+    name = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", name)).strip("-.")
+    return name[:96].strip("-.") or "mathtutor-adapter"
+
+
+def card_for_adapter(
+    adapter: str | Path, repo_id: str = "", run_dir: str | Path | None = None
+) -> str:
+    """The README.md of a local adapter (`adapter`: its directory or its training run's).
+
+    `repo_id` names the card (default: from the adapter's name). `run_dir` is the training run
+    the adapter came from, for an adapter not yet in its run directory (the trainer's draft).
+    """
+    return render_model_card(card_info(adapter, repo_id, run_dir))
+
+
+def card_info(
+    adapter: str | Path, repo_id: str = "", run_dir: str | Path | None = None
+) -> CardInfo:
+    """What the card says: base model, training run and the newest evaluation of the adapter."""
+    local = find_adapter(adapter)
+    run = Path(run_dir) if run_dir is not None else _run_dir(local)
+    train_config = _read_yaml(run / "config.yaml") if run is not None else {}
+    if run is None or (local.path / "adapter_config.json").is_file():
+        config = read_adapter_config(local.path)
+        base = base_model_id(config.get("base_model_name_or_path") or "") or "unknown"
+    else:  # a full fine-tune: the run's config names the base
+        base = base_model_id(str(train_config.get("model") or "")) or "unknown"
+    info = CardInfo(base_model=base, adapter_repo=repo_id.strip() or repo_name(local.name))
+    if run is not None:
+        keys = card_fields(str(train_config.get("method") or "sft"))
+        info.hyperparameters = {k: train_config[k] for k in keys if k in train_config}
+        info.recipe = train_config.get("recipe") or None
+        info.training = training_summary(run / "metrics.jsonl")
+        dataset = train_config.get("dataset")
+        if dataset and dataset not in EVAL_DATASETS:
+            info.datasets = []  # generated or uploaded problems: no Hub dataset to name
+        info.description = f"Trained in the mathtutor run `{run.name}`."
+    evaluation = newest_evaluation(local)
+    if evaluation is not None:
+        info.evaluations = [evaluation]
+    return info
+
+
+def _run_dir(adapter: LocalAdapter) -> Path | None:
+    """The training run directory an adapter came from, if any."""
+    if adapter.source.startswith("train:"):
+        run = store.get_train_run(adapter.source.removeprefix("train:"))
+        if run is not None and Path(run["run_dir"]).is_dir():
+            return Path(run["run_dir"])
+    parent = adapter.path.parent
+    if adapter.path.name == "adapter" and (parent / "config.yaml").is_file():
+        return parent
+    return None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text("utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from error
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def training_summary(metrics_path: Path) -> TrainingSummary | None:
+    """The end of a run's curve from metrics.jsonl (training/callbacks.py rows); None if empty."""
+    rows = []
+    if metrics_path.is_file():
+        for line in metrics_path.read_text("utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a crash
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    if not rows:
+        return None
+
+    def last(key: str) -> float | None:
+        return next(
+            (row[key] for row in reversed(rows) if isinstance(row.get(key), (int, float))), None
+        )
+
+    end = next((row for row in reversed(rows) if row.get("event") == "end"), {})
+    return TrainingSummary(
+        steps=int(last("step") or 0),
+        final_train_loss=last("loss"),
+        final_eval_loss=last("eval_loss"),
+        epochs=last("epoch"),
+        seconds=end.get("train_runtime") or last("elapsed"),
+    )
+
+
+def newest_evaluation(adapter: LocalAdapter) -> EvalResult | None:
+    """Strict/flexible match of the adapter in the newest evaluation run that included it.
+
+    A run names its systems as given (registered name, directory or Hub id) in
+    `config["systems"]`; the summary is keyed by `config["labels"]` at the same position.
+    """
+    aliases = {adapter.name, str(adapter.path)}
+    if adapter.source.startswith("hub:"):
+        aliases.add(adapter.source.removeprefix("hub:"))
+    for run in store.list_eval_runs():
+        if not isinstance(run.get("summary"), dict):
+            continue
+        summary, config = EvalSummary.from_dict(run["summary"]), run.get("config") or {}
+        systems = config.get("systems") or []
+        labels = config.get("labels") or list(summary.order) or systems
+        for position, system in enumerate(systems):
+            if system not in aliases and _resolved(system) != adapter.path:
+                continue
+            label = labels[position] if position < len(labels) else system
+            result = _eval_result(summary.systems.get(label), summary, config)
+            if result is not None:
+                return result
+    return None
+
+
+def _resolved(system: str) -> Path | None:
+    path = Path(system).expanduser()
+    return path.resolve() if path.is_dir() else None
+
+
+def _eval_result(
+    stats: SystemSummary | None, summary: EvalSummary, config: dict
+) -> EvalResult | None:
+    if stats is None or stats.strict is None or stats.flexible is None:
+        return None
+    name = config.get("dataset", "gsm8k")
+    dataset, display, subset = EVAL_DATASETS.get(name, (f"mathtutor/{name}", name, "default"))
+    return EvalResult(
+        strict_match=stats.strict.value,
+        flexible_match=stats.flexible.value,
+        num_samples=stats.strict.n,
+        prompt_format=summary.prompt_format or config.get("prompt_format", "chat"),
+        strict_match_stderr=stats.strict.stderr,
+        flexible_match_stderr=stats.flexible.stderr,
+        dataset=dataset,
+        dataset_name=display,
+        config=subset,
+        split=config.get("split", "test"),
+    )

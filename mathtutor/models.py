@@ -294,7 +294,7 @@ class LoadedModel:
         return [BASE, *self.adapters]
 
     def add_adapter(self, source: str | Path, name: str | None = None) -> str:
-        """Load a LoRA adapter (directory or Hub id) onto the shared base; returns its name.
+        """Load a LoRA adapter directory onto the shared base; returns its name.
 
         Loading the same directory twice returns the existing name. The adapter's recorded
         base model must match this base, else a ValueError names both.
@@ -331,20 +331,29 @@ class LoadedModel:
         return name
 
 
-def read_adapter_config(adapter_dir: Path) -> dict:
-    """Parse `adapter_config.json`, with errors that name the file."""
+def read_adapter_config(
+    adapter_dir: str | Path, label: str | None = None, need_weights: bool = True
+) -> dict:
+    """The parsed `adapter_config.json` of an adapter directory; errors name `label` (default:
+    the directory). `need_weights=False` skips the weights check (a Hub repo's config alone)."""
+    adapter_dir = Path(adapter_dir)
+    label = label or str(adapter_dir)
     config_path = adapter_dir / "adapter_config.json"
+    if not adapter_dir.is_dir():
+        raise ValueError(f"adapter_dir {adapter_dir} is not a directory")
     if not config_path.is_file():
-        raise ValueError(f"{adapter_dir} is not a LoRA adapter: no adapter_config.json")
+        raise ValueError(f"{label} is not a LoRA adapter: no adapter_config.json")
     try:
-        config = json.loads(config_path.read_text())
+        config = json.loads(config_path.read_text("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_path} is not valid JSON: {error}") from error
+        raise ValueError(f"{label}: adapter_config.json is not valid JSON ({error})") from error
     if not isinstance(config, dict):
-        raise ValueError(f"{config_path} must hold a JSON object")
-    weights = [adapter_dir / "adapter_model.safetensors", adapter_dir / "adapter_model.bin"]
-    if not any(path.is_file() for path in weights):
-        raise ValueError(f"{adapter_dir} has no adapter_model.safetensors")
+        raise ValueError(f"{label}: adapter_config.json must hold a JSON object")
+    weights = ("adapter_model.safetensors", "adapter_model.bin")
+    if need_weights and not any((adapter_dir / name).is_file() for name in weights):
+        raise ValueError(
+            f"{label} has no adapter_model.safetensors: the adapter weights are missing"
+        )
     return config
 
 
@@ -352,12 +361,8 @@ def _adapter_dir(source: str | Path) -> Path:
     path = _local_dir(source, "adapter")
     if path is not None:
         return path.resolve()
-    text = str(source).strip()
-    if _HUB_ID.match(text):
-        from mathtutor import hub
-
-        return hub.pull_adapter(text).resolve()
-    raise ValueError(f"adapter {text!r} is neither a directory nor a Hub id like 'user/name'")
+    hint = " (a Hub id: `hub.adapter_dir` pulls it first)" if _HUB_ID.match(str(source)) else ""
+    raise ValueError(f"adapter {str(source)!r} is not a directory{hint}")
 
 
 def _unique_name(name: str, taken: dict[str, Path]) -> str:

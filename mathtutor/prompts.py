@@ -44,6 +44,27 @@ class PromptFormat:
     question_prefix: str = "Question: "  # plain-text rendering: label before each question
     answer_prefix: str = "Answer:"  # plain-text rendering: label the model continues after
 
+    @property
+    def grader(self) -> str:
+        """The ``answers.grade`` mode answers in this format are judged by, everywhere.
+
+        Compare, the Tutor, Evaluate, the metrics, SFT data and the GRPO reward all ask this
+        one property, so training optimises the verdict that evaluation measures.
+
+        >>> FORMATS["qwen-boxed"].grader, FORMATS["chat"].grader
+        ('boxed', 'auto')
+        """
+        return "boxed" if self.answer_style == "boxed" else "auto"
+
+    @property
+    def answer_method(self) -> str:
+        """The ``Grade.method`` of an answer written in the form this format asks for.
+
+        >>> FORMATS["qwen-boxed"].answer_method, FORMATS["socratic"].answer_method
+        ('boxed', 'strict')
+        """
+        return "boxed" if self.answer_style == "boxed" else "strict"
+
 
 # Seed 001 (Gemma-2B-IT report), appendix A: the instruction and the one-shot example, verbatim.
 GEMMA_INSTRUCTION = (

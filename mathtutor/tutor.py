@@ -47,15 +47,23 @@ from mathtutor.checks import Step, find_steps, format_value, wrong_steps
 from mathtutor.compare import clean_problem
 from mathtutor.generate import GenerationSettings, generate_batch, stream_completions
 from mathtutor.metrics import majority_vote
-from mathtutor.prompts import HINT_STOP, apply_chat, hint_messages, render, stop_sequences
+from mathtutor.models import BASE
+from mathtutor.prompts import (
+    HINT_STOP,
+    apply_chat,
+    get_format,
+    hint_messages,
+    render,
+    stop_sequences,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from mathtutor.models import LoadedModel
 
-BASE = "base"
 PROMPT_FORMAT = "chat"  # asks for worked steps and a final "#### N" line
+GRADER = get_format(PROMPT_FORMAT).grader  # how the tutor reads the model's final answer
 MAX_PROBLEM_CHARS = 2000
 MAX_WORKING_CHARS = 5000
 MAX_ANSWER_CHARS = 200
@@ -196,7 +204,7 @@ def solve_stream(
             system,
             completion.text,
             done=True,
-            answer=extract_answer(completion.text),
+            answer=extract_answer(completion.text, GRADER),
             steps=tuple(find_steps(completion.text)),
             finish_reason=completion.finish_reason,
             calculator_calls=completion.calculator_calls,
@@ -256,7 +264,7 @@ def self_consistency(
     answers = tuple(
         None
         if completion.finish_reason == "length" and "####" not in completion.text
-        else extract_answer(completion.text)
+        else extract_answer(completion.text, GRADER)
         for completion in completions
     )
     vote = majority_vote(answers)

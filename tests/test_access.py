@@ -193,10 +193,9 @@ def space(tmp_path_factory, tiny_model_dir, tiny_adapter_dir):
     """The app as a public Space owned by alice, with some of alice's work in its home."""
     import gradio.oauth
 
+    import app  # first import outside the Space's variables: `app.demo` stays a local app
     from training import runs
     from training.config import TrainConfig
-
-    import app  # first import outside the Space's variables: `app.demo` stays a local app
 
     home = tmp_path_factory.mktemp("space-home")
     with pytest.MonkeyPatch.context() as patch:

@@ -64,7 +64,7 @@ def test_gsm8k_solutions_grade_themselves(solutions, mode):
     for solution in solutions:
         result = grade(solution, solution, mode=mode)
         assert result.is_correct, (mode, solution)
-        assert result.method == "strict" if mode == "auto" else mode
+        assert result.method == ("strict" if mode == "auto" else mode)
         assert result.extracted == final_number(solution)
         assert result.reference == final_number(solution)
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mathtutor.compare import clean_problem, compare_stream
+from mathtutor.compare import clean_problem, compare_stream, settings_for
 from mathtutor.generate import GenerationSettings
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -88,3 +88,36 @@ def test_importing_app_starts_nothing_and_loads_no_model():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def test_settings_for_keeps_every_generation_setting():
+    """Compare adds the format's stops; no other setting may be dropped, a new one included."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class WithNewSetting(GenerationSettings):
+        repetition_penalty: float = 1.0
+
+    given = WithNewSetting(
+        max_new_tokens=17,
+        temperature=0.3,
+        top_p=0.8,
+        seed=5,
+        stop=("\n\n",),
+        calculator=True,
+        repetition_penalty=1.3,
+    )
+    merged = settings_for("qa", given)
+    for spec in dataclasses.fields(given):
+        if spec.name != "stop":
+            assert getattr(merged, spec.name) == getattr(given, spec.name), spec.name
+    assert merged.stop == ("\n\n", "\nQ:")
+    assert settings_for("qa").stop == ("\nQ:",)
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from mathtutor import compare
+
+    assert doctest.testmod(compare).failed == 0

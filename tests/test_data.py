@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import json
 import os
@@ -21,7 +22,6 @@ from mathtutor.data import (
     load_user_dataset,
     sample,
     split_train_val,
-    to_jsonl,
 )
 from mathtutor.generators import generate
 from mathtutor.prompts import target
@@ -304,11 +304,13 @@ def test_missing_json_field_lists_the_fields_found(tmp_path):
         load_user_dataset(path)
 
 
-def test_to_jsonl_round_trips_atomically(tmp_path):
+def problems_file(problems: list[Problem], path: Path) -> Path:
+    return write(path, jsonl(*(dataclasses.asdict(p) for p in problems)))
+
+
+def test_problem_rows_read_back_with_their_ids(tmp_path):
     problems = generate("arithmetic", 20, seed=2, difficulty="hard")
-    path = to_jsonl(problems, tmp_path / "out" / "set.jsonl")
-    assert sorted(os.listdir(path.parent)) == ["set.jsonl"]  # no temp file left behind
-    again = load_user_dataset(path)
+    again = load_user_dataset(problems_file(problems, tmp_path / "set.jsonl"))
     assert [(p.id, p.question, p.answer, p.solution) for p in again] == [
         (p.id, p.question, p.answer, p.solution) for p in problems
     ]
@@ -327,7 +329,7 @@ def test_load_problems_from_every_dataset(gsm8k_dir, monkeypatch, tmp_path):
     assert len(load_problems("gsm8k", split="train")) == 7473
     assert load_problems("gsm8k-socratic", num_samples=3)[0].id.startswith("gsm8k-socratic-test-")
     assert len(load_problems("inequalities")) == data.GENERATED_SIZES["test"]
-    upload = to_jsonl(numbered(4), tmp_path / "up.jsonl")
+    upload = problems_file(numbered(4), tmp_path / "up.jsonl")
     assert [p.id for p in load_problems("upload", path=upload, num_samples=4, seed=0)] == [
         p.id for p in sample(numbered(4), 4, seed=0)
     ]

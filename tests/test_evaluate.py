@@ -25,6 +25,7 @@ from mathtutor.evaluate import (
     pick_backend,
     running_run,
 )
+from mathtutor.results import EvalSummary
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -138,7 +139,7 @@ def test_same_problems_for_every_system_in_mixed_batches(
     assert progress == [(0, 8), (4, 8), (8, 8)]  # 2 batches of 4 rows, base and adapter mixed
     records = store.load_records(report.run_id)
     expected = [p.id for p in load_problems("gsm8k", num_samples=4, seed=0)]
-    labels = report.summary["order"]
+    labels = report.summary.order
     assert labels[0] == "base" and len(labels) == 2
     for label in labels:
         rows = sorted((r for r in records if r["system"] == label), key=lambda r: r["position"])
@@ -152,10 +153,11 @@ def test_same_problems_for_every_system_in_mixed_batches(
         assert key in record
     assert record["finish_reason"] in ("eos", "stop", "length")
     assert record["seconds"] > 0
-    summary = store.get_eval_run(report.run_id)["summary"]
-    assert summary["systems"]["base"]["n"] == 4
-    (comparison,) = summary["comparisons"]
-    assert comparison["a"] == "base" and comparison["n"] == 4
+    summary = EvalSummary.from_dict(store.get_eval_run(report.run_id)["summary"])
+    assert summary == report.summary  # stored and read back unchanged
+    assert summary.systems["base"].n == 4
+    (comparison,) = summary.comparisons
+    assert comparison.a == "base" and comparison.n == 4
     assert store.get_eval_run(report.run_id)["status"] == "finished"
 
 
@@ -167,9 +169,9 @@ def test_model_that_never_emits_a_number(home, wordy_model_dir):
     assert all(r["completion"] == "a" and r["finish_reason"] == "eos" for r in records)
     assert all(r["category"] == "no-answer" and r["extracted"] is None for r in records)
     assert not any(r["is_correct"] or r["strict_correct"] or r["flexible_correct"] for r in records)
-    base = report.summary["systems"]["base"]
-    assert base["accuracy"]["value"] == 0.0 and base["format_rate"] == 0.0
-    assert base["categories"]["no-answer"] == 5
+    base = report.summary.systems["base"]
+    assert base.accuracy.value == 0.0 and base.format_rate == 0.0
+    assert base.category("no-answer") == 5
 
 
 def test_stop_then_resume_skips_finished_records(home, tiny_model_dir):
@@ -309,9 +311,9 @@ def test_self_consistency_votes_and_calibration(home, tiny_model_dir):
         assert len(record["votes"]) == 3
         assert record["vote_share"] in (0.0, 1 / 3, 2 / 3, 1.0)
     assert len({v["completion"] for r in records for v in r["votes"]}) > 4  # samples differ
-    base = report.summary["systems"]["base"]
-    assert base["majority"]["n"] == 4
-    assert 0.0 <= base["calibration_error"] <= 1.0
+    base = report.summary.systems["base"]
+    assert base.majority.n == 4
+    assert 0.0 <= base.calibration_error <= 1.0
 
 
 def test_export_jsonl_and_csv_round_trip(home, tiny_model_dir, tmp_path):
@@ -425,9 +427,9 @@ def test_killed_mid_run_shows_failed_then_resume_equals_an_uninterrupted_run(
         )
     )
     assert _comparable(store.load_records(uninterrupted.run_id)) == _comparable(after)
-    for name, system in report.summary["systems"].items():  # (times aside)
-        assert system["accuracy"] == uninterrupted.summary["systems"][name]["accuracy"]
-        assert system["categories"] == uninterrupted.summary["systems"][name]["categories"]
+    for name, system in report.summary.systems.items():  # (times aside)
+        assert system.accuracy == uninterrupted.summary.systems[name].accuracy
+        assert system.categories == uninterrupted.summary.systems[name].categories
 
 
 def test_a_database_from_before_the_pid_columns_opens_and_its_running_run_reads_failed(home):

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from mathtutor import hub as mhub
-from mathtutor.model_card import CardInfo, EvalResult, render_model_card
+from mathtutor.model_card import CardInfo, EvalResult, card_for_adapter, render_model_card
 from tests import hub_server as test_hub
 from tests.hub_server import BOB_TOKEN, READ_TOKEN, WRITE_TOKEN, free_port_url, front_matter
 
@@ -519,3 +519,55 @@ def test_doctests():
     import doctest
 
     assert doctest.testmod(mhub).failed == 0
+
+
+def test_cli_push_uploads_the_full_card_of_a_training_run(
+    hub, home, tiny_model_dir, tiny_adapter_dir, monkeypatch, capsys
+):
+    """`python -m mathtutor.hub push` pushes the card the Hub tab shows, not a minimal one."""
+    import shutil
+
+    from mathtutor import results, store
+    from training.config import TrainConfig
+    from training.runs import create_run
+
+    config = TrainConfig(model=str(tiny_model_dir), run_name="cli-sft", lora_rank=4, max_steps=3)
+    run_dir = create_run(config, run_id="cli-sft-1")
+    shutil.copytree(tiny_adapter_dir, run_dir / "adapter")
+    rows = [{"step": 3, "max_steps": 3, "epoch": 1.0, "loss": 1.25, "elapsed": 2.0}]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    store.upsert_train_run("cli-sft-1", status="finished", run_dir=run_dir)
+    adapter_dir = str((run_dir / "adapter").resolve())
+    records = [
+        {"system": label, "problem_id": str(i), "is_correct": ok, "strict_correct": ok,
+         "flexible_correct": True, "follows_format": True, "num_tokens": 9,
+         "finish_reason": "eos", "category": "correct" if ok else "reasoning", "seconds": 0.1}
+        for label in ("base", "adapter") for i, ok in enumerate([True, True, True, False])
+    ]  # fmt: skip
+    store.create_eval_run("eval-1", {"systems": ["base", adapter_dir], "labels": ["base", "adapter"],
+                                     "dataset": "gsm8k", "split": "test", "prompt_format": "chat"})  # fmt: skip
+    summary = results.summarize(records, ["base", "adapter"])
+    store.update_eval_run("eval-1", status="finished", summary=summary.to_dict())
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+
+    code = mhub.main(["push", "--adapter_dir", adapter_dir, "--repo_id", "alice/cli-carded"])
+
+    assert code == 0, capsys.readouterr().err
+    card = hub.files("alice/cli-carded")["README.md"].decode()
+    assert "| `lora_rank` | `4` |" in card and "| `max_steps` | `3` |" in card
+    assert "| `beta` |" not in card  # GRPO settings only on GRPO runs
+    assert "Run: 3 steps, 1 epochs, final train loss 1.2500" in card
+    strict = front_matter(card)["model-index"][0]["results"][0]["metrics"][0]
+    assert (strict["name"], strict["value"]) == ("strict-match", 0.75)
+    assert card == card_for_adapter(run_dir, "alice/cli-carded")  # a run stands for its adapter
+
+
+def test_adapter_dir_pulls_a_hub_id_and_keeps_a_directory(hub, home, tiny_adapter_dir):
+    """What Evaluate and the Compare CLI call before `add_adapter`, which takes directories."""
+    assert mhub.adapter_dir(tiny_adapter_dir) == tiny_adapter_dir.resolve()
+    mhub.push_adapter(tiny_adapter_dir, "alice/by-id", WRITE_TOKEN, private=False)
+    pulled = mhub.adapter_dir("alice/by-id")
+    assert pulled == (home / "adapters" / "alice--by-id").resolve()
+    assert (pulled / "adapter_config.json").is_file()
+    with pytest.raises(ValueError, match="neither a directory nor a Hub id"):
+        mhub.adapter_dir("a/b/c")

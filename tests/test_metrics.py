@@ -18,8 +18,8 @@ from mathtutor.metrics import (
     majority_vote,
     mcnemar_exact,
     paired,
-    summarize,
 )
+from mathtutor.results import EvalSummary, summarize
 
 
 def test_metrics_module_does_not_import_torch():
@@ -184,17 +184,26 @@ def test_summarize_counts_and_comparison():
         record("other", "p0", True, "correct"),  # not asked for: ignored
     ]
     summary = summarize(records, ["base", "tuned"])
-    base, tuned = summary["systems"]["base"], summary["systems"]["tuned"]
-    assert base["accuracy"]["value"] == 0.25 and tuned["accuracy"]["value"] == 0.75
-    assert base["strict"]["value"] == 0.0 and tuned["strict"]["value"] == 0.5
-    assert base["categories"] == dict.fromkeys(CATEGORIES, 0) | {
+    base, tuned = summary.systems["base"], summary.systems["tuned"]
+    assert base.accuracy.value == 0.25 and tuned.accuracy.value == 0.75
+    assert base.strict.value == 0.0 and tuned.strict.value == 0.5
+    assert base.categories == dict.fromkeys(CATEGORIES, 0) | {
         "arithmetic": 1,
         "truncated": 1,
         "no-answer": 1,
     }
-    assert base["truncation_rate"] == 0.25 and base["format_rate"] == 0.75
-    assert base["mean_tokens"] == 12.5 and base["seconds"] == 2.0
-    assert base["majority"] is None and base["calibration_error"] is None
-    (comparison,) = summary["comparisons"]
-    assert (comparison["fixed"], comparison["regressed"], comparison["both_wrong"]) == (2, 0, 1)
-    assert comparison["p_value"] == 0.5  # 2 * 1/4
+    assert base.truncation_rate == 0.25 and base.format_rate == 0.75
+    assert base.mean_tokens == 12.5 and base.seconds == 2.0
+    assert base.majority is None and base.calibration_error is None
+    (comparison,) = summary.comparisons
+    assert (comparison.fixed, comparison.regressed, comparison.both_wrong) == (2, 0, 1)
+    assert comparison.p_value == 0.5  # 2 * 1/4
+    assert EvalSummary.from_dict(summary.to_dict()) == summary
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from mathtutor import metrics
+
+    assert doctest.testmod(metrics).failed == 0

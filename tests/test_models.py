@@ -94,8 +94,10 @@ def test_corrupted_adapter_file_is_a_clear_error(tiny_loaded, tiny_adapter_dir, 
 def test_not_an_adapter_directory(tiny_loaded, tmp_path):
     with pytest.raises(ValueError, match="no adapter_config.json"):
         tiny_loaded.add_adapter(tmp_path)
-    with pytest.raises(ValueError, match="neither a directory nor a Hub id"):
+    with pytest.raises(ValueError, match="is not a directory"):
         tiny_loaded.add_adapter("no such thing here")
+    with pytest.raises(ValueError, match="a Hub id: `hub.adapter_dir` pulls it first"):
+        tiny_loaded.add_adapter("alice/not-pulled")
 
 
 def test_same_base_treats_bundled_and_its_hub_id_alike():

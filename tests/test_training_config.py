@@ -186,3 +186,11 @@ def test_target_modules_absent_from_the_model_are_refused(tiny_model_dir):
     with pytest.raises(ValueError, match=r"^target_modules: query_key_value not found") as error:
         check_model(TrainConfig(model=str(tiny_model_dir), target_modules="q_proj,query_key_value"))
     assert "o_proj" in str(error.value)  # lists what the model has
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from training import config
+
+    assert doctest.testmod(config).failed == 0

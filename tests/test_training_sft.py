@@ -183,7 +183,7 @@ def test_a_failed_adapter_write_keeps_the_previous_adapter(tiny_model_dir):
         with pytest.raises(
             OSError, match=r"could not save the adapter to .*adapter: .*File too large"
         ):
-            save_adapter(SimpleNamespace(model=model), config, result.run_dir, setup, result)
+            save_adapter(SimpleNamespace(model=model), config, result.run_dir, setup)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, handler)

@@ -197,3 +197,24 @@ def test_stop_then_resume_from_the_tab(home, tiny_model_dir):
     text, resumed = tab.start("", [], None, {"batch_size": 2}, None, "session-1", run_id)
     assert resumed == run_id and "finished" in text
     assert len(store.load_records(run_id)) == 4
+
+
+@pytest.mark.parametrize(
+    "categories",
+    [
+        {"truncated": 0, "no-answer": 1, "arithmetic": 0, "reasoning": 0},  # older: no "runaway"
+        {**dict.fromkeys(tab.metrics.CATEGORIES, 0), "unit-error": 2},  # newer: a new category
+    ],
+)
+def test_stored_runs_of_other_versions_show(home, categories):
+    """A run stored by another mathtutor version opens: no KeyError on its categories."""
+    stats = {"n": 3, "accuracy": {"value": 1 / 3, "stderr": 0.3, "n": 3}, "categories": categories}
+    store.create_eval_run("other-version", {"labels": ["base"], "dataset": "gsm8k"})
+    summary = {"systems": {"base": stats}, "comparisons": [], "order": ["base"]}
+    store.update_eval_run("other-version", status="finished", summary=summary)
+    info, table, _, chart, _ = tab.show_run("other-version")
+    assert "finished" in info and table["data"][0][0] == "base"
+    bars = {trace.name: list(trace.y) for trace in chart.data}
+    assert bars["runaway"] == [categories.get("runaway", 0)]
+    assert bars.get("unit-error", [2]) == [categories.get("unit-error", 2)]
+    assert tab.runs_table()[0]["data"][0][-1] == "base: 33.3%"

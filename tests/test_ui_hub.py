@@ -7,6 +7,7 @@ LoginButton would supply one. The tab is also built and launched offline without
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from mathtutor import metrics, store
+from mathtutor import results, store
 from mathtutor.ui import hub as tab
 from mathtutor.ui.common import AppContext, system_choices
 from tests import hub_server as test_hub
@@ -57,7 +58,7 @@ def lora(home, tiny_model_dir, tmp_path) -> Path:
 
 
 def fake_summary_run(run_id: str, systems: list[str], labels: list[str], strict: list[int]):
-    """An evaluation run in the store whose summary comes from metrics.summarize."""
+    """An evaluation run in the store whose summary comes from results.summarize."""
     records = [
         {"system": label, "problem_id": str(i), "is_correct": bool(ok), "strict_correct": bool(ok),
          "flexible_correct": True, "follows_format": True, "num_tokens": 9, "finish_reason": "eos",
@@ -66,8 +67,8 @@ def fake_summary_run(run_id: str, systems: list[str], labels: list[str], strict:
     ]  # fmt: skip
     config = {"systems": systems, "labels": labels, "dataset": "gsm8k", "split": "test"}
     store.create_eval_run(run_id, {**config, "prompt_format": "chat"})
-    summary = {**metrics.summarize(records, labels), "prompt_format": "chat"}
-    store.update_eval_run(run_id, status="finished", summary=summary)
+    summary = dataclasses.replace(results.summarize(records, labels), prompt_format="chat")
+    store.update_eval_run(run_id, status="finished", summary=summary.to_dict())
     return summary
 
 
@@ -127,7 +128,7 @@ def test_push_gives_the_url_and_a_card_with_the_newest_evaluation(hub, home, lor
         )
     )  # fmt: skip
     fake_summary_run("newer-without-it", ["base"], ["base"], [1, 0, 0, 0])
-    strict = report.summary["systems"]["tiny-lora"]["strict"]
+    strict = report.summary.systems["tiny-lora"].strict
 
     choices = tab.adapter_choices()
     assert choices == [("tiny-lora (local)", str(lora.resolve()))]
@@ -150,8 +151,8 @@ def test_push_gives_the_url_and_a_card_with_the_newest_evaluation(hub, home, lor
     result = meta["model-index"][0]["results"][0]
     strict_metric = result["metrics"][0]
     assert strict_metric["name"] == "strict-match"
-    assert strict_metric["value"] == round(strict["value"], 4)  # the real run, not "older"
-    assert strict_metric["args"]["num_samples"] == 4 == strict["n"]
+    assert strict_metric["value"] == round(strict.value, 4)  # the real run, not "older"
+    assert strict_metric["args"]["num_samples"] == 4 == strict.n
     assert result["dataset"]["type"] == "mathtutor/arithmetic"
     assert "mathtutor" in meta["tags"] and not hub.repos[("model", "alice/tiny-lora")].private
 

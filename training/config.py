@@ -8,9 +8,10 @@ as YAML, and every field is also a command-line flag of the same name, applied o
     python -m training.sft --config training/recipes/bundled-quick.yaml --print_config
 
 Fields are grouped into sections (`metadata["section"]`) so the UI can lay the form out; each
-carries its help text (`metadata["help"]`) and, where the value comes from a fixed set, its
-`metadata["choices"]`. Validation happens in `__post_init__` and names the field. Checks that
-need the model (do the target modules exist?) are in `check_model`, run before launch.
+carries its help text (`metadata["help"]`), where the value comes from a fixed set its
+`metadata["choices"]`, and `metadata["card"]` when a model card lists it (`card_fields`).
+Validation happens in `__post_init__` and names the field. Checks that need the model (do the
+target modules exist?) are in `check_model`, run before launch.
 
 Light module: imports PyYAML and the pure `mathtutor.data`/`mathtutor.prompts` only.
 
@@ -50,13 +51,28 @@ DIFFICULTIES = ("easy", "medium", "hard")
 SECTIONS = ("model", "lora", "data", "optimization", "grpo", "run")
 
 
-def _field(default: Any, help: str, section: str, choices: tuple | None = None) -> Any:
-    metadata: dict[str, Any] = {"help": help, "section": section}
+def _field(
+    default: Any, help: str, section: str, choices: tuple | None = None, card: bool = False
+) -> Any:
+    metadata: dict[str, Any] = {"help": help, "section": section, "card": card}
     if choices:
         metadata["choices"] = choices
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def card_fields(method: str) -> tuple[str, ...]:
+    """The `TrainConfig` fields a model card lists (`metadata["card"]`); GRPO's only for grpo.
+
+    >>> card_fields("sft")[:3], "beta" in card_fields("sft"), "beta" in card_fields("grpo")
+    (('method', 'finetune', 'lora_rank'), False, True)
+    """
+    return tuple(
+        item.name
+        for item in dataclasses.fields(TrainConfig)
+        if item.metadata["card"] and (item.metadata["section"] != "grpo" or method == "grpo")
+    )
 
 
 @dataclass
@@ -65,7 +81,11 @@ class TrainConfig:
 
     # ---------------------------------------------------------------- model
     method: str = _field(
-        "sft", "sft: supervised fine-tuning; grpo: RL with a verifiable reward.", "model", METHODS
+        "sft",
+        "sft: supervised fine-tuning; grpo: RL with a verifiable reward.",
+        "model",
+        METHODS,
+        card=True,
     )
     model: str = _field(
         "bundled", "Base model: 'bundled' (SmolLM2-135M), a local directory or a Hub id.", "model"
@@ -75,6 +95,7 @@ class TrainConfig:
         "lora: adapters on a frozen base; qlora: 4-bit NF4 base + LoRA (bitsandbytes); full: all weights.",
         "model",
         FINETUNES,
+        card=True,
     )
     precision: str = _field(
         "auto",
@@ -88,13 +109,16 @@ class TrainConfig:
         "model",
     )
     # ---------------------------------------------------------------- LoRA
-    lora_rank: int = _field(16, "LoRA rank r (adapter width).", "lora")
-    lora_alpha: int = _field(32, "LoRA alpha; the update is scaled by alpha / r.", "lora")
-    lora_dropout: float = _field(0.05, "Dropout on the LoRA input, in [0, 1).", "lora")
+    lora_rank: int = _field(16, "LoRA rank r (adapter width).", "lora", card=True)
+    lora_alpha: int = _field(
+        32, "LoRA alpha; the update is scaled by alpha / r.", "lora", card=True
+    )
+    lora_dropout: float = _field(0.05, "Dropout on the LoRA input, in [0, 1).", "lora", card=True)
     target_modules: str | list[str] = _field(  # noqa: RUF009 (default is a str)
         "all-linear",
         "'all-linear' or module names, e.g. q_proj,v_proj (comma-separated on the CLI).",
         "lora",
+        card=True,
     )
     # ---------------------------------------------------------------- data
     dataset: str = _field(
@@ -102,6 +126,7 @@ class TrainConfig:
         "Training problems: GSM8K, its socratic answers, a generator, or an upload.",
         "data",
         tuple(DATASETS),
+        card=True,
     )
     dataset_path: str = _field(
         "", "File to read when dataset is 'upload' (JSONL, JSON or CSV).", "data"
@@ -116,7 +141,10 @@ class TrainConfig:
         "data",
     )
     num_train_samples: int = _field(
-        0, "Problems to draw (seeded) before the split; 0 = all (generators: 2000).", "data"
+        0,
+        "Problems to draw (seeded) before the split; 0 = all (generators: 2000).",
+        "data",
+        card=True,
     )
     val_fraction: float = _field(
         0.1, "Share held out for eval loss / early stopping; 0 = no validation.", "data"
@@ -126,18 +154,21 @@ class TrainConfig:
         "Prompt format from mathtutor.prompts (the seed reports' prompts).",
         "data",
         tuple(FORMATS),
+        card=True,
     )
     keep_annotations: bool = _field(
         True, "Keep GSM8K calculator annotations <<a*b=c>> in the targets.", "data"
     )
     # ---------------------------------------------------------------- optimization
     epochs: float = _field(
-        1.0, "Passes over the training set (ignored when max_steps > 0).", "optimization"
+        1.0, "Passes over the training set (ignored when max_steps > 0).", "optimization", card=True
     )
-    max_steps: int = _field(0, "Optimizer steps to take; 0 = run for `epochs`.", "optimization")
-    learning_rate: float = _field(2e-4, "Peak learning rate.", "optimization")
+    max_steps: int = _field(
+        0, "Optimizer steps to take; 0 = run for `epochs`.", "optimization", card=True
+    )
+    learning_rate: float = _field(2e-4, "Peak learning rate.", "optimization", card=True)
     lr_scheduler: str = _field(
-        "cosine", "Learning-rate schedule after warmup.", "optimization", SCHEDULERS
+        "cosine", "Learning-rate schedule after warmup.", "optimization", SCHEDULERS, card=True
     )
     min_lr: float = _field(
         0.0, "Floor of cosine_with_min_lr (e.g. 1e-6 as in the Gemma report).", "optimization"
@@ -146,15 +177,16 @@ class TrainConfig:
         0.0, "Linear warmup: steps (>= 1) or a fraction of all steps (< 1).", "optimization"
     )
     batch_size: int = _field(
-        4, "Sequences per device per forward pass (GRPO: completions).", "optimization"
+        4, "Sequences per device per forward pass (GRPO: completions).", "optimization", card=True
     )
     gradient_accumulation_steps: int = _field(
-        1, "Forward passes per optimizer step.", "optimization"
+        1, "Forward passes per optimizer step.", "optimization", card=True
     )
     max_seq_length: int = _field(
         512,
         "Tokens per training sequence (prompt + completion), longer ones truncated.",
         "optimization",
+        card=True,
     )
     gradient_checkpointing: bool = _field(
         False, "Recompute activations in backward: less memory, ~20-30% slower.", "optimization"
@@ -195,12 +227,17 @@ class TrainConfig:
         42,
         "Seed for sampling, adapter init and data order: same seed, same loss curve.",
         "optimization",
+        card=True,
     )
     # ---------------------------------------------------------------- GRPO
-    num_generations: int = _field(4, "Completions sampled per prompt (the group).", "grpo")
-    beta: float = _field(0.04, "KL penalty towards the base model.", "grpo")
-    temperature: float = _field(0.7, "Sampling temperature of the completions.", "grpo")
-    max_completion_length: int = _field(256, "Tokens per sampled completion at most.", "grpo")
+    num_generations: int = _field(
+        4, "Completions sampled per prompt (the group).", "grpo", card=True
+    )
+    beta: float = _field(0.04, "KL penalty towards the base model.", "grpo", card=True)
+    temperature: float = _field(0.7, "Sampling temperature of the completions.", "grpo", card=True)
+    max_completion_length: int = _field(
+        256, "Tokens per sampled completion at most.", "grpo", card=True
+    )
     correctness_weight: float = _field(
         1.0, "Weight of the exact-match reward (mathtutor.answers.grade).", "grpo"
     )

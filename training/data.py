@@ -5,7 +5,7 @@ split, or an upload), seeded, and splits off the validation share. `sft_rows` tu
 prompt-completion rows, so trl computes the loss on the completion only (the Gemma report's
 "prompt tokens masked -100"): chat rows (`[messages]`) when the prompt format is a chat format
 and the tokenizer has a chat template, else plain text rows. `grpo_rows` keeps the prompt and
-passes the reference answer and answer style to the reward functions.
+passes the reference answer and the prompt format to the reward functions.
 
 Pure apart from `datasets.Dataset` in `to_dataset`.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from mathtutor.data import GENERATED, Problem, load_problems, split_train_val
-from mathtutor.prompts import get_format, training_example, uses_chat_template
+from mathtutor.prompts import training_example, uses_chat_template
 from training.config import TrainConfig
 
 GENERATED_DEFAULT = 2000  # seed 003 trained on 2,000 generated problems
@@ -94,8 +94,7 @@ def sft_rows(problems: list[Problem], config: TrainConfig, tokenizer: Any) -> li
 
 
 def grpo_rows(problems: list[Problem], config: TrainConfig, tokenizer: Any) -> list[dict]:
-    """Prompt rows with the reference `answer` and `answer_style` for the rewards."""
-    style = "boxed" if get_format(config.prompt_format).answer_style == "boxed" else "hash"
+    """Prompt rows with the reference `answer` and the `prompt_format` the rewards grade by."""
     chat = is_conversational(config, tokenizer)
     rows = []
     for problem in problems:
@@ -107,7 +106,13 @@ def grpo_rows(problems: list[Problem], config: TrainConfig, tokenizer: Any) -> l
             tokenizer=tokenizer,
             conversational=chat,
         )
-        rows.append({"prompt": example["prompt"], "answer": problem.answer, "answer_style": style})
+        rows.append(
+            {
+                "prompt": example["prompt"],
+                "answer": problem.answer,
+                "prompt_format": config.prompt_format,
+            }
+        )
     return rows
 
 

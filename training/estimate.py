@@ -31,6 +31,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from mathtutor.metrics import format_duration
 from training.config import TrainConfig
 
 CPU_FLOPS_PER_CORE = 25e9
@@ -69,20 +70,8 @@ class Estimate:
             f"{self.optimizer_gb:.2f}, activations {self.activations_gb:.2f}) of "
             f"{self.device_memory_gb:.1f} GB free on {self.device}: {self.verdict}. "
             f"~{self.tokens_per_step:,} tokens/step, ~{self.seconds_per_step:.1f} s/step, "
-            f"{self.total_steps} steps ~{_duration(self.total_seconds)} (rough)."
+            f"{self.total_steps} steps ~{format_duration(self.total_seconds)} (rough)."
         )
-
-
-def _duration(seconds: float) -> str:
-    """
-    >>> _duration(42), _duration(3900)
-    ('42 s', '1 h 5 min')
-    """
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
 def device_memory() -> tuple[str, float]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mathtutor import store
+from mathtutor.model_card import card_for_adapter
 from training import runs
 from training.config import TrainConfig
 from training.model import Setup, load_for_training
@@ -263,7 +264,7 @@ def _finish(
     )  # fmt: skip
     if not trainer.is_world_process_zero():
         return result
-    result.adapter_dir = save_adapter(trainer, config, run_dir, setup, result)
+    result.adapter_dir = save_adapter(trainer, config, run_dir, setup)
     card = result.adapter_dir / "README.md"
     if card.is_file():
         shutil.copyfile(card, run_dir / "README.md")
@@ -280,9 +281,7 @@ def _finish(
     return result
 
 
-def save_adapter(
-    trainer: Any, config: TrainConfig, run_dir: Path, setup: Setup, result: RunResult
-) -> Path:
+def save_adapter(trainer: Any, config: TrainConfig, run_dir: Path, setup: Setup) -> Path:
     """Write the adapter (or full model) to a temp dir, then rename it into place.
 
     A failure (disk full, permissions) removes the temp dir and raises OSError naming the
@@ -298,7 +297,8 @@ def save_adapter(
             setup.tokenizer.save_pretrained(temp)
         else:
             _record_base_model(temp, setup.base_model)
-        (temp / "README.md").write_text(model_card(config, setup, result), encoding="utf-8")
+        card = card_for_adapter(temp, repo_id=run_dir.name, run_dir=run_dir)
+        (temp / "README.md").write_text(card, encoding="utf-8")
         if target.exists():
             os.replace(target, old)
         os.replace(temp, target)
@@ -319,36 +319,3 @@ def _record_base_model(adapter_dir: Path, base_model: str) -> None:
         data = json.loads(path.read_text())
         data["base_model_name_or_path"] = base_model
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def model_card(config: TrainConfig, setup: Setup, result: RunResult) -> str:
-    """The README.md draft, rendered by `mathtutor.model_card`."""
-    from mathtutor.model_card import CardInfo, TrainingSummary, render_model_card
-
-    datasets = {
-        "gsm8k": ["openai/gsm8k"],
-        "gsm8k-socratic": ["openai/gsm8k"],
-        "upload": [],
-    }.get(config.dataset, [f"mathtutor-generated-{config.dataset}"])
-    keys = (
-        "method", "finetune", "lora_rank", "lora_alpha", "lora_dropout", "target_modules",
-        "dataset", "num_train_samples", "prompt_format", "epochs", "max_steps", "learning_rate",
-        "lr_scheduler", "batch_size", "gradient_accumulation_steps", "max_seq_length", "seed",
-    )  # fmt: skip
-    if config.method == "grpo":
-        keys += ("num_generations", "beta", "temperature", "max_completion_length")
-    info = CardInfo(
-        base_model=setup.base_model,
-        adapter_repo=result.run_id,
-        datasets=datasets,
-        recipe=config.recipe or None,
-        hyperparameters={key: getattr(config, key) for key in keys},
-        training=TrainingSummary(
-            steps=result.global_step,
-            final_train_loss=result.train_loss,
-            final_eval_loss=result.eval_loss,
-            seconds=result.seconds,
-        ),
-        description=f"Run `{result.run_id}` ({result.status}).",
-    )
-    return render_model_card(info)

@@ -2,15 +2,19 @@
 
 Both follow trl's reward-function signature: `f(prompts, completions, **columns) -> list[float]`,
 where the dataset's extra columns arrive as keyword lists (one entry per completion). The GRPO
-dataset (`training/grpo.py`) carries `answer` (the reference) and `answer_style` ("hash" for a
-final `#### N` line, "boxed" for `\\boxed{N}`, from the prompt format). A completion is a string,
-or for chat datasets a list of messages whose last one is the assistant's.
+dataset (`training/data.grpo_rows`) carries `answer` (the reference) and `prompt_format`. The
+format decides both rewards: correctness grades with `PromptFormat.grader`, the mode Evaluate
+grades with (so `qwen-boxed` rewards only a boxed answer), and the format reward checks the
+format's answer form (`#### N`, or `\\boxed{N}` for `qwen-boxed`). A completion is a string, or
+for chat datasets a list of messages whose last one is the assistant's.
 
-Pure: imports only `mathtutor.answers`.
+Pure: imports only `mathtutor.answers` and `mathtutor.prompts`.
 
->>> correctness_reward(["q"], ["3 + 4 = 7\\n#### 7"], answer=["7"])
+>>> correctness_reward(["q"], ["3 + 4 = 7\\n#### 7"], answer=["7"], prompt_format=["chat"])
 [1.0]
->>> format_reward(["q", "q"], ["so 7\\n#### 7", "the answer is 7"], answer_style=["hash", "hash"])
+>>> correctness_reward(["q"], ["The answer is 7."], answer=["7"], prompt_format=["qwen-boxed"])
+[0.0]
+>>> format_reward(["q", "q"], ["so 7\\n#### 7", "the answer is 7"], prompt_format=["chat"] * 2)
 [1.0, 0.0]
 """
 
@@ -20,6 +24,7 @@ import re
 from typing import Any
 
 from mathtutor.answers import extract_answer, grade, parse_number
+from mathtutor.prompts import get_format
 
 # A final-answer line as GSM8K writes it: "#### 72" (lm-eval's strict regex reads the same).
 _HASH_LINE = re.compile(r"^\s*####\s*(?P<answer>-?[$0-9.,/]+)\s*$", re.MULTILINE)
@@ -40,16 +45,20 @@ def completion_text(completion: Any) -> str:
 
 
 def correctness_reward(
-    prompts: list, completions: list, answer: list[str], **_: Any
+    prompts: list,
+    completions: list,
+    answer: list[str],
+    prompt_format: list[str],
+    **_: Any,
 ) -> list[float]:
-    """1.0 when `mathtutor.answers.grade` finds the reference answer, else 0.0.
+    """1.0 when `mathtutor.answers.grade`, in the format's grader mode, finds the reference.
 
-    >>> correctness_reward(["q", "q"], ["#### 1,000", "#### 999"], answer=["1000", "1000"])
+    >>> correctness_reward(["q"] * 2, ["#### 1,000", "#### 999"], ["1000"] * 2, ["chat"] * 2)
     [1.0, 0.0]
     """
     return [
-        1.0 if grade(completion_text(completion), str(reference)).is_correct else 0.0
-        for completion, reference in zip(completions, answer, strict=True)
+        1.0 if grade(completion_text(c), str(ref), get_format(name).grader).is_correct else 0.0
+        for c, ref, name in zip(completions, answer, prompt_format, strict=True)
     ]
 
 
@@ -80,11 +89,10 @@ def format_score(text: str, answer_style: str = "hash") -> float:
 
 
 def format_reward(
-    prompts: list, completions: list, answer_style: list[str] | None = None, **_: Any
+    prompts: list, completions: list, prompt_format: list[str], **_: Any
 ) -> list[float]:
-    """`format_score` of each completion (style from the dataset's `answer_style` column)."""
-    styles = answer_style or ["hash"] * len(completions)
+    """`format_score` of each completion in its prompt format's answer style."""
     return [
-        format_score(completion_text(completion), style)
-        for completion, style in zip(completions, styles, strict=True)
+        format_score(completion_text(completion), get_format(name).answer_style)
+        for completion, name in zip(completions, prompt_format, strict=True)
     ]

@@ -11,6 +11,7 @@ sign-in), and pass `signed_in_user(profile)` to `mathtutor.access`, the one gate
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -129,3 +130,37 @@ def model_spec_choices() -> list[str]:
 def dataframe_value(rows: list[dict[str, Any]], columns: list[str]) -> dict[str, Any]:
     """Rows of dicts as a gr.Dataframe value with fixed columns."""
     return {"headers": columns, "data": [[row.get(c, "") for c in columns] for row in rows]}
+
+
+def field_widget(spec: dataclasses.Field, value: Any, prefix: str) -> gr.components.Component:
+    """The form component of one config dataclass field (`EvalConfig`, `TrainConfig`).
+
+    Built from the field alone: its type, `metadata["help"]` as `info=`, `metadata["choices"]`
+    as a dropdown, `metadata["range"]` as a slider; `elem_id` is `<prefix>-<field-name>`. No
+    `minimum=` on numbers: Gradio's range message does not name the field, the config's
+    validation does ("num_samples must be between 1 and 100000, got 0").
+    """
+    name, meta = spec.name, spec.metadata
+    common = {
+        "label": name.replace("_", " ").capitalize(),
+        "info": meta["help"],
+        "elem_id": f"{prefix}-{name.replace('_', '-')}",
+    }
+    if "choices" in meta:
+        return gr.Dropdown(list(meta["choices"]), value=value, **common)
+    if spec.type == "bool":
+        return gr.Checkbox(value=value, **common)
+    if "range" in meta and spec.type == "float":
+        low, high = meta["range"]
+        return gr.Slider(low, high, value=value, step=0.05, **common)
+    if "range" in meta and meta["range"][1] <= 4096:
+        low, high = meta["range"]
+        return gr.Slider(low, high, value=value, step=1, **common)
+    if spec.type == "int | None":  # e.g. batch size: empty or 0 means automatic
+        common["info"] = f"{meta['help']} 0 = automatic."
+        return gr.Number(value=value, precision=0, minimum=0, **common)
+    if spec.type.startswith("int"):
+        return gr.Number(value=value, precision=0, **common)
+    if spec.type == "float":
+        return gr.Number(value=value, step=1e-8, **common)
+    return gr.Textbox(value=",".join(value) if isinstance(value, list) else value, **common)

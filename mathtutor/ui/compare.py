@@ -7,7 +7,6 @@ minute, and a visitor's token limit is bounded (`access.VISITOR_BOUNDS`).
 from __future__ import annotations
 
 import html
-import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,17 +135,15 @@ def mark_stopped(left_md: str, right_md: str) -> tuple[str, str]:
 def random_gsm8k(seed: int | None = None) -> tuple[str, str]:
     """A random GSM8K test problem and its reference answer."""
     try:
-        problems = data.load_problems("gsm8k", split="test")
-    except (ValueError, RuntimeError, FileNotFoundError) as error:
-        raise user_error(ValueError(str(error))) from error
-    problem = random.Random(seed).choice(problems)
+        problem = data.random_problem("gsm8k", seed=seed)
+    except ValueError as error:
+        raise user_error(error) from error
     return problem.question, problem.answer
 
 
 def generated_problem(kind: str, difficulty: str, seed: int | None = None) -> tuple[str, str]:
     """A fresh generated problem (exact answer known)."""
-    rng = random.Random(seed)
-    problem = generators.random_problem(kind, difficulty, rng)
+    problem = data.random_problem(kind, difficulty, seed)
     return problem.question, problem.answer
 
 

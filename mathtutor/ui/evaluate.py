@@ -21,21 +21,24 @@ from typing import Any
 
 import gradio as gr
 
-from mathtutor import access, metrics, store
+from mathtutor import access, metrics, results, store
 from mathtutor.evaluate import EvalConfig, evaluate, export_run, running_run
+from mathtutor.metrics import format_duration
 from mathtutor.models import BASE
+from mathtutor.results import EvalSummary
 from mathtutor.ui.common import (
     GPU,
     AppContext,
     client_key,
     dataframe_value,
+    field_widget,
     gate_note,
     signed_in_user,
     system_choices,
     user_error,
 )
 
-FILTERS = ("all", "fixed", "regressed", "both wrong", "both right", "any wrong")
+FILTERS = ("all", *results.VERDICTS, "any wrong")
 ANY = "any"
 MAIN_FIELDS = ("dataset", "num_samples", "prompt_format")
 UPLOAD_FIELDS = ("question_field", "answer_field")
@@ -103,7 +106,7 @@ def start(
     verb = "finished" if report.status == "finished" else "stopped (Resume continues it)"
     text = (
         f"Run `{report.run_id}` {verb}: {report.num_records} records, "
-        f"{_duration(report.seconds)} this session."
+        f"{format_duration(report.seconds)} this session."
     )
     return text, report.run_id
 
@@ -126,41 +129,40 @@ def _reporter(progress: Any):
         elapsed, first = time.perf_counter() - begun[0], begun[1]
         eta = ""
         if done > first:
-            eta = f" · ETA {_duration(elapsed / (done - first) * (total - done))}"
+            eta = f" · ETA {format_duration(elapsed / (done - first) * (total - done))}"
         progress((done, total), desc=f"{done}/{total} completions{eta}", unit="completions")
 
     return report
 
 
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
-
-
 # --------------------------------------------------------------------------- results
-def results_table(summary: dict[str, Any]) -> dict[str, Any]:
-    rows = metrics.results_rows(summary)
+def results_table(summary: EvalSummary) -> dict[str, Any]:
+    rows = results.results_rows(summary)
     columns = list(dict.fromkeys(key for row in rows for key in row)) or ["system"]
     return dataframe_value(rows, columns)
 
 
-def accuracy_figure(summary: dict[str, Any]):
+def accuracy_figure(summary: EvalSummary):
     """Grouped bars per system: the format's grader, lm-eval strict and flexible (± stderr)."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    systems = summary.get("order", [])
-    grader = summary.get("grader", "auto")
-    series = [("accuracy", f"{grader} (numeric)"), ("strict", "strict"), ("flexible", "flexible")]
-    if any(summary["systems"][s].get("majority") for s in systems):
-        series.append(("majority", f"maj@{summary.get('num_votes')}"))
+    systems = list(summary.order)
+    stats = [summary.systems[s] for s in systems]
+    series = [
+        ("accuracy", f"{summary.grader or 'auto'} (numeric)"),
+        ("strict", "strict"),
+        ("flexible", "flexible"),
+    ]
+    if any(system.majority for system in stats):
+        series.append(("majority", f"maj@{summary.num_votes}"))
     for key, label in series:
-        estimates = [summary["systems"][s].get(key) or {} for s in systems]
+        estimates = [getattr(system, key) for system in stats]
         figure.add_bar(
             name=label,
             x=systems,
-            y=[100 * (e.get("value") or 0) for e in estimates],
-            error_y={"type": "data", "array": [100 * (e.get("stderr") or 0) for e in estimates]},
+            y=[100 * (e.value if e else 0) for e in estimates],
+            error_y={"type": "data", "array": [100 * ((e and e.stderr) or 0) for e in estimates]},
         )
     figure.update_layout(
         barmode="group",
@@ -172,14 +174,14 @@ def accuracy_figure(summary: dict[str, Any]):
     return figure
 
 
-def categories_figure(summary: dict[str, Any]):
+def categories_figure(summary: EvalSummary):
     """Stacked bars: wrong answers per error category, per system."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    systems = summary.get("order", [])
-    for category in metrics.CATEGORIES:
-        counts = [summary["systems"][s]["categories"][category] for s in systems]
+    systems = list(summary.order)
+    for category in summary.category_names:
+        counts = [summary.systems[s].category(category) for s in systems]
         figure.add_bar(name=category, x=systems, y=counts)
     figure.update_layout(
         barmode="stack",
@@ -195,11 +197,9 @@ def runs_table() -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Past runs, newest first: a table and the (label, id) choices of the run picker."""
     rows, choices = [], []
     for run in store.list_eval_runs():
-        config, summary = run["config"], run.get("summary") or {}
-        accuracy = [
-            f"{name}: {100 * ((summary['systems'][name].get('accuracy') or {}).get('value') or 0):.1f}%"
-            for name in summary.get("order", [])
-        ]
+        config, summary = run["config"], EvalSummary.from_dict(run.get("summary"))
+        shown = {name: summary.systems[name].accuracy for name in summary.order}
+        accuracy = [f"{name}: {100 * (e.value if e else 0):.1f}%" for name, e in shown.items()]
         rows.append(
             {
                 "run": run["id"],
@@ -224,10 +224,11 @@ def show_run(run_id: str | None) -> tuple:
     if run is None:
         empty = {"headers": ["system"], "data": []}
         return "", empty, None, None, gr.Dropdown(choices=[], value=None)
-    summary = run.get("summary")
-    if not summary:  # still running, or killed before its first summary
-        summary = metrics.summarize(store.load_records(run_id), run["config"]["labels"])
-    order = summary["order"]
+    if run.get("summary"):
+        summary = EvalSummary.from_dict(run["summary"])
+    else:  # still running, or killed before its first summary
+        summary = results.summarize(store.load_records(run_id), run["config"]["labels"])
+    order = list(summary.order)
     others = order[1:] or order
     status = f"Run `{run_id}`: {run['status']}" + (f" — {run['error']}" if run.get("error") else "")
     return (
@@ -240,13 +241,6 @@ def show_run(run_id: str | None) -> tuple:
 
 
 # --------------------------------------------------------------------------- error browser
-def _by_problem(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    grouped: dict[str, dict[str, dict[str, Any]]] = {}
-    for record in sorted(records, key=lambda r: r["position"]):
-        grouped.setdefault(record["problem_id"], {})[record["system"]] = record
-    return grouped
-
-
 def browse(
     records: list[dict[str, Any]],
     systems: list[str],
@@ -255,34 +249,13 @@ def browse(
     category: str = ANY,
     search: str = "",
 ) -> list[dict[str, Any]]:
-    """Problems of a run, filtered; `fixed`/`regressed` compare systems[0] with `other`."""
-    first = systems[0]
-    other = other if other in systems else first
-    needle = (search or "").strip().lower()
+    """Table rows of `results.select_problems` (fixed/regressed: systems[0] vs `other`)."""
+    chosen = None if category == ANY else category
     rows = []
-    for problem_id, by_system in _by_problem(records).items():
-        a, b = by_system.get(first), by_system.get(other)
-        if verdict != "all":
-            if a is None or b is None:
-                continue
-            pair = (a["is_correct"], b["is_correct"])
-            wanted = {
-                "fixed": pair == (False, True),
-                "regressed": pair == (True, False),
-                "both wrong": pair == (False, False),
-                "both right": pair == (True, True),
-                "any wrong": not all(r["is_correct"] for r in by_system.values()),
-            }
-            if not wanted[verdict]:
-                continue
-        if category != ANY and not any(r["category"] == category for r in by_system.values()):
-            continue
+    for by_system in results.select_problems(records, systems, other, verdict, chosen, search):
         sample = next(iter(by_system.values()))
-        texts = [problem_id, sample["question"], *(r["completion"] for r in by_system.values())]
-        if needle and not any(needle in text.lower() for text in texts):
-            continue
         row = {
-            "problem": problem_id,
+            "problem": sample["problem_id"],
             "question": _short(sample["question"], 90),
             "reference": sample["answer"],
         }
@@ -297,7 +270,7 @@ def _verdict(record: dict[str, Any]) -> str:
     answer = record["extracted"] if record["extracted"] is not None else "—"
     if record["is_correct"]:
         return f"✓ {answer}"
-    return f"✗ {answer} · {record['category']}"
+    return f"✗ {answer} · {record.get('category', '?')}"
 
 
 def _short(text: str, limit: int) -> str:
@@ -341,7 +314,7 @@ def problem_detail(run_id: str | None, problem_id: str | None) -> str:
     """Handler: question, reference solution and every system's completion, slips marked."""
     if not run_id or not problem_id:
         return "<p><em>Pick a problem in the table.</em></p>"
-    by_system = _by_problem(store.load_records(run_id)).get(problem_id)
+    by_system = results.by_problem(store.load_records(run_id)).get(problem_id)
     if not by_system:
         return f"<p>No records for problem {html.escape(problem_id)}.</p>"
     sample = next(iter(by_system.values()))
@@ -353,7 +326,7 @@ def problem_detail(run_id: str | None, problem_id: str | None) -> str:
         f"<pre {pre}>{html.escape(reference)}</pre></details>",
     ]
     for name, record in by_system.items():
-        mark = "✅ correct" if record["is_correct"] else f"❌ {record['category']}"
+        mark = "✅ correct" if record["is_correct"] else f"❌ {record.get('category', '?')}"
         extracted = record["extracted"] if record["extracted"] is not None else "no answer"
         parts.append(
             f"<h5>{html.escape(name)}: {mark} · answer <code>{html.escape(extracted)}</code>"
@@ -365,7 +338,9 @@ def problem_detail(run_id: str | None, problem_id: str | None) -> str:
 
 def send_to_compare(run_id: str | None, problem_id: str | None) -> tuple[str, str, Any]:
     """Handler: the problem and its answer into the Compare tab, and switch to it."""
-    records = _by_problem(store.load_records(run_id)).get(problem_id or "") if run_id else None
+    records = (
+        results.by_problem(store.load_records(run_id)).get(problem_id or "") if run_id else None
+    )
     if not records:
         raise gr.Error("Pick a problem first.", print_exception=False)
     sample = next(iter(records.values()))
@@ -394,35 +369,6 @@ def export(run_id: str | None, file_format: str) -> str:
 
 
 # --------------------------------------------------------------------------- layout
-def _widget(spec_field: dataclasses.Field) -> gr.components.Component:
-    """One form component for one `EvalConfig` field: its type, default, help and range."""
-    name, meta = spec_field.name, spec_field.metadata
-    common = {
-        "label": name.replace("_", " ").capitalize(),
-        "info": meta["help"],
-        "elem_id": f"eval-{name.replace('_', '-')}",
-    }
-    default = spec_field.default
-    if "choices" in meta:
-        return gr.Dropdown(list(meta["choices"]), value=default, **common)
-    if spec_field.type == "bool":
-        return gr.Checkbox(value=default, **common)
-    if "range" in meta and spec_field.type == "float":
-        low, high = meta["range"]
-        return gr.Slider(low, high, value=default, step=0.05, **common)
-    if "range" in meta and meta["range"][1] <= 4096:
-        low, high = meta["range"]
-        return gr.Slider(low, high, value=default, step=1, **common)
-    if spec_field.type == "int | None":  # e.g. batch size: empty or 0 means automatic
-        common["info"] = f"{meta['help']} 0 = automatic."
-        return gr.Number(value=default, precision=0, minimum=0, **common)
-    if spec_field.type.startswith("int"):
-        # No `minimum=`: Gradio's own range message does not name the field; the config's
-        # validation does ("num_samples must be between 1 and 100000, got 0").
-        return gr.Number(value=default, precision=0, **common)
-    return gr.Textbox(value=default, **common)
-
-
 def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
@@ -442,7 +388,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
         for spec_field in FORM_FIELDS:
             if spec_field.name in MAIN_FIELDS:
-                widgets[spec_field.name] = _widget(spec_field)
+                widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
     with gr.Group(visible=False) as upload_group, gr.Row():
         upload = gr.File(
             label="Your problems (JSONL / JSON / CSV)",
@@ -452,11 +398,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
         for spec_field in FORM_FIELDS:
             if spec_field.name in UPLOAD_FIELDS:
-                widgets[spec_field.name] = _widget(spec_field)
+                widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
     with gr.Accordion("Settings", open=False), gr.Row():
         for spec_field in FORM_FIELDS:
             if spec_field.name not in (*MAIN_FIELDS, *UPLOAD_FIELDS):
-                widgets[spec_field.name] = _widget(spec_field)
+                widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
     with gr.Row():
         start_button = gr.Button("Start evaluation", variant="primary", elem_id="eval-start")
         stop_button = gr.Button("Stop", elem_id="eval-stop")

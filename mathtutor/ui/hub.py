@@ -13,24 +13,20 @@ onto a Space is for its owner and admins too (it writes to the Space's disk and 
 visitor's model lists). gradio's local sign-in mock hands out a placeholder token, which
 `hub.get_token` skips. No output ever contains a token.
 
-The model card shown before a push is rendered from what mathtutor knows about the adapter:
-its base model (adapter_config.json), its training run (config.yaml, metrics.jsonl) when it
-came from one, and the newest evaluation in the store that included it as a system.
+The model card shown before a push and pushed with it is `model_card.card_for_adapter`, the
+same card `python -m mathtutor.hub push` uploads.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from mathtutor import access, hub, store
-from mathtutor.model_card import CardInfo, EvalResult, TrainingSummary, render_model_card
+from mathtutor import access, hub
+from mathtutor.model_card import card_for_adapter, find_adapter, local_adapters, repo_name
 from mathtutor.models import BUNDLED, BUNDLED_HUB_ID, base_model_id, read_adapter_config
 from mathtutor.ui.common import AppContext, dataframe_value, gate_note, signed_in_user, user_error
 from mathtutor.zerogpu import on_zerogpu
@@ -44,27 +40,6 @@ TRAINING_NEEDS_GPU = (
 )
 SEARCH_COLUMNS = ["repo id", "base model", "downloads", "likes", "updated"]
 MY_COLUMNS = ["repo id", "base model", "visibility", "updated", "downloads"]
-# Training settings a model card lists (names of training.config.TrainConfig fields).
-CARD_HYPERPARAMETERS = (
-    "method", "finetune", "lora_rank", "lora_alpha", "lora_dropout", "target_modules", "dataset",
-    "num_train_samples", "prompt_format", "epochs", "max_steps", "learning_rate", "lr_scheduler",
-    "batch_size", "gradient_accumulation_steps", "max_seq_length", "seed",
-)  # fmt: skip
-GRPO_HYPERPARAMETERS = ("num_generations", "beta", "temperature", "max_completion_length")
-# mathtutor dataset name -> (Hub dataset id, display name, config) for model-index results.
-EVAL_DATASETS = {
-    "gsm8k": ("openai/gsm8k", "GSM8K", "main"),
-    "gsm8k-socratic": ("openai/gsm8k", "GSM8K", "socratic"),
-}
-
-
-@dataclass
-class LocalAdapter:
-    """An adapter on this machine that can be pushed."""
-
-    name: str  # registered name, or the training run id
-    path: Path  # the adapter directory
-    source: str  # "train:<run id>", "hub:<repo id>" or "local"
 
 
 # --------------------------------------------------------------------------- sign-in
@@ -130,19 +105,6 @@ def sign_in_status(
 
 
 # --------------------------------------------------------------------------- local adapters
-def local_adapters() -> list[LocalAdapter]:
-    """Registered adapters, then finished training runs' adapters not registered (no repeats)."""
-    found: dict[Path, LocalAdapter] = {}
-    for row in store.list_adapters():
-        path = Path(row["path"]).resolve()
-        found.setdefault(path, LocalAdapter(row["name"], path, row["source"]))
-    for run in store.list_train_runs():
-        path = (Path(run["run_dir"]) / "adapter").resolve()
-        if run["status"] == "finished" and (path / "adapter_config.json").is_file():
-            found.setdefault(path, LocalAdapter(run["id"], path, f"train:{run['id']}"))
-    return list(found.values())
-
-
 def adapter_choices() -> list[tuple[str, str]]:
     """(label, adapter directory) pairs for the push picker."""
     return [(f"{a.name} ({a.source})", str(a.path)) for a in local_adapters()]
@@ -156,162 +118,12 @@ def refresh_adapters(current: str | None) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=value)
 
 
-def _local(adapter_dir: str) -> LocalAdapter:
-    """The listed adapter at this directory, or an unlisted one named after the directory."""
-    if not adapter_dir or not str(adapter_dir).strip():
-        raise ValueError("adapter: pick an adapter to push (train one, or pull one first)")
-    path = Path(adapter_dir).expanduser().resolve()
-    for adapter in local_adapters():
-        if adapter.path == path:
-            return adapter
-    return LocalAdapter(path.name, path, "local")
-
-
-def repo_name(name: str) -> str:
-    """A Hub-valid repo name from an adapter name.
-
-    >>> repo_name("alice/tiny lora--v2")
-    'tiny-lora-v2'
-    """
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name.split("/")[-1])
-    name = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", name)).strip("-.")
-    return name[:96].strip("-.") or "mathtutor-adapter"
-
-
 def default_repo(adapter_dir: str, username: str) -> str:
     """Handler: `<user>/<adapter name>` (just the name when nobody is signed in)."""
     if not adapter_dir:
         return ""
-    name = repo_name(_local(adapter_dir).name)
+    name = repo_name(find_adapter(adapter_dir).name)
     return f"{username}/{name}" if username else name
-
-
-# --------------------------------------------------------------------------- the model card
-def card_info(adapter_dir: str, repo_id: str) -> CardInfo:
-    """What the card says: base model, training run and the newest evaluation of the adapter."""
-    adapter = _local(adapter_dir)
-    config = read_adapter_config(adapter.path)
-    base = base_model_id(config.get("base_model_name_or_path") or "") or "unknown"
-    info = CardInfo(base_model=base, adapter_repo=repo_id.strip() or repo_name(adapter.name))
-    run_dir = _run_dir(adapter)
-    if run_dir is not None:
-        train_config = _read_yaml(run_dir / "config.yaml")
-        keys = CARD_HYPERPARAMETERS
-        if train_config.get("method") == "grpo":
-            keys += GRPO_HYPERPARAMETERS
-        info.hyperparameters = {k: train_config[k] for k in keys if k in train_config}
-        info.recipe = train_config.get("recipe") or None
-        info.training = training_summary(run_dir / "metrics.jsonl")
-        dataset = train_config.get("dataset")
-        if dataset and dataset not in EVAL_DATASETS:
-            info.datasets = []  # generated or uploaded problems: no Hub dataset to name
-        info.description = f"Trained in the mathtutor run `{run_dir.name}`."
-    evaluation = newest_evaluation(adapter)
-    if evaluation is not None:
-        info.evaluations = [evaluation]
-    return info
-
-
-def _run_dir(adapter: LocalAdapter) -> Path | None:
-    """The training run directory an adapter came from, if any."""
-    if adapter.source.startswith("train:"):
-        run = store.get_train_run(adapter.source.removeprefix("train:"))
-        if run is not None and Path(run["run_dir"]).is_dir():
-            return Path(run["run_dir"])
-    parent = adapter.path.parent
-    if adapter.path.name == "adapter" and (parent / "config.yaml").is_file():
-        return parent
-    return None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        return {}
-    try:
-        loaded = yaml.safe_load(path.read_text("utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {error}") from error
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def training_summary(metrics_path: Path) -> TrainingSummary | None:
-    """The end of a run's curve from metrics.jsonl (training/callbacks.py rows); None if empty."""
-    rows = []
-    if metrics_path.is_file():
-        for line in metrics_path.read_text("utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a crash
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-    if not rows:
-        return None
-
-    def last(key: str) -> float | None:
-        return next(
-            (row[key] for row in reversed(rows) if isinstance(row.get(key), (int, float))), None
-        )
-
-    end = next((row for row in reversed(rows) if row.get("event") == "end"), {})
-    return TrainingSummary(
-        steps=int(last("step") or 0),
-        final_train_loss=last("loss"),
-        final_eval_loss=last("eval_loss"),
-        epochs=last("epoch"),
-        seconds=end.get("train_runtime") or last("elapsed"),
-    )
-
-
-def newest_evaluation(adapter: LocalAdapter) -> EvalResult | None:
-    """Strict/flexible match of the adapter in the newest evaluation run that included it.
-
-    A run names its systems as given (registered name, directory or Hub id) in
-    `config["systems"]`; the summary is keyed by `config["labels"]` at the same position.
-    """
-    aliases = {adapter.name, str(adapter.path)}
-    if adapter.source.startswith("hub:"):
-        aliases.add(adapter.source.removeprefix("hub:"))
-    for run in store.list_eval_runs():
-        summary, config = run.get("summary"), run.get("config") or {}
-        if not isinstance(summary, dict):
-            continue
-        systems = config.get("systems") or []
-        labels = config.get("labels") or summary.get("order") or systems
-        for position, system in enumerate(systems):
-            if system not in aliases and _resolved(system) != adapter.path:
-                continue
-            label = labels[position] if position < len(labels) else system
-            result = _eval_result(summary.get("systems", {}).get(label), summary, config)
-            if result is not None:
-                return result
-    return None
-
-
-def _resolved(system: str) -> Path | None:
-    path = Path(system).expanduser()
-    return path.resolve() if path.is_dir() else None
-
-
-def _eval_result(stats: Any, summary: dict, config: dict) -> EvalResult | None:
-    if not isinstance(stats, dict) or not stats.get("strict") or not stats.get("flexible"):
-        return None
-    name = config.get("dataset", "gsm8k")
-    dataset, display, subset = EVAL_DATASETS.get(name, (f"mathtutor/{name}", name, "default"))
-    return EvalResult(
-        strict_match=stats["strict"]["value"],
-        flexible_match=stats["flexible"]["value"],
-        num_samples=int(stats["strict"]["n"]),
-        prompt_format=summary.get("prompt_format") or config.get("prompt_format", "chat"),
-        strict_match_stderr=stats["strict"].get("stderr"),
-        flexible_match_stderr=stats["flexible"].get("stderr"),
-        dataset=dataset,
-        dataset_name=display,
-        config=subset,
-        split=config.get("split", "test"),
-    )
 
 
 def card_preview(adapter_dir: str, repo_id: str) -> str:
@@ -319,7 +131,7 @@ def card_preview(adapter_dir: str, repo_id: str) -> str:
     if not adapter_dir:
         return "*Pick an adapter to see its model card.*"
     try:
-        card = render_model_card(card_info(adapter_dir, repo_id))
+        card = card_for_adapter(adapter_dir, repo_id)
     except Exception as error:
         raise user_error(error) from error
     _, meta, body = card.split("---\n", 2)
@@ -345,9 +157,9 @@ def push(
     try:
         token = acting_token(oauth_token, profile)
         repo_id = _owned(repo_id, token)
-        card = render_model_card(card_info(adapter_dir, repo_id))
+        card = card_for_adapter(adapter_dir, repo_id)
         url = hub.push_adapter(
-            _local(adapter_dir).path, repo_id, token, bool(private), commit_message, card=card
+            find_adapter(adapter_dir).path, repo_id, token, bool(private), commit_message, card=card
         )
     except Exception as error:
         raise user_error(error) from error

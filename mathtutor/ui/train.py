@@ -14,7 +14,6 @@ check it on the server, and the buttons are disabled with a note for everyone el
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import time
 from pathlib import Path
@@ -23,8 +22,16 @@ from typing import Any
 import gradio as gr
 
 from mathtutor import access
+from mathtutor.metrics import format_duration
 from mathtutor.paths import check_id
-from mathtutor.ui.common import AppContext, dataframe_value, gate_note, signed_in_user, user_error
+from mathtutor.ui.common import (
+    AppContext,
+    dataframe_value,
+    field_widget,
+    gate_note,
+    signed_in_user,
+    user_error,
+)
 from mathtutor.zerogpu import on_zerogpu
 from training import runs
 from training.config import SECTIONS, TrainConfig, fields_by_section
@@ -112,19 +119,11 @@ def estimate_markdown(values: list[Any]) -> str:
         (
             "Time",
             f"~{result.seconds_per_step:.1f} s/step × {result.total_steps} steps "
-            f"≈ {_duration(result.total_seconds)} (rough)",
+            f"≈ {format_duration(result.total_seconds)} (rough)",
         ),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     return f"{icon} **{result.verdict}**\n\n| | |\n|---|---|\n{table}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # --------------------------------------------------------------------------- run control
@@ -171,7 +170,7 @@ def progress(info: runs.RunInfo, rows: list[dict[str, Any]]) -> tuple[float, str
     last = timed[-1]
     per_step = (last["time"] - begin["time"]) / (last["step"] - begin["step"])
     remaining = per_step * (info.max_steps - info.step)
-    return percent, f"{per_step:.1f} s/step, about {_duration(remaining)} left"
+    return percent, f"{per_step:.1f} s/step, about {format_duration(remaining)} left"
 
 
 def status_markdown(info: runs.RunInfo, eta: str) -> str:
@@ -266,25 +265,6 @@ def overlay(first: str | None, second: str | None) -> Any:
 
 
 # --------------------------------------------------------------------------- layout
-def _widget(item: dataclasses.Field, value: Any) -> gr.components.Component:
-    """One component per TrainConfig field: dropdown for choices, checkbox, number or text."""
-    common = {
-        "label": item.name.replace("_", " "),
-        "info": item.metadata["help"],
-        "elem_id": f"train-{item.name.replace('_', '-')}",
-    }
-    if "choices" in item.metadata:
-        return gr.Dropdown(list(item.metadata["choices"]), value=value, **common)
-    if item.type == "bool":
-        return gr.Checkbox(value=value, **common)
-    # No `minimum=`: Gradio's range message would not name the field; TrainConfig's does.
-    if item.type == "int":
-        return gr.Number(value=value, precision=0, **common)
-    if item.type == "float":
-        return gr.Number(value=value, step=1e-8, **common)
-    return gr.Textbox(value=_shown(value), **common)
-
-
 def _handle(function):
     """Wrap a handler so errors reach the browser as clear messages."""
 
@@ -320,7 +300,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             for first in range(0, len(items), FIELDS_PER_ROW):  # rows of a few, not one long row
                 with gr.Row():
                     for item in items[first : first + FIELDS_PER_ROW]:
-                        widget = _widget(item, getattr(start, item.name))
+                        widget = field_widget(item, getattr(start, item.name), "train")
                         widgets.append(widget)
                         by_name[item.name] = widget
     with gr.Row():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import random
 import re
 from collections.abc import Iterator
 
@@ -139,7 +138,7 @@ def _on_gpu(action: str):
 # --------------------------------------------------------------------------- handlers
 def pick_generated(difficulty: str) -> tuple:
     """A fresh word problem from the generators; outputs cleared, its answer kept hidden."""
-    problem = generators.random_problem("arithmetic", difficulty or "easy", random.Random())
+    problem = data.random_problem("arithmetic", difficulty or "easy")
     known = {"problem": problem.question, "reference": problem.answer}
     return (problem.question, known, *_cleared())
 
@@ -147,10 +146,9 @@ def pick_generated(difficulty: str) -> tuple:
 def pick_gsm8k() -> tuple:
     """A random GSM8K test problem; its answer kept hidden."""
     try:
-        problems = data.load_problems("gsm8k", split="test")
-    except (ValueError, RuntimeError, FileNotFoundError) as error:
-        raise user_error(ValueError(str(error))) from error
-    problem = random.choice(problems)
+        problem = data.random_problem("gsm8k")
+    except ValueError as error:
+        raise user_error(error) from error
     known = {"problem": problem.question, "reference": problem.answer}
     return (problem.question, known, *_cleared())
 
