@@ -144,7 +144,7 @@ def bench_throughput(num_problems: int, max_new_tokens: int, batch_size: int | N
 
 def bench_accuracy(num_problems: int, max_new_tokens: int, batch_size: int | None) -> None:
     from mathtutor.evaluate import EvalConfig, evaluate
-    from mathtutor.metrics import format_table
+    from mathtutor.results import format_table
 
     config = EvalConfig(
         model="bundled",
@@ -156,15 +156,15 @@ def bench_accuracy(num_problems: int, max_new_tokens: int, batch_size: int | Non
     )
     started = time.perf_counter()
     report = evaluate(config)
-    base = report.summary["systems"]["base"]
+    base = report.summary.systems["base"]
     print(
         f"base bundled SmolLM2-135M-Instruct, {num_problems} GSM8K test problems (seed 0), "
         f"chat format, greedy, max_new_tokens={max_new_tokens}"
     )
     for key in ("strict", "flexible", "accuracy"):
-        estimate = base[key]
+        estimate = getattr(base, key)
         name = "auto (numeric)" if key == "accuracy" else key
-        print(f"  {name:15s} {100 * estimate['value']:5.1f}% ± {100 * estimate['stderr']:.1f}")
+        print(f"  {name:15s} {100 * estimate.value:5.1f}% ± {100 * estimate.stderr:.1f}")
     print(format_table(report.summary))
     print(f"({time.perf_counter() - started:.0f} s)")
 

@@ -99,12 +99,12 @@ def _evaluate(config, systems: list[str], num_samples: int, calculator: bool = F
                 calculator=calculator,
             )
         )
-        for label, system in zip(systems, report.summary["order"], strict=True):
-            metrics = report.summary["systems"][system]
+        for label, system in zip(systems, report.summary.order, strict=True):
+            metrics = report.summary.systems[system]
             row = totals.setdefault(label, {"correct": 0, "formatted": 0, "n": 0})
-            row["correct"] += round(metrics["accuracy"]["value"] * metrics["n"])
-            row["formatted"] += round(metrics["format_rate"] * metrics["n"])
-            row["n"] += metrics["n"]
+            row["correct"] += round(metrics.accuracy.value * metrics.n)
+            row["formatted"] += round(metrics.format_rate * metrics.n)
+            row["n"] += metrics.n
     return totals
 
 

@@ -477,7 +477,7 @@ def row_evaluation(check: Check) -> dict:
     )  # fmt: skip
     report = evaluate(config)
     engine_rate = sizes.eval_problems / report.seconds * 60
-    accuracy = report.summary["systems"]["base"]["accuracy"]["value"]
+    accuracy = report.summary.systems["base"].accuracy.value
     loaded = load_model(check.main_model, device=check.device)
     problems = load_problems("gsm8k", split="test", num_samples=sizes.eval_problems, seed=0)
     stops = stop_sequences("chat")
@@ -586,7 +586,7 @@ def row_vllm(check: Check) -> dict:
     config = EvalConfig(model=check.main_model, dataset="gsm8k", num_samples=sizes.eval_problems,
                         max_new_tokens=sizes.eval_tokens, backend="vllm")  # fmt: skip
     report = evaluate(config)
-    accuracy = report.summary["systems"]["base"]["accuracy"]["value"]
+    accuracy = report.summary.systems["base"].accuracy.value
     return {
         "vLLM engine": f"{sizes.eval_problems / report.seconds * 60:,.1f} problems/min "
         "(engine start included)",
