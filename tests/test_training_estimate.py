@@ -67,7 +67,8 @@ def test_every_seed_recipe_states_its_gpu_need_or_why_not():
             result = estimate(config, memory=("cpu", 1000.0))
         except ValueError as error:  # offline: a Hub model's config cannot be read
             assert config.model != "bundled"
-            assert f"cannot read the config of {config.model!r}" in str(error)
+            assert f"model {config.model!r} could not be loaded from the Hub" in str(error)
+            assert "These load offline: bundled" in str(error)
             continue
         assert result.gpu_gb > 0
         if config.recipe == "bundled-quick":
