@@ -520,11 +520,9 @@ class _Engine:
     def generate(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         if self.backend == "vllm":
             return self._generate_vllm(prompts, adapters)
-        from mathtutor.generate import generate_batch
+        from mathtutor.jobs import generate_chunk  # background priority, a ZeroGPU call
 
-        return generate_batch(
-            self.loaded, prompts, adapters, self.settings, batch_size=len(prompts)
-        )
+        return generate_chunk(self.config.model, prompts, adapters, self.settings)
 
     def _generate_vllm(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         """vLLM with per-request LoRA (`LoRARequest`); GPU only, see `pick_backend`."""

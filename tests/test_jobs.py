@@ -1,0 +1,176 @@
+"""Fair scheduling: an evaluation runs as a background job and Compare does not wait for it.
+
+Timing is never asserted: the model lock counts the forward steps it grants per priority
+(`ModelLock.acquisitions`), so "Compare waited at most a step or two of the evaluation" is a
+count of background steps granted while a Compare ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import pytest
+
+from mathtutor import store
+from mathtutor.compare import compare_stream
+from mathtutor.evaluate import EvalConfig, evaluate
+from mathtutor.generate import GenerationSettings
+from mathtutor.jobs import chunk_seconds, current_job, start_evaluation, stop_job
+from mathtutor.models import BACKGROUND, INTERACTIVE, ModelLock, background_priority, load_model
+
+# Records fields that depend on when a run happened, not on what it computed.
+RUN_FIELDS = ("seconds", "created", "run_id", "id")
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MATHTUTOR_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def long_config(model_dir, **changes) -> EvalConfig:
+    """Many short problems in small batches: a run of a few hundred decoding steps."""
+    values = dict(
+        model=str(model_dir),
+        dataset="arithmetic",
+        num_samples=48,
+        prompt_format="qa",
+        max_new_tokens=24,
+        batch_size=4,
+    )
+    return EvalConfig(**(values | changes))
+
+
+def comparable(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in RUN_FIELDS} for r in records]
+
+
+def wait_until(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- the lock
+def test_a_waiting_interactive_step_goes_before_a_waiting_background_step():
+    lock, order = ModelLock(grace=0.0), []
+
+    def take(kind: str) -> None:
+        context = background_priority() if kind == BACKGROUND else contextlib.nullcontext()
+        with context, lock:
+            order.append(kind)
+
+    lock.acquire()  # held by "the evaluation's current step"
+    background = threading.Thread(target=take, args=(BACKGROUND,))
+    background.start()
+    wait_until(lambda: len(lock._waiting[BACKGROUND]) == 1)
+    interactive = threading.Thread(target=take, args=(INTERACTIVE,))
+    interactive.start()
+    wait_until(lambda: len(lock._waiting[INTERACTIVE]) == 1)
+    lock.release()
+    background.join(10)
+    interactive.join(10)
+    assert order == [INTERACTIVE, BACKGROUND]
+    assert lock.acquisitions == {INTERACTIVE: 2, BACKGROUND: 1}
+
+
+def test_background_steps_leave_a_grace_after_an_interactive_step():
+    lock, order = ModelLock(grace=30.0), []
+    with lock:  # an interactive step
+        pass
+
+    def background() -> None:
+        with background_priority(), lock:
+            order.append(BACKGROUND)
+
+    thread = threading.Thread(target=background, daemon=True)
+    thread.start()
+    wait_until(lambda: len(lock._waiting[BACKGROUND]) == 1)
+    for _ in range(3):  # the next steps of the same request are not overtaken
+        with lock:
+            order.append(INTERACTIVE)
+    assert order == [INTERACTIVE] * 3
+    lock.grace = 0.0
+    with lock:  # wakes the waiter, which now finds the grace over
+        pass
+    thread.join(10)
+    assert order == [INTERACTIVE] * 3 + [BACKGROUND]
+
+
+def test_the_lock_can_be_released_from_another_thread():
+    lock = ModelLock()
+    lock.acquire()
+    thread = threading.Thread(target=lock.release)
+    thread.start()
+    thread.join(10)
+    assert not lock.locked()
+    with pytest.raises(RuntimeError, match="unlocked"):
+        lock.release()
+
+
+# --------------------------------------------------------------------------- the job
+def test_compare_during_an_evaluation_waits_only_a_step_and_records_are_identical(
+    home, tiny_model_dir
+):
+    loaded = load_model(str(tiny_model_dir))
+    settings = GenerationSettings(max_new_tokens=16)
+    solo_before = loaded.lock.acquisitions[INTERACTIVE]
+    *_, solo = compare_stream(loaded, "What is 2 + 3?", ["base", "base"], "qa", settings)
+    solo_steps = loaded.lock.acquisitions[INTERACTIVE] - solo_before
+
+    job = start_evaluation(long_config(tiny_model_dir))
+    assert current_job() is job
+    with pytest.raises(ValueError, match="already running"):
+        start_evaluation(long_config(tiny_model_dir))
+    wait_until(lambda: loaded.lock.acquisitions[BACKGROUND] > 0)  # the evaluation is decoding
+    waits = []
+    for problem in ("What is 2 + 3?", "Tom has 4 apples and eats 1. How many are left?"):
+        background = loaded.lock.acquisitions[BACKGROUND]
+        interactive = loaded.lock.acquisitions[INTERACTIVE]
+        *_, panes = compare_stream(loaded, problem, ["base", "base"], "qa", settings)
+        assert all(pane.done for pane in panes)
+        waits.append(loaded.lock.acquisitions[BACKGROUND] - background)
+        if problem == "What is 2 + 3?":  # the same request as alone: same steps, same text
+            assert loaded.lock.acquisitions[INTERACTIVE] - interactive == solo_steps
+            assert [pane.text for pane in panes] == [pane.text for pane in solo]
+    assert job.running, "the evaluation should still be running after the Compare requests"
+    # At most the evaluation step in flight when each Compare arrived (plus one for luck).
+    assert all(wait <= 2 for wait in waits), waits
+    assert job.wait(300) and job.status == "finished", job.error
+    assert job.done == job.total == 48 and job.eta() is None and job.rate()
+
+    alone = evaluate(long_config(tiny_model_dir))
+    assert comparable(store.load_records(job.run_id)) == comparable(
+        store.load_records(alone.run_id)
+    )
+
+
+def test_stop_ends_the_job_after_a_batch_and_resume_finishes_it(home, tiny_model_dir):
+    loaded = load_model(str(tiny_model_dir))
+    job = start_evaluation(long_config(tiny_model_dir, num_samples=24))
+    wait_until(lambda: job.done > 0 or not job.running)
+    assert job.run_id and (job.eta() is None or job.eta() >= 0)
+    assert stop_job() is job
+    assert job.wait(120) and job.status == "stopped"
+    assert 0 < job.done < 24 and store.get_eval_run(job.run_id)["status"] == "stopped"
+    assert stop_job() is None  # nothing running
+
+    resumed = start_evaluation(EvalConfig(run_id=job.run_id))
+    assert resumed.run_id == job.run_id  # known at once for a resume
+    assert resumed.wait(120) and resumed.status == "finished", resumed.error
+    assert len(store.load_records(job.run_id)) == 24
+    assert loaded.lock.acquisitions[BACKGROUND] > 0
+
+
+def test_a_failing_job_reports_one_line(home, tiny_model_dir):
+    job = start_evaluation(EvalConfig(run_id="no-such-run"))
+    assert job.wait(60) and job.status == "failed"
+    assert job.error.startswith("run_id 'no-such-run': no such evaluation run")
+
+
+def test_chunk_duration_grows_with_the_work():
+    assert chunk_seconds(64, 30) < chunk_seconds(512, 30) < chunk_seconds(512, 60)
+    assert chunk_seconds(4096, 200) == 300
