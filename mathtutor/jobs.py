@@ -56,6 +56,10 @@ class EvalJob:
     def running(self) -> bool:
         return self.status in ("starting", "running")
 
+    @property
+    def stopping(self) -> bool:
+        return self.running and self._stop.is_set()
+
     def rate(self) -> float | None:
         """Records per second measured in this job (records of a resumed run not counted)."""
         if self._first is None or self._last is None or self._last[1] <= self._first[1]:
