@@ -211,12 +211,14 @@ class ModelLock:
 
     Like `threading.Lock` (and unlike an RLock) it is not owned by a thread: Gradio may close
     a streaming generator from another thread than the one that took it.
-    `acquisitions` counts the steps granted per kind (tests and benchmarks read it).
+    `acquisitions` counts the steps granted per kind and `history` keeps the kinds of the
+    last steps in the order they were granted (tests and benchmarks read them).
     """
 
     def __init__(self, grace: float = 0.25) -> None:
         self.grace = grace
         self.acquisitions = {INTERACTIVE: 0, BACKGROUND: 0}
+        self.history: deque[str] = deque(maxlen=10_000)
         self._condition = threading.Condition(threading.Lock())
         self._holder: str | None = None
         self._waiting: dict[str, deque[object]] = {INTERACTIVE: deque(), BACKGROUND: deque()}
@@ -248,6 +250,7 @@ class ModelLock:
             queue.popleft()
             self._holder = kind
             self.acquisitions[kind] += 1
+            self.history.append(kind)
         return True
 
     def release(self) -> None:

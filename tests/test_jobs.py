@@ -174,3 +174,91 @@ def test_a_failing_job_reports_one_line(home, tiny_model_dir):
 def test_chunk_duration_grows_with_the_work():
     assert chunk_seconds(64, 30) < chunk_seconds(512, 30) < chunk_seconds(512, 60)
     assert chunk_seconds(4096, 200) == 300
+
+
+# --------------------------------------------------------------------------- the real app
+@pytest.fixture()
+def app_url(home, tiny_model_dir, monkeypatch):
+    """The whole app (`app.build_demo`) on the tiny model, served on a free port."""
+    import socket
+
+    monkeypatch.setenv("MATHTUTOR_MODEL", str(tiny_model_dir))
+    import app
+
+    demo = app.build_demo()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo.queue(default_concurrency_limit=4).launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True
+    )
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+def start_inputs(model_dir, **changes) -> list:
+    """The Evaluate form's values in the order its Start event sends them."""
+    from mathtutor.ui import evaluate as tab
+
+    values = {f.name: f.default for f in tab.FORM_FIELDS}
+    values.update(dataset="arithmetic", num_samples=48, prompt_format="qa")
+    values.update(max_new_tokens=24, batch_size=4)
+    values.update(changes)
+    main = [f.name for f in tab.FORM_FIELDS if f.name in tab.MAIN_FIELDS]
+    upload = [f.name for f in tab.FORM_FIELDS if f.name in tab.UPLOAD_FIELDS]
+    rest = [f.name for f in tab.FORM_FIELDS if f.name not in (*main, *upload)]
+    return [str(model_dir), ["base"], None, *(values[name] for name in main + upload + rest)]
+
+
+def compare_inputs(model_dir, problem: str) -> list:
+    # spec, left, right, problem, reference, format, max tokens, temperature, top_p, seed, calc
+    return [str(model_dir), "base", "base", problem, "", "qa", 16, 0, 1, 0, False]
+
+
+def test_compare_through_the_app_is_not_queued_behind_an_evaluation(app_url, tiny_model_dir):
+    from gradio_client import Client
+
+    loaded = load_model(str(tiny_model_dir))
+    problem = "Sam has 7 pens and buys 5 more. How many pens?"
+    *_, solo = compare_stream(
+        loaded, problem, ["base", "base"], "qa", GenerationSettings(max_new_tokens=16)
+    )
+    client = Client(app_url, verbose=False)
+    status, *_ = client.predict(*start_inputs(tiny_model_dir), api_name="/on_start")
+    assert "starting" in status or "running" in status  # Start returned at once
+    job = current_job()
+    wait_until(lambda: loaded.lock.acquisitions[BACKGROUND] > 0)
+    loaded.lock.history.clear()
+    left, right, left_md, *_ = client.predict(
+        *compare_inputs(tiny_model_dir, problem), api_name="/run_compare"
+    )
+    assert job.running, "the evaluation should outlast the Compare request"
+    steps = list(loaded.lock.history)
+    first, last = steps.index(INTERACTIVE), len(steps) - 1 - steps[::-1].index(INTERACTIVE)
+    during = steps[first : last + 1]
+    assert during.count(INTERACTIVE) == len(during) - during.count(BACKGROUND)
+    # The Compare's steps ran back to back: no evaluation step slipped between them.
+    assert during.count(BACKGROUND) <= 2, during
+    shown = [chat[-1]["content"][0]["text"] for chat in (left, right)]
+    assert shown == [pane.text or "…" for pane in solo]  # the same greedy text as alone
+    client.close()
+    assert job.wait(300) and job.status == "finished", job.error
+
+
+def test_the_job_survives_the_client_disconnecting(app_url, tiny_model_dir):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    inputs = start_inputs(tiny_model_dir, num_samples=64, max_new_tokens=32, batch_size=2)
+    client.predict(*inputs, api_name="/on_start")
+    client.close()  # the browser tab is closed
+    job = current_job()
+    assert job.running, (job.status, job.error)
+    later = Client(app_url, verbose=False)  # a new page re-attaches to the running job
+    status, seen, *_ = later.predict(None, api_name="/on_tick")
+    assert job.status in ("starting", "running") and ("running" in status or "starting" in status)
+    later.close()
+    assert job.wait(300) and job.status == "finished", job.error
+    assert len(store.load_records(job.run_id)) == 64
