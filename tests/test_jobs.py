@@ -231,7 +231,7 @@ def test_compare_through_the_app_is_not_queued_behind_an_evaluation(app_url, tin
     job = current_job()
     wait_until(lambda: loaded.lock.acquisitions[BACKGROUND] > 0)
     loaded.lock.history.clear()
-    left, right, left_md, *_ = client.predict(
+    left, right, *_ = client.predict(
         *compare_inputs(tiny_model_dir, problem), api_name="/run_compare"
     )
     assert job.running, "the evaluation should outlast the Compare request"
@@ -257,7 +257,7 @@ def test_the_job_survives_the_client_disconnecting(app_url, tiny_model_dir):
     job = current_job()
     assert job.running, (job.status, job.error)
     later = Client(app_url, verbose=False)  # a new page re-attaches to the running job
-    status, seen, *_ = later.predict(None, api_name="/on_tick")
+    status, *_ = later.predict(None, api_name="/on_tick")
     assert job.status in ("starting", "running") and ("running" in status or "starting" in status)
     later.close()
     assert job.wait(300) and job.status == "finished", job.error
