@@ -1,4 +1,4 @@
-"""Background jobs: an evaluation runs in a thread of the app while Compare and Tutor stay quick.
+"""Scheduling model work: evaluations as background jobs, interactive requests in turns.
 
 `start_evaluation(config)` returns at once with an `EvalJob`; a thread runs
 `mathtutor.evaluate.evaluate(config)` on the shared model and updates the job's progress after
@@ -11,6 +11,9 @@ priority (`mathtutor.models.background_priority`), so an interactive step waitin
 goes first and a chat request waits a decoding step, not a whole run; on ZeroGPU the batch runs
 in one `@spaces.GPU` call whose duration is sized to the batch (`chunk_seconds`).
 
+Interactive requests (Compare, Tutor) take `INTERACTIVE_TURNS` one at a time, first come first
+served; one waiting for its turn shows `waiting_message` ("waiting: 2 ahead, ~8 s").
+
     job = start_evaluation(EvalConfig(num_samples=50))
     job.done, job.total, job.eta()          # moving while it runs
 """
@@ -22,6 +25,8 @@ import logging
 import math
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -151,6 +156,127 @@ def _run(job: EvalJob) -> None:
         job.report, job.run_id, job.status = report, report.run_id, report.status
     finally:
         job.ended = time.time()
+
+
+# --------------------------------------------------------------------------- interactive turns
+class Turns:
+    """First come, first served turns for interactive requests, with position and estimate.
+
+    Compare and Tutor requests take turns (one at a time by default) so each runs at its solo
+    speed; a request waiting for its turn learns how many are ahead of it and about how long
+    that takes (the mean length of the last turns). A turn whose holder is garbage-collected
+    without `leave()` (a streaming handler Gradio dropped) leaves the line by itself.
+
+    >>> turns = Turns()
+    >>> first, second = turns.join(), turns.join()
+    >>> second.ahead(), first.ahead()
+    (1, 0)
+    >>> first.leave(); second.ahead()
+    0
+    """
+
+    def __init__(self, slots: int = 1, remembered: int = 20) -> None:
+        self.slots = slots
+        self._condition = threading.Condition()
+        self._line: list[int] = []  # ticket numbers, oldest first; the first `slots` are served
+        self._began: dict[int, float] = {}  # ticket -> when its turn began
+        self._lengths: deque[float] = deque(maxlen=remembered)
+        self._next = 0
+
+    def join(self) -> Turn:
+        """Take a ticket at the back of the line."""
+        with self._condition:
+            ticket, self._next = self._next, self._next + 1
+            self._line.append(ticket)
+            self._start_served()
+        return Turn(self, ticket)
+
+    def mean_seconds(self) -> float | None:
+        """Mean length of the last turns; None before the first one ended."""
+        with self._condition:
+            return sum(self._lengths) / len(self._lengths) if self._lengths else None
+
+    def _ahead(self, ticket: int) -> int:
+        with self._condition:
+            if ticket not in self._line:
+                return 0
+            return max(0, self._line.index(ticket) - self.slots + 1)
+
+    def _eta(self, ticket: int) -> float | None:
+        mean = self.mean_seconds()
+        with self._condition:
+            if mean is None or ticket not in self._line:
+                return None
+            position = self._line.index(ticket)
+            if position < self.slots:
+                return 0.0
+            now = time.monotonic()
+            # Each slot frees when its turn ends; the ones ahead then take mean turns each.
+            remaining = sorted(
+                max(0.0, mean - (now - self._began.get(t, now))) for t in self._line[: self.slots]
+            )
+            rounds, slot = divmod(position - self.slots, self.slots)
+            return remaining[slot] + rounds * mean
+
+    def _wait(self, ticket: int, timeout: float) -> bool:
+        with self._condition:
+            if ticket in self._line[: self.slots]:
+                return True
+            self._condition.wait(timeout)
+            return ticket in self._line[: self.slots]
+
+    def _leave(self, ticket: int) -> None:
+        with self._condition:
+            if ticket not in self._line:
+                return
+            began = self._began.pop(ticket, None)
+            if began is not None:
+                self._lengths.append(time.monotonic() - began)
+            self._line.remove(ticket)
+            self._start_served()
+            self._condition.notify_all()
+
+    def _start_served(self) -> None:
+        for ticket in self._line[: self.slots]:
+            self._began.setdefault(ticket, time.monotonic())
+
+
+class Turn:
+    """One request's place in a `Turns` line."""
+
+    def __init__(self, turns: Turns, ticket: int) -> None:
+        self._turns, self.ticket = turns, ticket
+        self._finalizer = weakref.finalize(self, turns._leave, ticket)
+
+    def ahead(self) -> int:
+        """Requests before this one (0 once it is this one's turn)."""
+        return self._turns._ahead(self.ticket)
+
+    def eta(self) -> float | None:
+        """Seconds until this one's turn, from the mean turn; None until one was measured."""
+        return self._turns._eta(self.ticket)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for this one's turn; True when it has come."""
+        return self._turns._wait(self.ticket, timeout)
+
+    def leave(self) -> None:
+        """End the turn (or give up waiting); the next in line goes."""
+        self._finalizer()
+
+
+INTERACTIVE_TURNS = Turns()  # Compare and Tutor, one at a time
+
+
+def waiting_message(ahead: int, eta: float | None) -> str:
+    """What a waiting request shows.
+
+    >>> waiting_message(2, 7.2)
+    'waiting: 2 ahead, ~8 s'
+    >>> waiting_message(1, None)
+    'waiting: 1 ahead'
+    """
+    return f"waiting: {ahead} ahead" + ("" if eta is None else f", ~{math.ceil(eta)} s")
 
 
 # --------------------------------------------------------------------------- one batch

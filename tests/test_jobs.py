@@ -8,6 +8,8 @@ count of background steps granted while a Compare ran.
 from __future__ import annotations
 
 import contextlib
+import gc
+import re
 import threading
 import time
 
@@ -17,7 +19,14 @@ from mathtutor import store
 from mathtutor.compare import compare_stream
 from mathtutor.evaluate import EvalConfig, evaluate
 from mathtutor.generate import GenerationSettings
-from mathtutor.jobs import chunk_seconds, current_job, start_evaluation, stop_job
+from mathtutor.jobs import (
+    INTERACTIVE_TURNS,
+    Turns,
+    chunk_seconds,
+    current_job,
+    start_evaluation,
+    stop_job,
+)
 from mathtutor.models import BACKGROUND, INTERACTIVE, ModelLock, background_priority, load_model
 
 # Records fields that depend on when a run happened, not on what it computed.
@@ -262,3 +271,42 @@ def test_the_job_survives_the_client_disconnecting(app_url, tiny_model_dir):
     later.close()
     assert job.wait(300) and job.status == "finished", job.error
     assert len(store.load_records(job.run_id)) == 64
+
+
+# --------------------------------------------------------------------------- interactive turns
+def test_turns_are_first_come_first_served_with_an_estimate_from_measured_turns():
+    turns = Turns()
+    first = turns.join()
+    second, third = turns.join(), turns.join()
+    assert (first.ahead(), second.ahead(), third.ahead()) == (0, 1, 2)
+    assert third.eta() is None  # nothing measured yet
+    assert first.wait(0) and not second.wait(0)
+    time.sleep(0.05)
+    first.leave()
+    assert second.wait(0) and third.ahead() == 1
+    mean = turns.mean_seconds()
+    assert mean >= 0.05 and 0 < third.eta() <= mean
+    del second  # a dropped handler's turn leaves the line by itself
+    gc.collect()
+    assert third.ahead() == 0 and third.wait(0)
+    third.leave()
+    third.leave()  # leaving twice is harmless
+
+
+def test_a_waiting_compare_through_the_app_says_how_many_are_ahead(app_url, tiny_model_dir):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    inputs = compare_inputs(tiny_model_dir, "What is 6 times 7?")
+    client.predict(*inputs, api_name="/run_compare")  # one measured turn: an estimate exists
+    held = INTERACTIVE_TURNS.join()  # a request in progress
+    try:
+        waiting = client.submit(*inputs, api_name="/run_compare")
+        wait_until(lambda: any("waiting" in str(output) for output in waiting.outputs()))
+    finally:
+        held.leave()
+    waiting.result(timeout=120)
+    notices = [output[4] for output in waiting.outputs() if "waiting" in str(output[4])]
+    assert notices and re.fullmatch(r"waiting: 1 ahead, ~\d+ s", notices[0]), notices
+    assert waiting.outputs()[-1][4] == ""  # the notice clears once its turn has come
+    client.close()

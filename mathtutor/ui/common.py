@@ -7,13 +7,16 @@ adapter trained or pulled in one tab appears in every other tab without a restar
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from mathtutor import store
+from mathtutor import jobs, store
 from mathtutor.models import BASE, LoadedModel, load_model, same_base
 
 # Math delimiters for gr.Chatbot / gr.Markdown in every tab.
@@ -22,7 +25,11 @@ LATEX = [
     {"left": "\\(", "right": "\\)", "display": False},
     {"left": "\\[", "right": "\\]", "display": True},
 ]
-GPU = "gpu"  # one queue for every event that runs the model (see DESIGN: single worker)
+GPU = "gpu"  # the Gradio queue of the interactive events that run the model (Compare, Tutor)
+# Events of that queue admitted at once; admitted ones then take turns one at a time
+# (`in_turn`), and a waiting one says so. Beyond this many, Gradio's own queue holds them.
+GPU_LIMIT = 16
+WAIT_POLL_SECONDS = 1.0  # how often a waiting streaming request updates its "waiting" line
 log = logging.getLogger("mathtutor.ui")
 
 
@@ -107,3 +114,49 @@ def model_spec_choices() -> list[str]:
 def dataframe_value(rows: list[dict[str, Any]], columns: list[str]) -> dict[str, Any]:
     """Rows of dicts as a gr.Dataframe value with fixed columns."""
     return {"headers": columns, "data": [[row.get(c, "") for c in columns] for row in rows]}
+
+
+def in_turn(outputs: int = 1, notice: int | None = None) -> Callable[[Callable], Callable]:
+    """Run a model handler in its turn (`mathtutor.jobs.INTERACTIVE_TURNS`, first come first
+    served), telling a waiting user their place: "waiting: 2 ahead, ~8 s".
+
+    A streaming handler shows that line in its output number `notice` (of `outputs`, the other
+    outputs are left as they are) and updates it every `WAIT_POLL_SECONDS`; a plain handler
+    shows it once as a toast. Put it outside `zerogpu.gpu`, so no GPU is held while waiting.
+    """
+
+    def decorate(handler: Callable) -> Callable:
+        if inspect.isgeneratorfunction(handler):
+
+            @functools.wraps(handler)
+            def streaming(*args, **kwargs):
+                turn = jobs.INTERACTIVE_TURNS.join()
+                try:
+                    waited = False
+                    while not turn.wait(WAIT_POLL_SECONDS if waited else 0):
+                        waited = True
+                        if notice is not None:
+                            update = [gr.skip()] * outputs
+                            update[notice] = jobs.waiting_message(turn.ahead(), turn.eta())
+                            yield tuple(update) if outputs > 1 else update[0]
+                    yield from handler(*args, **kwargs)
+                finally:
+                    turn.leave()
+
+            return streaming
+
+        @functools.wraps(handler)
+        def plain(*args, **kwargs):
+            turn = jobs.INTERACTIVE_TURNS.join()
+            try:
+                if not turn.wait(0):
+                    gr.Info(jobs.waiting_message(turn.ahead(), turn.eta()))
+                    while not turn.wait(WAIT_POLL_SECONDS):
+                        pass
+                return handler(*args, **kwargs)
+            finally:
+                turn.leave()
+
+        return plain
+
+    return decorate

@@ -13,7 +13,16 @@ from mathtutor.compare import Pane, clean_problem, compare_stream
 from mathtutor.generate import GenerationSettings
 from mathtutor.models import BASE
 from mathtutor.prompts import FORMATS
-from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
+from mathtutor.ui.common import (
+    GPU,
+    GPU_LIMIT,
+    LATEX,
+    AppContext,
+    in_turn,
+    loaded_model,
+    system_choices,
+    user_error,
+)
 from mathtutor.zerogpu import gpu
 
 GENERATING = "generating…"  # the answer line of a pane still streaming
@@ -58,6 +67,7 @@ def _chat(problem: str, pane: Pane) -> list[dict]:
     ]
 
 
+@in_turn(outputs=5, notice=4)  # one at a time; a waiting user sees "waiting: N ahead, ~X s"
 @gpu
 def run_compare(
     spec: str,
@@ -219,7 +229,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         inputs,
         outputs,
         concurrency_id=GPU,
-        concurrency_limit=1,
+        concurrency_limit=GPU_LIMIT,
         # A Run clicked while a stopped run is still winding down waits for it, not ignored.
         trigger_mode="always_last",
     )

@@ -20,7 +20,16 @@ import gradio as gr
 from mathtutor import data, generators, tutor
 from mathtutor.checks import format_value
 from mathtutor.models import BASE
-from mathtutor.ui.common import GPU, LATEX, AppContext, loaded_model, system_choices, user_error
+from mathtutor.ui.common import (
+    GPU,
+    GPU_LIMIT,
+    LATEX,
+    AppContext,
+    in_turn,
+    loaded_model,
+    system_choices,
+    user_error,
+)
 
 MODES = ("Show me the solution", "Give me a hint", "Check my answer")
 LIMITER = tutor.RateLimiter(capacity=int(os.environ.get("MATHTUTOR_TUTOR_RATE", "12")))
@@ -135,6 +144,7 @@ def _cleared() -> tuple:
     return "", "", "", [], None, gr.Button(visible=True), gr.Button(visible=False), ""
 
 
+@in_turn(outputs=2, notice=1)
 def show_solution(
     spec: str, system: str, problem: str, calculator: bool, request: gr.Request = None
 ) -> Iterator[tuple[str, str]]:
@@ -148,6 +158,7 @@ def show_solution(
         raise user_error(error) from error
 
 
+@in_turn()
 def give_hint(
     spec: str,
     system: str,
@@ -204,6 +215,7 @@ def _verdict(args: tuple, reveal: bool, request: gr.Request | None) -> tuple:
         raise user_error(error) from error
 
 
+@in_turn()
 def check(
     spec: str,
     system: str,
@@ -221,6 +233,7 @@ def check(
     return _verdict(args, False, request)
 
 
+@in_turn()
 def reveal_answer(
     spec: str,
     system: str,
@@ -365,7 +378,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     new_problem.click(pick_generated, difficulty, [problem, known, *cleared])
     gsm8k.click(pick_gsm8k, None, [problem, known, *cleared])
     mode.change(switch_mode, mode, [solution_box, hint_box, check_box])
-    heavy = {"concurrency_id": GPU, "concurrency_limit": 1}
+    heavy = {"concurrency_id": GPU, "concurrency_limit": GPU_LIMIT}
     solve.click(
         show_solution, [ctx.model_spec, system, problem, calculator], [solution, notice], **heavy
     )
