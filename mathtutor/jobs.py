@@ -280,9 +280,11 @@ def waiting_message(ahead: int, eta: float | None) -> str:
 
 
 # --------------------------------------------------------------------------- one batch
-# Seconds of one decoding step per transformer layer on a GPU, batch <= 64: small-batch decoding
-# is bound by kernel launches, so a step costs about the same per layer whatever the width.
-# Measured on an H200 with the bundled SmolLM2-135M (30 layers), see bench/bench_concurrency.py.
+# Seconds of one decoding step per transformer layer on a GPU, batch <= 64. Small-batch eager
+# decoding is bound by kernel launches and Python, so a step costs about the same per layer
+# whatever the width. An estimate (about 30 ms a step for the 30-layer bundled model), NOT
+# measured here: no GPU was available; bench/bench_concurrency.py prints the measured figure
+# on whatever device it runs, and `chunk_seconds` multiplies this by a safety factor of 3.
 GPU_STEP_SECONDS_PER_LAYER = 0.001
 GPU_CALL_OVERHEAD_SECONDS = 10  # attaching the GPU, prefill, grading slack
 MAX_CHUNK_SECONDS = 300  # ZeroGPU refuses longer calls for most users
