@@ -313,16 +313,18 @@ def generate_chunk(
     Takes the model spec, not the loaded model, so the arguments cross to a ZeroGPU worker.
     """
     from mathtutor.models import load_model
+    from mathtutor.zerogpu import on_zerogpu
 
     loaded = load_model(spec)
     layers = getattr(loaded.model.config, "num_hidden_layers", 32)
-    run = _on_gpu(chunk_seconds(settings.max_new_tokens, layers))
+    run = _on_gpu(chunk_seconds(settings.max_new_tokens, layers), on_zerogpu())
     return run(spec, list(prompts), list(adapters), settings)
 
 
 @functools.cache
-def _on_gpu(seconds: int) -> Callable[..., Any]:
-    """`_generate_background` behind `zerogpu.gpu(duration=seconds)`, made once per duration."""
+def _on_gpu(seconds: int, zerogpu: bool) -> Callable[..., Any]:
+    """`_generate_background` behind `zerogpu.gpu(duration=seconds)`, made once per duration
+    (and per environment: `zerogpu` is only part of the cache key)."""
     from mathtutor.zerogpu import gpu
 
     return gpu(duration=seconds)(_generate_background)

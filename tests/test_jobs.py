@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import re
+import sys
 import threading
 import time
+import types
 
 import pytest
 
@@ -310,3 +312,25 @@ def test_a_waiting_compare_through_the_app_says_how_many_are_ahead(app_url, tiny
     assert notices and re.fullmatch(r"waiting: 1 ahead, ~\d+ s", notices[0]), notices
     assert waiting.outputs()[-1][4] == ""  # the notice clears once its turn has come
     client.close()
+
+
+def test_on_zerogpu_each_evaluation_batch_is_one_gpu_call_sized_to_it(
+    home, tiny_model_dir, monkeypatch
+):
+    # Stand-in for `spaces` (it exists only on Spaces), as in tests/test_zerogpu.py.
+    calls = []
+
+    def spaces_gpu(fn, duration):
+        def on_gpu(*args):
+            calls.append((duration, len(args[1])))
+            return fn(*args)
+
+        return on_gpu
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=spaces_gpu))
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    report = evaluate(long_config(tiny_model_dir, num_samples=10, max_new_tokens=8))
+    assert report.status == "finished" and report.num_records == 10
+    layers = load_model(str(tiny_model_dir)).model.config.num_hidden_layers
+    seconds = chunk_seconds(8, layers)
+    assert calls == [(seconds, 4), (seconds, 4), (seconds, 2)]  # batch size 4, 10 problems
