@@ -334,3 +334,32 @@ def test_on_zerogpu_each_evaluation_batch_is_one_gpu_call_sized_to_it(
     layers = load_model(str(tiny_model_dir)).model.config.num_hidden_layers
     seconds = chunk_seconds(8, layers)
     assert calls == [(seconds, 4), (seconds, 4), (seconds, 2)]  # batch size 4, 10 problems
+
+
+def test_in_turn_shows_the_wait_in_the_notice_output_then_runs_the_handler():
+    import gradio as gr
+
+    from mathtutor.ui.common import in_turn
+
+    @in_turn(outputs=2, notice=1)
+    def streaming(text: str):
+        yield text, "notice"
+
+    @in_turn()
+    def plain(text: str) -> str:
+        return text.upper()
+
+    held = INTERACTIVE_TURNS.join()
+    outputs = streaming("answer")
+    solution, notice = next(outputs)
+    assert notice == "waiting: 1 ahead" or notice.startswith("waiting: 1 ahead, ~")
+    assert solution == gr.skip()  # the solution output is left as it is
+    finished = []
+    thread = threading.Thread(target=lambda: finished.append(plain("queued")))
+    thread.start()
+    time.sleep(0.2)
+    assert finished == []  # the plain handler waits for its turn too
+    held.leave()
+    assert list(outputs) == [("answer", "notice")]
+    thread.join(10)
+    assert finished == ["QUEUED"]
