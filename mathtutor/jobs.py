@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from mathtutor.generate import Completion, GenerationSettings
 
 log = logging.getLogger("mathtutor.jobs")
-STATUSES = ("starting", "running", "finished", "stopped", "failed")
 
 
 @dataclass
@@ -45,7 +44,7 @@ class EvalJob:
 
     config: EvalConfig
     run_id: str | None = None  # known once the run is created (a resume knows it at once)
-    status: str = "starting"
+    status: str = "starting"  # starting | running | finished | stopped | failed
     done: int = 0  # (system, problem) records saved, resumed ones included
     total: int = 0
     error: str | None = None  # one line, when status is "failed"
