@@ -161,7 +161,8 @@ def main() -> None:
 
     def send(request: tuple) -> tuple[float, tuple]:
         _, api_name, inputs = request
-        client = Client(demo.local_url, verbose=False)
+        # A long HTTP timeout: on a loaded CPU the server may take a while to accept a request.
+        client = Client(demo.local_url, verbose=False, httpx_kwargs={"timeout": 600})
         began = time.perf_counter()
         output = client.predict(*inputs, api_name=api_name)
         seconds = time.perf_counter() - began
