@@ -49,7 +49,7 @@ from mathtutor import cli, hub, locks, metrics, results, store
 from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
-from mathtutor.generate import Completion, GenerationSettings, default_batch_size, generate_batch
+from mathtutor.generate import Completion, GenerationSettings, default_batch_size
 from mathtutor.models import BASE
 from mathtutor.paths import check_id, check_readable, home_dir
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
@@ -557,9 +557,9 @@ class _Systems:
     def generate(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         if self.backend == "vllm":
             return self._generate_vllm(prompts, adapters)
-        return generate_batch(
-            self.loaded, prompts, adapters, self.settings, batch_size=len(prompts)
-        )
+        from mathtutor.jobs import generate_chunk  # background priority, a ZeroGPU call
+
+        return generate_chunk(self.config.model, prompts, adapters, self.settings)
 
     def _generate_vllm(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         """vLLM with per-request LoRA (`LoRARequest`); GPU only, see `pick_backend`."""

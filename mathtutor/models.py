@@ -13,6 +13,7 @@ Adapters are added to that one copy by name; generation picks "base" or an adapt
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import json
 import os
@@ -21,6 +22,7 @@ import shutil
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,6 +272,96 @@ def same_base(a: str, b: str) -> bool:
     return Path(a).name.lower() == Path(b).name.lower() and bool(Path(a).name)
 
 
+# --------------------------------------------------------------------------- the model lock
+INTERACTIVE, BACKGROUND = "interactive", "background"
+_PRIORITY: contextvars.ContextVar[str] = contextvars.ContextVar("priority", default=INTERACTIVE)
+
+
+@contextlib.contextmanager
+def background_priority() -> Iterator[None]:
+    """Forward steps taken inside this block (in this thread) yield to interactive ones.
+
+    An evaluation batch runs inside it (`mathtutor.jobs.generate_chunk`); everything else
+    (Compare, Tutor, adapter loads) is interactive, the default.
+    """
+    token = _PRIORITY.set(BACKGROUND)
+    try:
+        yield
+    finally:
+        _PRIORITY.reset(token)
+
+
+class ModelLock:
+    """The model's lock, held for one forward step: interactive steps go first.
+
+    A waiting interactive step is served before any background step, first come first served
+    within each kind. After an interactive step, background steps also wait `grace` seconds:
+    a streaming request asks for its next step right after its yield, so it is not overtaken
+    between two of its own steps and runs at its solo speed while an evaluation fills the gaps.
+
+    Like `threading.Lock` (and unlike an RLock) it is not owned by a thread: Gradio may close
+    a streaming generator from another thread than the one that took it.
+    `acquisitions` counts the steps granted per kind and `history` keeps the kinds of the
+    last steps in the order they were granted (tests and benchmarks read them).
+    """
+
+    def __init__(self, grace: float = 0.25) -> None:
+        self.grace = grace
+        self.acquisitions = {INTERACTIVE: 0, BACKGROUND: 0}
+        self.history: deque[str] = deque(maxlen=10_000)
+        self._condition = threading.Condition(threading.Lock())
+        self._holder: str | None = None
+        self._waiting: dict[str, deque[object]] = {INTERACTIVE: deque(), BACKGROUND: deque()}
+        self._interactive_released = float("-inf")
+
+    def acquire(self) -> bool:
+        """Wait for this thread's turn (its priority: see `background_priority`)."""
+        kind = _PRIORITY.get()
+        ticket = object()
+        with self._condition:
+            queue = self._waiting[kind]
+            queue.append(ticket)
+            try:
+                while True:
+                    timeout = None
+                    if self._holder is None and queue[0] is ticket:
+                        if kind == INTERACTIVE:
+                            break
+                        if not self._waiting[INTERACTIVE]:
+                            elapsed = time.monotonic() - self._interactive_released
+                            if elapsed >= self.grace:
+                                break
+                            timeout = self.grace - elapsed
+                    self._condition.wait(timeout)
+            except BaseException:
+                queue.remove(ticket)
+                self._condition.notify_all()
+                raise
+            queue.popleft()
+            self._holder = kind
+            self.acquisitions[kind] += 1
+            self.history.append(kind)
+        return True
+
+    def release(self) -> None:
+        with self._condition:
+            if self._holder is None:
+                raise RuntimeError("release of an unlocked ModelLock")
+            if self._holder == INTERACTIVE:
+                self._interactive_released = time.monotonic()
+            self._holder = None
+            self._condition.notify_all()
+
+    def locked(self) -> bool:
+        return self._holder is not None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
 # --------------------------------------------------------------------------- loading
 @dataclass
 class LoadedModel:
@@ -283,10 +375,8 @@ class LoadedModel:
     dtype: Any
     quantization: str | None = None
     adapters: dict[str, Path] = field(default_factory=dict)
-    # A plain Lock, not an RLock: Gradio may close a streaming generator (Stop, a closed tab)
-    # from another thread than the one that took the lock, and only a Lock can be released
-    # from any thread.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Held for one forward step; interactive steps go before an evaluation's (`ModelLock`).
+    lock: ModelLock = field(default_factory=ModelLock, repr=False)
 
     @property
     def names(self) -> list[str]:

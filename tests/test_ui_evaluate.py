@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
-from mathtutor import store
+from mathtutor import jobs, store
 from mathtutor.ui import evaluate as tab
 
 
@@ -37,18 +38,27 @@ def finished_run(tiny_model_dir, tiny_adapter_dir, tmp_path_factory):
 
 
 def _finished_run(tiny_model_dir, tiny_adapter_dir) -> str:
-    progress = []
-    text, run_id = tab.start(
-        str(tiny_model_dir),
-        ["base", str(tiny_adapter_dir)],
-        None,
-        form(),
-        progress=lambda value, desc="", unit="": progress.append((value, desc)),
-    )
-    assert "finished" in text and run_id in text
-    assert progress[0][0] == (0, 8) and progress[-1][0] == (8, 8)
-    assert "ETA" in progress[-1][1]
+    text = tab.start(str(tiny_model_dir), ["base", str(tiny_adapter_dir)], None, form())
+    assert "starting" in text or "running" in text  # Start returns at once
+    statuses = follow_to_the_end()
+    assert statuses[-1][2] is True and statuses[-1][3] is False  # ended now, polling stops
+    text, seen = statuses[-1][0], statuses[-1][1]
+    run_id = seen.rsplit(":", 1)[0]
+    assert f"Run `{run_id}` finished: 8 records" in text
     return run_id
+
+
+def follow_to_the_end(seen: str = tab.STARTED, timeout: float = 300) -> list[tuple]:
+    """Poll like the tab's timer until the job has ended; every poll's result."""
+    polls = []
+    deadline = time.monotonic() + timeout
+    while True:
+        polls.append(tab.follow(seen))
+        seen = polls[-1][1]
+        if not polls[-1][3]:
+            return polls
+        assert time.monotonic() < deadline, polls[-1]
+        time.sleep(0.05)
 
 
 def test_the_tab_builds_with_stable_ids():
@@ -183,20 +193,21 @@ def test_send_to_compare_export_delete(finished_run, tmp_path):
 
 
 def test_stop_then_resume_from_the_tab(home, tiny_model_dir):
-    calls = []
-
-    def progress(value, desc="", unit=""):
-        calls.append(value)
-        if len(calls) == 2:  # after the first batch, the user presses Stop
-            tab.request_stop("session-1")
-
-    text, run_id = tab.start(
-        str(tiny_model_dir), ["base"], None, form(batch_size=2.0), progress, "session-1"
-    )
-    assert "stopped" in text and len(store.load_records(run_id)) == 2
-    text, resumed = tab.start("", [], None, {"batch_size": 2}, None, "session-1", run_id)
-    assert resumed == run_id and "finished" in text
-    assert len(store.load_records(run_id)) == 4
+    tab.start(str(tiny_model_dir), ["base"], None, form(batch_size=1.0, num_samples=6.0))
+    job = jobs.current_job()
+    while job.done == 0 and job.running:  # after the first batch, the user presses Stop
+        time.sleep(0.01)
+    assert "Stopping run" in tab.request_stop()
+    polls = follow_to_the_end()
+    text, seen = polls[-1][0], polls[-1][1]
+    assert "stopped (Resume continues it)" in text and seen.endswith(":stopped")
+    run_id = job.run_id
+    assert 0 < len(store.load_records(run_id)) < 6
+    assert tab.request_stop() == "Nothing running."
+    tab.start("", [], None, {"batch_size": 2}, run_id=run_id)
+    text = follow_to_the_end()[-1][0]
+    assert f"Run `{run_id}` finished: 6 records" in text
+    assert len(store.load_records(run_id)) == 6
 
 
 @pytest.mark.parametrize(
@@ -218,3 +229,14 @@ def test_stored_runs_of_other_versions_show(home, categories):
     assert bars["runaway"] == [categories.get("runaway", 0)]
     assert bars.get("unit-error", [2]) == [categories.get("unit-error", 2)]
     assert tab.runs_table()[0]["data"][0][-1] == "base: 33.3%"
+
+
+def test_a_page_opened_later_re_attaches_to_the_running_job(home, tiny_model_dir):
+    tab.start(str(tiny_model_dir), ["base"], None, form(batch_size=1.0, num_samples=8.0))
+    text, seen, ended, polling = tab.follow(None)  # a fresh page (a reload): no state
+    assert polling and not ended and ("running" in text or "starting" in text)
+    polls = follow_to_the_end(seen)
+    assert polls[-1][2] is True and "finished: 8 records" in polls[-1][0]
+    running = [poll[0] for poll in polls if "running:" in poll[0]]
+    assert any("ETA" in line and "/8 completions" in line for line in running), running
+    assert tab.follow(None)[2:] == (False, False)  # opened after the end: nothing to deliver

@@ -12,13 +12,16 @@ sign-in), and pass `signed_in_user(profile)` to `mathtutor.access`, the one gate
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from mathtutor import access, store
+from mathtutor import access, jobs, store
 from mathtutor.models import BASE, LoadedModel, load_model, same_base
 
 # Math delimiters for gr.Chatbot / gr.Markdown in every tab.
@@ -27,7 +30,11 @@ LATEX = [
     {"left": "\\(", "right": "\\)", "display": False},
     {"left": "\\[", "right": "\\]", "display": True},
 ]
-GPU = "gpu"  # one queue for every event that runs the model (see DESIGN: single worker)
+GPU = "gpu"  # the Gradio queue of the interactive events that run the model (Compare, Tutor)
+# Events of that queue admitted at once; admitted ones then take turns one at a time
+# (`in_turn`), and a waiting one says so. Beyond this many, Gradio's own queue holds them.
+GPU_LIMIT = 16
+WAIT_POLL_SECONDS = 1.0  # how often a waiting streaming request updates its "waiting" line
 log = logging.getLogger("mathtutor.ui")
 
 
@@ -164,3 +171,49 @@ def field_widget(spec: dataclasses.Field, value: Any, prefix: str) -> gr.compone
     if spec.type == "float":
         return gr.Number(value=value, step=1e-8, **common)
     return gr.Textbox(value=",".join(value) if isinstance(value, list) else value, **common)
+
+
+def in_turn(outputs: int = 1, notice: int | None = None) -> Callable[[Callable], Callable]:
+    """Run a model handler in its turn (`mathtutor.jobs.INTERACTIVE_TURNS`, first come first
+    served), telling a waiting user their place: "waiting: 2 ahead, ~8 s".
+
+    A streaming handler shows that line in its output number `notice` (of `outputs`, the other
+    outputs are left as they are) and updates it every `WAIT_POLL_SECONDS`; a plain handler
+    shows it once as a toast. Put it outside `zerogpu.gpu`, so no GPU is held while waiting.
+    """
+
+    def decorate(handler: Callable) -> Callable:
+        if inspect.isgeneratorfunction(handler):
+
+            @functools.wraps(handler)
+            def streaming(*args, **kwargs):
+                turn = jobs.INTERACTIVE_TURNS.join()
+                try:
+                    waited = False
+                    while not turn.wait(WAIT_POLL_SECONDS if waited else 0):
+                        waited = True
+                        if notice is not None:
+                            update = [gr.skip()] * outputs
+                            update[notice] = jobs.waiting_message(turn.ahead(), turn.eta())
+                            yield tuple(update) if outputs > 1 else update[0]
+                    yield from handler(*args, **kwargs)
+                finally:
+                    turn.leave()
+
+            return streaming
+
+        @functools.wraps(handler)
+        def plain(*args, **kwargs):
+            turn = jobs.INTERACTIVE_TURNS.join()
+            try:
+                if not turn.wait(0):
+                    gr.Info(jobs.waiting_message(turn.ahead(), turn.eta()))
+                    while not turn.wait(WAIT_POLL_SECONDS):
+                        pass
+                return handler(*args, **kwargs)
+            finally:
+                turn.leave()
+
+        return plain
+
+    return decorate

@@ -19,9 +19,11 @@ from mathtutor.models import BASE
 from mathtutor.prompts import FORMATS
 from mathtutor.ui.common import (
     GPU,
+    GPU_LIMIT,
     LATEX,
     AppContext,
     client_key,
+    in_turn,
     loaded_model,
     signed_in_user,
     system_choices,
@@ -83,6 +85,7 @@ def compare_seconds(
     return gpu_seconds((tokens, 2))
 
 
+@in_turn(outputs=5, notice=4)  # one at a time; a waiting user sees "waiting: N ahead, ~X s"
 @gpu(duration=compare_seconds)
 def run_compare(
     spec: str,
@@ -247,7 +250,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         inputs,
         outputs,
         concurrency_id=GPU,
-        concurrency_limit=1,
+        concurrency_limit=GPU_LIMIT,
         # A Run clicked while a stopped run is still winding down waits for it, not ignored.
         trigger_mode="always_last",
     )

@@ -1,9 +1,11 @@
 """Evaluate tab: run an evaluation over base and adapters, see the table, browse the errors.
 
 The form is built from `EvalConfig`'s fields (help text as `info=`), so the UI, the CLI and the
-tests configure the same dataclass. Start runs `mathtutor.evaluate.evaluate` in the shared GPU
-queue with a progress bar and ETA; Stop sets a per-session flag the evaluation checks between
-batches, and Resume continues a stopped run. Results, past runs and the error browser read the
+tests configure the same dataclass. Start launches `mathtutor.evaluate.evaluate` as a background
+job (`mathtutor.jobs`) and returns at once; a timer polls the job (done/total, ETA from the
+measured rate), so leaving or reloading the page neither stops nor loses it, and Compare and
+Tutor are not queued behind it. Stop ends the job after its current batch; Resume continues a
+stopped run. Results, past runs and the error browser read the
 SQLite store, so they survive reloads and restarts. The handlers below are plain functions
 (tests call them directly); `build` only wires them to components. On a Space a visitor's
 evaluation is bounded in size and counted per client (`admit`), and deleting a run is for the
@@ -21,13 +23,12 @@ from typing import Any
 
 import gradio as gr
 
-from mathtutor import access, metrics, results, store
-from mathtutor.evaluate import EvalConfig, evaluate, export_run, running_run
+from mathtutor import access, jobs, metrics, results, store
+from mathtutor.evaluate import EvalConfig, export_run, running_run
 from mathtutor.metrics import format_duration
 from mathtutor.models import BASE
 from mathtutor.results import EvalSummary
 from mathtutor.ui.common import (
-    GPU,
     AppContext,
     client_key,
     dataframe_value,
@@ -47,7 +48,8 @@ FORM_FIELDS = [  # set elsewhere: model (the picker on top), systems, path (uplo
     for f in dataclasses.fields(EvalConfig)
     if f.name not in ("model", "systems", "path", "run_id")
 ]
-_STOP_REQUESTS: set[str] = set()  # sessions whose running evaluation should stop
+POLL_SECONDS = 1.0  # how often a page following an evaluation asks for its progress
+STARTED = "new:starting"  # what a page has seen right after its Start (see `follow`)
 
 
 # --------------------------------------------------------------------------- running
@@ -88,51 +90,76 @@ def start(
     systems: list[str],
     upload: str | None,
     settings: dict[str, Any],
-    progress: Any = None,
-    session: str = "local",
     run_id: str | None = None,
     user: str | None = None,
     client: str = "local",
-) -> tuple[str, str]:
-    """Run (or, with run_id, resume) an evaluation for `user`; returns (status text, run id)."""
+) -> str:
+    """Launch (or, with run_id, resume) an evaluation for `user` as a background job; returns
+    its status.
+
+    It returns at once: the job runs in the app (`mathtutor.jobs`) whatever the browser does,
+    and the tab follows it with `follow`. A visitor's job is bounded and counted (`admit`).
+    """
     if run_id:
         config = EvalConfig(run_id=run_id, batch_size=settings.get("batch_size") or None)
     else:
         config = config_from_form(spec, systems, upload, settings)
     admit(config, user, client)
-    _STOP_REQUESTS.discard(session)
-    report = evaluate(config, _reporter(progress), lambda: session in _STOP_REQUESTS)
-    _STOP_REQUESTS.discard(session)
-    verb = "finished" if report.status == "finished" else "stopped (Resume continues it)"
-    text = (
-        f"Run `{report.run_id}` {verb}: {report.num_records} records, "
-        f"{format_duration(report.seconds)} this session."
+    return job_status(jobs.start_evaluation(config, started_by=client))
+
+
+def request_stop(user: str | None = None, client: str = "local") -> str:
+    """Ask the running evaluation to stop after its current batch: the client that started it
+    may, and on a Space the owner and admins may stop anyone's (`mathtutor.access`)."""
+    job = jobs.current_job()
+    if job is None or not job.running:
+        return "Nothing running."
+    if job.started_by != client:
+        access.require("stop_eval", user)
+    jobs.stop_job()
+    return f"Stopping run `{job.run_id}` after the current batch…"
+
+
+def job_status(job: jobs.EvalJob | None) -> str:
+    """The status line of a background evaluation: done/total and ETA, or how it ended."""
+    if job is None:
+        return ""
+    name = f"Run `{job.run_id}`" if job.run_id else "The evaluation"
+    if job.status == "starting":
+        return f"{name} is starting (loading the model and the problems)…"
+    if job.status == "running":
+        rate, eta = job.rate(), job.eta()
+        parts = [f"{name} running: {job.done}/{job.total} completions"]
+        if rate:
+            parts.append(f"{60 * rate:.1f} completions/min")
+        parts.append(
+            f"ETA {format_duration(eta)}" if eta is not None else "ETA after the first batch"
+        )
+        if job.stopping:
+            parts.append("stopping after the current batch")
+        return " · ".join(parts)
+    if job.status == "failed" or job.report is None:
+        return f"❌ {name} failed: {job.error}"
+    verb = "finished" if job.status == "finished" else "stopped (Resume continues it)"
+    return (
+        f"Run `{job.run_id}` {verb}: {job.report.num_records} records, "
+        f"{format_duration(job.report.seconds)} this session."
     )
-    return text, report.run_id
 
 
-def request_stop(session: str = "local") -> str:
-    """Ask this session's running evaluation to stop after its current batch."""
-    _STOP_REQUESTS.add(session)
-    running = running_run()
-    return f"Stopping run `{running}` after the current batch…" if running else "Nothing running."
+def follow(seen: str | None) -> tuple[str, str | None, bool, bool]:
+    """One poll of a page following the evaluation: (status, seen, ended now, keep polling).
 
-
-def _reporter(progress: Any):
-    if progress is None:
-        return None
-    begun: list[float] = []
-
-    def report(done: int, total: int) -> None:
-        if not begun:
-            begun.extend([time.perf_counter(), done])
-        elapsed, first = time.perf_counter() - begun[0], begun[1]
-        eta = ""
-        if done > first:
-            eta = f" · ETA {format_duration(elapsed / (done - first) * (total - done))}"
-        progress((done, total), desc=f"{done}/{total} completions{eta}", unit="completions")
-
-    return report
+    `seen` is what this page saw last ("<run id>:<status>", None on a fresh page). "Ended now"
+    is true once, on the first poll after a job this page saw running has ended: the tab then
+    refreshes its runs and shows the run. A page opened after the job ended only shows its line.
+    """
+    job = jobs.current_job()
+    if job is None:
+        return "", None, False, False
+    now = f"{job.run_id}:{job.status}"
+    ended = not job.running and (seen or "").rsplit(":", 1)[-1] in ("starting", "running")
+    return job_status(job), now if job.running or ended else seen, ended, job.running
 
 
 # --------------------------------------------------------------------------- results
@@ -369,8 +396,6 @@ def export(run_id: str | None, file_format: str) -> str:
 
 
 # --------------------------------------------------------------------------- layout
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "local"
 
 
 def build(ctx: AppContext, tab: gr.Tab) -> None:
@@ -455,36 +480,31 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     names = list(widgets)
 
-    def finished(text: str, run_id: str) -> tuple:
-        table, choices = runs_table()
-        return text, table, gr.Dropdown(choices=choices, value=run_id)
+    seen = gr.State(None)  # "<run id>:<status>" this page last showed
+    # Active on page load, so a reloaded page re-attaches to a running job; it stops itself
+    # when nothing runs, and Start / Resume turn it back on.
+    timer = gr.Timer(POLL_SECONDS, active=True)
 
-    def on_start(
-        request: gr.Request, profile: gr.OAuthProfile | None, progress=gr.Progress(), *values
-    ):
+    def on_start(request: gr.Request, profile: gr.OAuthProfile | None, *values):
         spec, chosen, path, *settings = values
         who = signed_in_user(profile), client_key(request, profile)
         try:
             form = dict(zip(names, settings, strict=True))
-            return finished(
-                *start(spec, chosen, path, form, progress, _session(request), None, *who)
+            return (
+                start(spec, chosen, path, form, None, *who),
+                STARTED,
+                gr.Timer(active=True),
             )
         except Exception as error:
             raise user_error(error) from error
 
-    def on_resume(
-        request: gr.Request,
-        profile: gr.OAuthProfile | None,
-        progress=gr.Progress(),
-        run_id=None,
-        batch=None,
-    ):
+    def on_resume(request: gr.Request, profile: gr.OAuthProfile | None, run_id=None, batch=None):
         if not run_id:
             raise gr.Error("Pick a run to resume.", print_exception=False)
         who = signed_in_user(profile), client_key(request, profile)
         try:
-            form = {"batch_size": batch}
-            return finished(*start("", [], None, form, progress, _session(request), run_id, *who))
+            text = start("", [], None, {"batch_size": batch}, run_id, *who)
+            return text, STARTED, gr.Timer(active=True)
         except Exception as error:
             raise user_error(error) from error
 
@@ -492,8 +512,20 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         may, note = gate_note("delete_eval", profile)
         return gr.Button(interactive=may), note
 
-    def on_stop(request: gr.Request) -> str:
-        return request_stop(_session(request))
+    def on_stop(request: gr.Request, profile: gr.OAuthProfile | None) -> str:
+        try:
+            return request_stop(signed_in_user(profile), client_key(request, profile))
+        except Exception as error:
+            raise user_error(error) from error
+
+    def on_tick(last: str | None):
+        text, now, ended, polling = follow(last)
+        if not ended:
+            return text, now, gr.Timer(active=polling), gr.skip(), gr.skip()
+        table, choices = runs_table()
+        run_id = now.rsplit(":", 1)[0] if now else None
+        picked = run_id if run_id in [choice[1] for choice in choices] else None
+        return text, now, gr.Timer(active=False), table, gr.Dropdown(choices=choices, value=picked)
 
     def on_runs(keep: str | None = None):
         table, choices = runs_table()
@@ -505,18 +537,16 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     view_outputs = [run_info, results, accuracy_plot, categories_plot, other]
     filter_inputs = [run_picker, other, verdict, category, search]
-    heavy = {"concurrency_id": GPU, "concurrency_limit": 1}
+    # No shared model queue: the job runs outside Gradio's queue, so Compare and Tutor events
+    # never wait behind an evaluation (their forward steps go before its own; see models.py).
     start_inputs = [ctx.model_spec, systems, upload, *widgets.values()]
-    start_outputs = [status, runs, run_picker]
-    start_button.click(on_start, start_inputs, start_outputs, api_name="eval_start", **heavy)
+    started = [status, seen, timer]
+    start_button.click(on_start, start_inputs, started, api_name="eval_start")
     resume_button.click(
-        on_resume,
-        [run_picker, widgets["batch_size"]],
-        start_outputs,
-        api_name="eval_resume",
-        **heavy,
+        on_resume, [run_picker, widgets["batch_size"]], started, api_name="eval_resume"
     )
     stop_button.click(on_stop, None, status)
+    timer.tick(on_tick, seen, [status, seen, timer, runs, run_picker], show_progress="hidden")
     run_picker.change(show_run, run_picker, view_outputs).then(
         filter_problems, filter_inputs, [errors, problem]
     )

@@ -21,9 +21,11 @@ from mathtutor.checks import format_value
 from mathtutor.models import BASE
 from mathtutor.ui.common import (
     GPU,
+    GPU_LIMIT,
     LATEX,
     AppContext,
     client_key,
+    in_turn,
     loaded_model,
     signed_in_user,
     system_choices,
@@ -158,6 +160,7 @@ def _cleared() -> tuple:
     return "", "", "", [], None, gr.Button(visible=True), gr.Button(visible=False), ""
 
 
+@in_turn(outputs=2, notice=1)
 @_on_gpu("solve")
 def show_solution(
     spec: str,
@@ -177,6 +180,7 @@ def show_solution(
         raise user_error(error) from error
 
 
+@in_turn()
 @_on_gpu("hint")
 def give_hint(
     spec: str,
@@ -237,6 +241,7 @@ def _verdict(
         raise user_error(error) from error
 
 
+@in_turn()
 @_on_gpu("check")
 def check(
     spec: str,
@@ -256,6 +261,7 @@ def check(
     return _verdict(args, False, request, profile)
 
 
+@in_turn()
 @_on_gpu("check")
 def reveal_answer(
     spec: str,
@@ -416,7 +422,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     new_problem.click(pick_generated, difficulty, [problem, known, *cleared])
     gsm8k.click(pick_gsm8k, None, [problem, known, *cleared])
     mode.change(switch_mode, mode, [solution_box, hint_box, check_box])
-    heavy = {"concurrency_id": GPU, "concurrency_limit": 1}
+    heavy = {"concurrency_id": GPU, "concurrency_limit": GPU_LIMIT}
     solve.click(
         show_solution, [ctx.model_spec, system, problem, calculator], [solution, notice], **heavy
     )
