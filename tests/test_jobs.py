@@ -237,7 +237,7 @@ def test_compare_through_the_app_is_not_queued_behind_an_evaluation(app_url, tin
         loaded, problem, ["base", "base"], "qa", GenerationSettings(max_new_tokens=16)
     )
     client = Client(app_url, verbose=False)
-    status, *_ = client.predict(*start_inputs(tiny_model_dir), api_name="/on_start")
+    status, *_ = client.predict(*start_inputs(tiny_model_dir), api_name="/eval_start")
     assert "starting" in status or "running" in status  # Start returned at once
     job = current_job()
     wait_until(lambda: loaded.lock.acquisitions[BACKGROUND] > 0)
@@ -263,7 +263,7 @@ def test_the_job_survives_the_client_disconnecting(app_url, tiny_model_dir):
 
     client = Client(app_url, verbose=False)
     inputs = start_inputs(tiny_model_dir, num_samples=64, max_new_tokens=32, batch_size=2)
-    client.predict(*inputs, api_name="/on_start")
+    client.predict(*inputs, api_name="/eval_start")
     client.close()  # the browser tab is closed
     job = current_job()
     assert job.running, (job.status, job.error)
