@@ -364,6 +364,15 @@ def _resumed_config(existing: dict[str, Any], given: EvalConfig) -> EvalConfig:
     return EvalConfig(**values)
 
 
+def check_problems(config: EvalConfig) -> int:
+    """How many problems `config` evaluates; the run's own ValueError if they cannot be loaded.
+
+    The Evaluate tab asks before it starts a background job, so a bad upload or dataset is
+    refused at Start, not reported later by the job.
+    """
+    return len(_problems(config))
+
+
 def _problems(config: EvalConfig) -> list[Problem]:
     try:
         return load_problems(

@@ -146,4 +146,5 @@ def test_handlers_are_plain_off_zerogpu(monkeypatch):
     from mathtutor.ui import tutor as tutor_ui
 
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    assert not hasattr(tutor_ui.show_solution, "__wrapped__")
+    in_turn_layer = tutor_ui.show_solution.__wrapped__  # `ui.common.in_turn`, outermost
+    assert not hasattr(in_turn_layer, "__wrapped__")  # and no spaces.GPU layer below it

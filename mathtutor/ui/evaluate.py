@@ -24,7 +24,7 @@ from typing import Any
 import gradio as gr
 
 from mathtutor import access, jobs, metrics, results, store
-from mathtutor.evaluate import EvalConfig, export_run, running_run
+from mathtutor.evaluate import EvalConfig, check_problems, export_run, running_run
 from mathtutor.metrics import format_duration
 from mathtutor.models import BASE
 from mathtutor.results import EvalSummary
@@ -105,6 +105,8 @@ def start(
     else:
         config = config_from_form(spec, systems, upload, settings)
     admit(config, user, client)
+    if not run_id:
+        check_problems(config)  # a bad upload is refused now, not reported later by the job
     return job_status(jobs.start_evaluation(config, started_by=client))
 
 
