@@ -85,7 +85,7 @@ def first_difference(left_text: str, right_text: str) -> Difference:
     True
     """
     left, right = find_steps(left_text), find_steps(right_text)
-    for index, (a, b) in enumerate(zip(left, right)):
+    for index, (a, b) in enumerate(zip(left, right, strict=False)):
         if _step_value(a) != _step_value(b):
             return Difference(left, right, index)
     index = min(len(left), len(right)) if len(left) != len(right) else None

@@ -18,7 +18,6 @@ the text content of the HTML is exactly the completion.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable
 from html.parser import HTMLParser
 from typing import NamedTuple
@@ -67,9 +66,9 @@ def faithful_html(text: str, marks: Iterable[Mark] = ()) -> str:
         inside[start:end] = [True] * (end - start)
     opens: dict[int, Mark] = {}
     for mark in sorted(marks, key=lambda m: m.start):
-        if 0 <= mark.start < mark.end <= len(text) and not any(inside[mark.start : mark.end]):
-            if all(mark.start >= other.end or mark.end <= other.start for other in opens.values()):
-                opens[mark.start] = mark
+        in_text = 0 <= mark.start < mark.end <= len(text)
+        if in_text and not any(inside[mark.start : mark.end]) and _apart(mark, opens.values()):
+            opens[mark.start] = mark
     before: dict[int, list[str]] = {}  # tags to write before the character at an offset
     for start, end in spans:
         before.setdefault(start, []).append('<span class="math">')
@@ -87,6 +86,10 @@ def faithful_html(text: str, marks: Iterable[Mark] = ()) -> str:
         position = offset
     parts.append(html.escape(text[position:]))
     return f'<div class="faithful">{"".join(parts)}</div>'
+
+
+def _apart(mark: Mark, others: Iterable[Mark]) -> bool:
+    return all(mark.start >= other.end or mark.end <= other.start for other in others)
 
 
 def slip_marks(steps: Iterable) -> list[Mark]:

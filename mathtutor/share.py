@@ -109,7 +109,10 @@ def to_markdown(record: dict[str, Any]) -> str:
     if record.get("reference"):
         lines += ["", f"Reference answer: `{record['reference']}`"]
     settings = {"prompt_format": record.get("prompt_format"), **(record.get("settings") or {})}
-    lines += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)]
+    lines += [
+        "",
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None),
+    ]
     if record.get("vote"):
         lines += ["", f"Blind vote: **{record['vote']}**"]
     for side, pane in zip(("Left", "Right"), record["panes"], strict=True):
@@ -127,7 +130,9 @@ def to_markdown(record: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.ArgumentParser(prog="python -m mathtutor.share", description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(
+        prog="python -m mathtutor.share", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("share_id")
     print(to_markdown(load(parser.parse_args(argv).share_id)), end="")
 
