@@ -18,6 +18,7 @@ the text content of the HTML is exactly the completion.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 from html.parser import HTMLParser
 from typing import NamedTuple
@@ -85,7 +86,21 @@ def faithful_html(text: str, marks: Iterable[Mark] = ()) -> str:
         parts.extend(before[offset])
         position = offset
     parts.append(html.escape(text[position:]))
-    return f'<div class="faithful">{"".join(parts)}</div>'
+    return f'<div class="faithful">{_keep_whitespace("".join(parts))}</div>'
+
+
+_LINE_START_SPACE = re.compile(r"(?<=\n)[^\S\n]")
+
+
+def _keep_whitespace(markup: str) -> str:
+    """Tabs and each line's first blank as character references.
+
+    gr.Chatbot passes a message string through `inspect.cleandoc`, which expands tabs and
+    strips the lines' common indentation; a reference is not whitespace to it, so the text
+    keeps every blank (the browser decodes `&#9;` back to a tab).
+    """
+    markup = _LINE_START_SPACE.sub(lambda m: f"&#{ord(m[0])};", markup)
+    return markup.replace("\t", "&#9;")
 
 
 def _apart(mark: Mark, others: Iterable[Mark]) -> bool:

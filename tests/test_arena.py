@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import doctest
 import io
 import json
 import math
@@ -11,6 +12,14 @@ import sqlite3
 import pytest
 
 from mathtutor import arena, store
+
+
+def test_doctests_pass():
+    from mathtutor import compare, render, share
+
+    for module in (arena, render, share, compare):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
 def _votes(*triples):
@@ -54,8 +63,8 @@ def test_prior_keeps_a_winless_system_finite_and_ties_are_halves():
     p = arena.bradley_terry(_votes(("a", "b", "left")))
     # With one virtual tie against the anchor (strength 1) each:
     # a: 1.5 = p_a (1/(p_a+p_b) + 1/(p_a+1)), b: 0.5 = p_b (1/(p_a+p_b) + 1/(p_b+1)).
-    assert 1.5 == pytest.approx(p["a"] * (1 / (p["a"] + p["b"]) + 1 / (p["a"] + 1)))
-    assert 0.5 == pytest.approx(p["b"] * (1 / (p["a"] + p["b"]) + 1 / (p["b"] + 1)))
+    assert p["a"] * (1 / (p["a"] + p["b"]) + 1 / (p["a"] + 1)) == pytest.approx(1.5)
+    assert p["b"] * (1 / (p["a"] + p["b"]) + 1 / (p["b"] + 1)) == pytest.approx(0.5)
     tied = arena.bradley_terry(_votes(("a", "b", "tie"), ("a", "b", "both_wrong")))
     assert tied["a"] == pytest.approx(tied["b"])
 

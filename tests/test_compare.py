@@ -80,9 +80,7 @@ def test_ui_handler_streams_and_reports_errors(tiny_model_dir):
     from mathtutor.ui.compare import mark_stopped, run_compare
 
     outputs = list(run_compare(str(tiny_model_dir), *ARGS))
-    left_chat, right_chat, left_md, right_md, left_head, right_head, diff, notice, state = outputs[
-        -1
-    ]
+    left_chat, right_chat, left_md, right_md, left_head, _, diff, notice, state = outputs[-1]
     assert visible_text(left_chat[0]["content"]) == ARGS[2]  # the star survives
     assert visible_text(left_chat[1]["content"]) == state["panes"][0]["text"]
     assert left_chat[1]["content"] == right_chat[1]["content"]  # same system, greedy
@@ -145,10 +143,8 @@ def test_blind_vote_reveals_names_and_feeds_the_leaderboard(tiny_model_dir, tiny
     assert record["vote"] == "left" and record["panes"][0]["system"].startswith(winner)
     assert any(name.endswith(".md") for name in files)
 
-    class Request:
-        query_params = {"share": share_id}
-
-    reopened = open_shared(Request())
+    request = type("Request", (), {"query_params": {"share": share_id}})()
+    reopened = open_shared(request)
     assert (
         reopened[9] == record["problem"]
         and reopened[8]["panes"][1]["text"] == record["panes"][1]["text"]

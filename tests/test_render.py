@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 from mathtutor.checks import wrong_steps
@@ -17,6 +19,7 @@ TEXTS = [
     "Three quarters: \\(\\frac34\\) of 8 = 6",
     "display \\[x^2\\] and $$y_1 * y_2$$ and `code` ~strike~ [link](x)",
     "  leading spaces\n\n\ntrailing  \n",
+    "step 1:\n    indented\n\ttabbed\t\tcolumns\n   \n  two",
 ]
 
 
@@ -25,6 +28,8 @@ def test_every_character_of_the_completion_is_visible(text):
     markup = faithful_html(text)
     assert visible_text(markup) == text
     assert "<b>" not in markup and "<script>" not in markup
+    # gr.Chatbot runs every message through inspect.cleandoc: no blank may be lost to it.
+    assert visible_text(inspect.cleandoc(markup)) == text
 
 
 def test_only_delimited_math_is_marked_as_math():

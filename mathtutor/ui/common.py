@@ -7,7 +7,9 @@ adapter trained or pulled in one tab appears in every other tab without a restar
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ LATEX = [
     {"left": "\\(", "right": "\\)", "display": False},
     {"left": "\\[", "right": "\\]", "display": True},
 ]
+ERROR_TOAST_S = 8  # an error toast closes on its own after this (unless it needs action)
 GPU = "gpu"  # one queue for every event that runs the model (see DESIGN: single worker)
 log = logging.getLogger("mathtutor.ui")
 
@@ -80,17 +83,35 @@ def system_choices(spec: str) -> list[str]:
     return names
 
 
-def user_error(error: BaseException) -> gr.Error:
-    """A clear message for the browser; the stack trace goes to the server log only."""
+def user_error(error: BaseException, needs_action: bool | None = None) -> gr.Error:
+    """A clear message for the browser; the stack trace goes to the server log only.
+
+    The toast closes after `ERROR_TOAST_S` seconds, except when the user must act on it
+    (`needs_action`; by default a PermissionError, e.g. signing in, and unexpected errors).
+    """
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, (ValueError, FileNotFoundError, PermissionError, TimeoutError)):
         message = str(error)
+        sticky = isinstance(error, PermissionError)
     else:
         log.exception("unexpected error in a handler", exc_info=error)
         message = f"Something went wrong ({type(error).__name__}: {str(error)[:300]})"
-    # duration=None: the toast stays until closed, so a long run's failure is still readable.
-    return gr.Error(message, duration=None, print_exception=False)
+        sticky = True
+    if needs_action is not None:
+        sticky = needs_action
+    duration = None if sticky else ERROR_TOAST_S
+    return gr.Error(toast_html(message), duration=duration, print_exception=False)
+
+
+def toast_html(message: str) -> str:
+    """A message for a toast (which renders HTML): text escaped, `code` spans as <code>.
+
+    >>> toast_html("run `hf auth login` <then> retry")
+    'run <code>hf auth login</code> &lt;then&gt; retry'
+    """
+    escaped = html.escape(message, quote=False)
+    return re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
 
 
 def model_spec_choices() -> list[str]:

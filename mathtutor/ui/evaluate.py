@@ -22,6 +22,7 @@ import gradio as gr
 from mathtutor import metrics, store
 from mathtutor.evaluate import EvalConfig, evaluate, export_run, running_run
 from mathtutor.models import BASE
+from mathtutor.render import faithful_html, slip_marks
 from mathtutor.ui.common import GPU, AppContext, dataframe_value, system_choices, user_error
 
 FILTERS = ("all", "fixed", "regressed", "both wrong", "both right", "any wrong")
@@ -125,15 +126,20 @@ def accuracy_figure(summary: dict[str, Any]):
         series.append(("majority", f"maj@{summary.get('num_votes')}"))
     for key, label in series:
         estimates = [summary["systems"][s].get(key) or {} for s in systems]
+        values = [100 * (e.get("value") or 0) for e in estimates]
         figure.add_bar(
             name=label,
             x=systems,
-            y=[100 * (e.get("value") or 0) for e in estimates],
+            y=values,
+            # Every bar is labelled with its value, so a 0% bar is still visibly there.
+            text=[f"{value:.1f}%" for value in values],
+            textposition="outside",
+            cliponaxis=False,
             error_y={"type": "data", "array": [100 * (e.get("stderr") or 0) for e in estimates]},
         )
     figure.update_layout(
         barmode="group",
-        yaxis={"title": "accuracy (%)", "range": [0, 100]},
+        yaxis={"title": "accuracy (%)", "range": [0, 105]},
         height=360,
         margin={"t": 30, "b": 30},
         legend={"orientation": "h"},
@@ -289,21 +295,8 @@ def filter_problems(
 
 
 def highlight(text: str, steps: list[dict[str, Any]]) -> str:
-    """HTML of a completion with each wrong arithmetic step marked and its true value shown."""
-    parts, position = [], 0
-    for step in sorted(steps, key=lambda s: s["start"]):
-        if step["start"] < position:
-            continue  # overlapping steps: keep the first
-        actual = "?" if step["actual"] is None else step["actual"]
-        parts.append(html.escape(text[position : step["start"]]))
-        parts.append(
-            f'<mark class="slip" title="actually {html.escape(actual)}">'
-            f"{html.escape(text[step['start'] : step['end']])}</mark>"
-            f'<sup class="slip-fix"> ✎ = {html.escape(actual)}</sup>'
-        )
-        position = step["end"]
-    parts.append(html.escape(text[position:]))
-    return "".join(parts)
+    """HTML of a completion shown exactly, each wrong arithmetic step marked with its value."""
+    return faithful_html(text, slip_marks(steps))
 
 
 def problem_detail(run_id: str | None, problem_id: str | None) -> str:
@@ -327,7 +320,7 @@ def problem_detail(run_id: str | None, problem_id: str | None) -> str:
         parts.append(
             f"<h5>{html.escape(name)}: {mark} · answer <code>{html.escape(extracted)}</code>"
             f" · {record['num_tokens']} tokens ({html.escape(str(record['finish_reason']))})</h5>"
-            f"<pre {pre}>{highlight(record['completion'], record['wrong_steps'])}</pre>"
+            f"{highlight(record['completion'], record['wrong_steps'])}"
         )
     return f'<div class="eval-detail">{"".join(parts)}</div>'
 
