@@ -388,7 +388,7 @@ def leaderboard_value(spec: str) -> dict[str, Any]:
     return {"headers": LEADERBOARD_COLUMNS, "data": rows}
 
 
-def export_votes(spec: str, file_format: str) -> str:
+def export_votes(spec: str, file_format: str) -> gr.File:
     """Handler: this base's votes as a CSV or JSONL file to download."""
     try:
         text = arena.export_votes(store.list_votes(base_id(spec)), file_format)
@@ -396,7 +396,7 @@ def export_votes(spec: str, file_format: str) -> str:
         raise user_error(error) from error
     target = Path(tempfile.mkdtemp(prefix="mathtutor-votes-")) / f"votes.{file_format}"
     target.write_text(text)
-    return str(target)
+    return gr.File(value=str(target), visible=True)
 
 
 # --------------------------------------------------------------------------- sharing
@@ -443,16 +443,17 @@ def share_comparison(current: dict[str, Any] | None, request: gr.Request | None 
         json_path.write_text(json.dumps(share.load(share_id), indent=1, ensure_ascii=False))
         base = str(request.request.base_url) if request is not None and request.request else "/"
         link = f"{base}?share={share_id}"
-        return [str(markdown_path), str(json_path)], f"Permalink: [{link}]({link})"
+        files = gr.File(value=[str(markdown_path), str(json_path)], visible=True)
+        return files, f"Permalink: [{link}]({link})"
     except Exception as error:
         raise user_error(error) from error
 
 
 def open_shared(request: gr.Request) -> tuple:
-    """Page load: `?share=<id>` reopens a saved comparison (read only: names as saved)."""
+    """Page load: `?share=<id>` reopens a saved comparison in the Compare tab (names as saved)."""
     share_id = (request.query_params.get("share") if request is not None else None) or ""
     if not share_id:
-        return (*(gr.skip() for _ in range(7)), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        return tuple(gr.skip() for _ in range(12))
     try:
         record = share.load(share_id)
     except ValueError as error:
@@ -484,7 +485,8 @@ def open_shared(request: gr.Request) -> tuple:
     notice = f"Shared comparison `{share_id}`" + (
         f" · blind vote: {record['vote']}" if record.get("vote") else ""
     )
-    return (*_view(current), notice, current, record["problem"], record.get("reference") or "")
+    problem, reference = record["problem"], record.get("reference") or ""
+    return (*_view(current), notice, current, problem, reference, gr.Tabs(selected="compare"))
 
 
 # --------------------------------------------------------------------------- problems
@@ -551,10 +553,10 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             max_lines=12,
             placeholder="A math word problem, e.g. Natalia sold clips to 48 of her friends…",
             elem_id="compare-problem",
-            scale=4,
+            scale=3,
             min_width=260,
         )
-        with gr.Column(scale=1, min_width=240):
+        with gr.Column(scale=2, min_width=260):
             reference = gr.Textbox(
                 label="Reference answer (optional)",
                 placeholder="e.g. 72",
@@ -621,19 +623,20 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         vote_buttons = {
             outcome: gr.Button(label, elem_id=f"compare-vote-{VOTES[outcome].replace('_', '-')}")
             for outcome, label in (
-                ("left", "👈 Left is better"),
-                ("tie", "🤝 Tie"),
-                ("right", "👉 Right is better"),
-                ("both wrong", "👎 Both wrong"),
+                ("left", "← Left is better"),
+                ("tie", "Tie"),
+                ("right", "Right is better →"),
+                ("both wrong", "Both wrong"),
             )
         }
     with gr.Row():
-        share_button = gr.Button("🔗 Share this comparison", size="sm", elem_id="compare-share")
+        share_button = gr.Button("Share this comparison", size="sm", elem_id="compare-share")
         share_files = gr.File(
             label="Comparison (Markdown, JSON)",
             file_count="multiple",
             elem_id="compare-share-files",
             height=90,
+            visible=False,
         )
         permalink = gr.Markdown(elem_id="compare-permalink")
     with gr.Accordion("Leaderboard (blind votes on this base model)", open=False):
@@ -652,7 +655,9 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         with gr.Row():
             export_format = gr.Radio(["csv", "jsonl"], value="csv", label="Export format")
             export_button = gr.Button("Export votes", size="sm", elem_id="compare-export-votes")
-            export_file = gr.File(label="Votes", elem_id="compare-votes-file", height=90)
+            export_file = gr.File(
+                label="Votes", elem_id="compare-votes-file", height=90, visible=False
+            )
 
     ctx.compare_problem, ctx.compare_reference = problem, reference
     inputs = [
@@ -720,7 +725,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     tab.select(leaderboard_value, ctx.model_spec, leaderboard)
     ctx.model_spec.change(refresh_systems, ctx.model_spec, [left, right])
     ctx.model_spec.change(leaderboard_value, ctx.model_spec, leaderboard)
-    gr.on(None, open_shared, None, [*outputs, problem, reference])
+    gr.on(None, open_shared, None, [*outputs, problem, reference, ctx.tabs])
 
 
 def _vote_handler(outcome: str):
