@@ -33,9 +33,6 @@ CSS = (
 /* Long labels and values wrap or scroll instead of being clipped to "arithmeti", "Calcu". */
 .gradio-container label span, .gradio-container .block-info { overflow-wrap: normal; }
 .gradio-container input[role="combobox"] { min-width: 0; text-overflow: ellipsis; }
-/* Tables: header words never break mid-word; a wide table scrolls sideways. */
-.gradio-container table th, .gradio-container table th * { word-break: keep-all; }
-.gradio-container .table-wrap { overflow-x: auto; }
 """
     + render.CSS
 )

@@ -33,6 +33,7 @@ class Mark(NamedTuple):
     start: int
     end: int
     note: str
+    title: str = ""  # the tooltip; the note when empty
 
 
 def math_spans(text: str) -> list[tuple[int, int]]:
@@ -75,9 +76,9 @@ def faithful_html(text: str, marks: Iterable[Mark] = ()) -> str:
         before.setdefault(start, []).append('<span class="math">')
         before.setdefault(end, []).insert(0, "</span>")
     for mark in opens.values():
-        note = html.escape(mark.note)
+        note, title = html.escape(mark.note), html.escape(mark.title or mark.note)
         before.setdefault(mark.start, []).append(
-            f'<mark class="slip" title="{note}" data-fix="{note}">'
+            f'<mark class="slip" title="{title}" data-fix="{note}">'
         )
         before.setdefault(mark.end, []).insert(0, "</mark>")
     parts, position = [], 0
@@ -116,10 +117,10 @@ def slip_marks(steps: Iterable) -> list[Mark]:
         get = step.get if isinstance(step, dict) else lambda key, s=step: getattr(s, key)
         actual = get("actual")
         if actual is None:
-            note = "= ?"
+            value = "?"
         else:
-            note = "= " + (actual if isinstance(actual, str) else format_value(actual))
-        marks.append(Mark(int(get("start")), int(get("end")), note))
+            value = actual if isinstance(actual, str) else format_value(actual)
+        marks.append(Mark(int(get("start")), int(get("end")), f"= {value}", f"actually {value}"))
     return marks
 
 

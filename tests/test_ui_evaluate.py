@@ -158,7 +158,7 @@ def test_wrong_steps_are_highlighted():
     start = text.index("5 * 3")
     steps = [{"start": start, "end": start + len("5 * 3 = 16"), "actual": "15"}]
     marked = tab.highlight(text, steps)
-    assert '<mark class="slip" title="actually 15">5 * 3 = 16</mark>' in marked
+    assert '<mark class="slip" title="actually 15" data-fix="= 15">5 * 3 = 16</mark>' in marked
     assert "= 15" in marked and "&lt;and&gt;" in marked  # the rest is escaped
 
 
@@ -197,3 +197,18 @@ def test_stop_then_resume_from_the_tab(home, tiny_model_dir):
     text, resumed = tab.start("", [], None, {"batch_size": 2}, None, "session-1", run_id)
     assert resumed == run_id and "finished" in text
     assert len(store.load_records(run_id)) == 4
+
+
+def test_accuracy_chart_labels_every_bar_even_at_zero():
+    zero = {"value": 0.0, "stderr": 0.0}
+    summary = {
+        "order": ["base", "tuned"],
+        "grader": "auto",
+        "systems": {
+            "base": {"accuracy": zero, "strict": zero, "flexible": zero},
+            "tuned": {"accuracy": {"value": 0.25, "stderr": 0.1}, "strict": zero, "flexible": zero},
+        },
+    }
+    figure = tab.accuracy_figure(summary)
+    accuracy = next(trace for trace in figure.data if trace.name.startswith("auto"))
+    assert list(accuracy.text) == ["0.0%", "25.0%"] and accuracy.textposition == "outside"

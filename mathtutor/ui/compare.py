@@ -88,10 +88,7 @@ def pane_state(pane: Pane) -> dict[str, Any]:
         "first_token_s": pane.first_token_s,
         "tokens_per_s": pane.tokens_per_s,
         "finish_reason": pane.finish_reason,
-        "slips": [
-            (s.start, s.end, m.note)
-            for s, m in zip(pane.wrong_steps, slip_marks(pane.wrong_steps), strict=True)
-        ],
+        "slips": [tuple(mark) for mark in slip_marks(pane.wrong_steps)],
     }
 
 

@@ -450,7 +450,14 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         search = gr.Textbox(
             label="Search", placeholder="text in question or answers", elem_id="eval-search"
         )
-    errors = gr.Dataframe(interactive=False, elem_id="eval-errors-table", wrap=True)
+    errors = gr.Dataframe(
+        interactive=False,
+        elem_id="eval-errors-table",
+        wrap=True,
+        # problem, question, reference: fixed, so the systems' columns stay on screen and the
+        # header never wraps mid-word ("refe renc e"); the question wraps inside its column.
+        column_widths=["150px", "300px", "110px"],
+    )
     with gr.Row():
         problem = gr.Dropdown([], label="Problem", elem_id="eval-problem", scale=3)
         send = gr.Button(
