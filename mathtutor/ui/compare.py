@@ -19,6 +19,7 @@ import html
 import random
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from mathtutor.zerogpu import gpu
 
 GENERATING = "generating…"  # the answer line of a pane still streaming
 SIDES = ("left", "right")
+UPDATE_EVERY_S = 0.1  # the most often a streaming pane is sent to the browser
 BLIND_NAMES = ("System A", "System B")
 VOTES = {"left": "left", "right": "right", "tie": "tie", "both wrong": "both_wrong"}
 LEADERBOARD_COLUMNS = ["system", "rating", "win rate", "95% CI", "games", "W-T-L", "exact match"]
@@ -219,9 +221,15 @@ def _settings_dict(settings: GenerationSettings) -> dict[str, Any]:
 def _stream(
     current: dict[str, Any], indices: list[int], settings: GenerationSettings
 ) -> Iterator[dict[str, Any]]:
-    """Run the systems of `indices` and update `current` as their panes stream."""
+    """Run the systems of `indices` and update `current` as their panes stream.
+
+    Updates reach the browser at most every `UPDATE_EVERY_S` (and once at the end): a fast
+    model streaming a token per update keeps the page re-rendering and unresponsive (Stop
+    could not be clicked).
+    """
     loaded = loaded_model(current["spec"])
     systems = [current["systems"][i] for i in indices]
+    shown, pending = 0.0, False
     for panes in compare_stream(
         loaded,
         current["problem"],
@@ -233,6 +241,11 @@ def _stream(
         for index, pane in zip(indices, panes, strict=True):
             current["panes"][index] = pane_state(pane)
             current["answers"][index] = answer_markdown(pane)
+        pending = True
+        if time.monotonic() - shown >= UPDATE_EVERY_S or all(p.done for p in panes):
+            shown, pending = time.monotonic(), False
+            yield current
+    if pending:
         yield current
 
 
