@@ -239,9 +239,10 @@ def test_stop_never_covers_the_panes_with_an_error_badge(own_app, page):
 def region_screenshot(page, name: str, first: str, last: str) -> None:
     """tests/_artifacts/<name>.png: the page from element `first` down to element `last`
     (docs/arena.png and docs/leaderboard.png in the README are these, copied)."""
-    top = page.locator(first).bounding_box()["y"] - 40
+    scroll = page.evaluate("window.scrollY")  # boxes are in viewport coordinates
+    top = page.locator(first).bounding_box()["y"] + scroll - 40
     bottom = page.locator(last).bounding_box()
-    bottom = bottom["y"] + bottom["height"] + 16
+    bottom = bottom["y"] + scroll + bottom["height"] + 16
     ARTIFACTS.mkdir(exist_ok=True)
     clip = {"x": 0, "y": max(0, top), "width": page.viewport_size["width"], "height": bottom - top}
     page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True, clip=clip)
