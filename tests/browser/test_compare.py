@@ -285,3 +285,16 @@ def test_blind_vote_hides_names_until_the_vote_and_survives_a_restart(
         region_screenshot(page, "leaderboard", "#compare-leaderboard", "#compare-export-votes")
     votes = store.list_votes(path=home / "mathtutor.db")
     assert [(v["outcome"], v["problem"]) for v in votes] == [("left", PROBLEM)]
+
+
+def test_error_toasts_do_not_stack_and_close_on_their_own(app, page):
+    open_app(page, app, "Compare")
+    textbox(page, "compare-problem").fill("   ")
+    for _ in range(3):
+        page.locator("#compare-run").click()
+        page.wait_for_timeout(400)
+    expect(toasts(page)).to_have_count(1)  # one group ...
+    items = page.locator("[data-testid=toast-body].error .toast-message-item")
+    expect(items.filter(visible=True)).to_have_count(1)  # ... showing the message once
+    expect(toasts(page).first).to_contain_text("empty")
+    expect(toasts(page)).to_have_count(0, timeout=20_000)  # ERROR_TOAST_S, then gone
