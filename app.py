@@ -30,9 +30,6 @@ CSS = (
 .pane-head { display: flex; flex-wrap: wrap; gap: 0 12px; align-items: baseline; }
 .pane-numbers { color: var(--body-text-color-subdued); font-size: 0.9em; }
 .compare-diff tr.first-difference td { background: #ffe08a55; font-weight: 600; }
-/* Long labels and values wrap or scroll instead of being clipped to "arithmeti", "Calcu". */
-.gradio-container label span, .gradio-container .block-info { overflow-wrap: normal; }
-.gradio-container input[role="combobox"] { min-width: 0; text-overflow: ellipsis; }
 """
     + render.CSS
 )

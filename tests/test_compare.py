@@ -145,6 +145,8 @@ def test_blind_vote_reveals_names_and_feeds_the_leaderboard(tiny_model_dir, tiny
 
     request = type("Request", (), {"query_params": {"share": share_id}})()
     reopened = open_shared(request)
+    with pytest.raises(gr.Error, match="read only"):
+        list(regenerate_right(reopened[8]))
     assert (
         reopened[9] == record["problem"]
         and reopened[8]["panes"][1]["text"] == record["panes"][1]["text"]
@@ -162,3 +164,21 @@ def test_importing_app_starts_nothing_and_loads_no_model():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def test_leaderboard_accuracy_is_from_the_latest_finished_evaluation(tiny_model_dir):
+    from mathtutor import store
+    from mathtutor.ui.compare import latest_accuracy
+
+    spec = str(tiny_model_dir)
+
+    def run(run_id: str, status: str, value: float) -> None:
+        store.create_eval_run(run_id, {"model": spec, "labels": ["base"]})
+        summary = {"systems": {"base": {"strict": {"value": value}}}}
+        store.update_eval_run(run_id, status=status, summary=summary)
+
+    run("acc-old", "finished", 0.1)
+    run("acc-new", "finished", 0.3)
+    run("acc-stopped", "stopped", 0.9)  # newest, but not a finished evaluation
+    assert latest_accuracy(spec)["base"] == 0.3
+    assert "base" not in latest_accuracy("someone/other-model")

@@ -300,6 +300,8 @@ def _regenerate(index: int, current: dict[str, Any] | None) -> Iterator[tuple]:
             raise ValueError(
                 "Vote first: regenerating one side of a blind pair would give it away."
             )
+        if current.get("shared"):
+            raise ValueError("A shared comparison is read only: run Compare to generate again.")
         seed = secrets.randbelow(2**31)
         values = {**current["settings"], "seed": seed}
         settings = settings_for(**values)
@@ -371,7 +373,9 @@ def latest_accuracy(spec: str) -> dict[str, float]:
     base, accuracy = base_id(spec), {}
     for run in store.list_eval_runs():  # newest first
         config, summary = run.get("config") or {}, run.get("summary") or {}
-        if not summary or not same_base(base_id(str(config.get("model", BUNDLED))), base):
+        if run.get("status") != "finished" or not summary:
+            continue
+        if not same_base(base_id(str(config.get("model", BUNDLED))), base):
             continue
         for system, numbers in (summary.get("systems") or {}).items():
             estimate = numbers.get("strict") or numbers.get("accuracy") or {}
