@@ -14,6 +14,7 @@ import threading
 
 import gradio as gr
 
+from mathtutor import render
 from mathtutor.models import BUNDLED
 from mathtutor.ui import compare, evaluate, hub, train, tutor
 from mathtutor.ui.common import AppContext, model_spec_choices
@@ -23,9 +24,47 @@ INTRO = (
     "Put a small language model and its LoRA-tuned copies side by side on math word problems, "
     "fine-tune adapters, measure them on GSM8K, and share them on the Hugging Face Hub."
 )
-CSS = """
+CSS = (
+    """
 .gradio-container { max-width: 1280px !important; }
-mark.slip { background: #ffe08a; border-radius: 3px; padding: 0 2px; }
+.pane-head { display: flex; flex-wrap: wrap; gap: 0 12px; align-items: baseline; }
+.pane-numbers { color: var(--body-text-color-subdued); font-size: 0.9em; }
+.compare-diff tr.first-difference td { background: #ffe08a55; font-weight: 600; }
+"""
+    + render.CSS
+)
+# Runs once in the browser: toasts that stack (gradio closes a toast group only while it holds
+# one message) close after their own duration, repeated messages are shown once, and the
+# Train log box follows new lines.
+JS = """
+() => {
+  const since = new WeakMap();
+  setInterval(() => {
+    for (const toast of document.querySelectorAll('[data-testid="toast-body"]')) {
+      const seen = new Set();
+      const items = toast.querySelectorAll('.toast-message-item');
+      for (const item of items) {
+        const text = item.textContent.trim();
+        item.style.display = seen.has(text) ? 'none' : '';
+        seen.add(text);
+      }
+      const timer = toast.querySelector('.timer');
+      const seconds = timer ? parseFloat(timer.style.animationDuration) || 0 : 0;
+      const last = since.get(toast);
+      if (!last || last.count !== items.length) {
+        since.set(toast, { count: items.length, time: Date.now() });
+      } else if (seconds > 0 && items.length > 1 && Date.now() - last.time > seconds * 1000) {
+        toast.querySelector('[data-testid="toast-close"]')?.click();
+      }
+    }
+    for (const box of document.querySelectorAll('#train-log textarea')) {
+      if (box.dataset.shown !== String(box.value.length)) {
+        box.dataset.shown = String(box.value.length);
+        box.scrollTop = box.scrollHeight;
+      }
+    }
+  }, 500);
+}
 """
 
 
@@ -99,5 +138,6 @@ if __name__ == "__main__":
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         css=CSS,
+        js=JS,
         theme=gr.themes.Soft(),
     )

@@ -239,4 +239,5 @@ LIMITERS = {
     "tutor": RateLimiter("the tutor", _rate("MATHTUTOR_TUTOR_RATE", 12), 60.0),
     "compare": RateLimiter("Compare", _rate("MATHTUTOR_COMPARE_RATE", 12), 60.0),
     "evaluate": RateLimiter("evaluation", _rate("MATHTUTOR_EVAL_RATE", 3), 600.0),
+    "votes": RateLimiter("voting", _rate("MATHTUTOR_VOTE_RATE", 20), 600.0),
 }

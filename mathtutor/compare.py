@@ -2,7 +2,9 @@
 
 `compare_stream` is the one function behind the Compare tab: it renders the prompt, runs
 both systems in ONE batched decoding call over the shared base (mixed adapters), and yields
-`Pane`s with the text so far and, once a pane finishes, its extracted answer and grade.
+`Pane`s with the text so far, its timing (time to first token, tokens/s) and, once a pane
+finishes, its extracted answer and grade. `first_difference` says at which arithmetic step
+(`checks.find_steps`) two solutions part ways.
 
     python -m mathtutor.compare "Tom has 3 apples and buys 4 more. How many?" --reference 7
 """
@@ -11,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from mathtutor import cli, hub
-from mathtutor.answers import Grade, extract_answer, grade
-from mathtutor.checks import Step, wrong_steps
+from mathtutor.answers import Grade, extract_answer, grade, parse_number
+from mathtutor.checks import Step, find_steps, wrong_steps
 from mathtutor.generate import GenerationSettings, stream_completions
 from mathtutor.models import BASE, LoadedModel, load_model
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
@@ -36,6 +39,58 @@ class Pane:
     answer: str | None = None
     grade: Grade | None = None
     wrong_steps: tuple[Step, ...] = ()
+    first_token_s: float | None = None  # seconds from the start to the first token
+    seconds: float = 0.0  # seconds from the start to the latest update
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decoding speed after the first token (None before a second token)."""
+        if self.first_token_s is None or self.num_tokens < 2:
+            return None
+        decoding = self.seconds - self.first_token_s
+        return (self.num_tokens - 1) / decoding if decoding > 0 else None
+
+
+@dataclass
+class Difference:
+    """Where two solutions part ways: the index of the first differing step (None: never)."""
+
+    left_steps: list[Step]
+    right_steps: list[Step]
+    index: int | None
+
+    @property
+    def left_values(self) -> list[str]:
+        return [step.claimed for step in self.left_steps]
+
+    @property
+    def right_values(self) -> list[str]:
+        return [step.claimed for step in self.right_steps]
+
+
+def _step_value(step: Step):
+    value = parse_number(step.claimed)
+    return value if value is not None else step.claimed.strip()
+
+
+def first_difference(left_text: str, right_text: str) -> Difference:
+    """Both sides' arithmetic steps and the first one whose result differs.
+
+    Steps are compared in order by the value they claim (`60*3 = 180` and `3*60=180` agree);
+    when one side has more steps, the first extra step is where they part.
+
+    >>> d = first_difference("3*4 = 12, 12+1 = 13", "3*4 = 12, 12+2 = 14")
+    >>> d.index, d.left_values, d.right_values
+    (1, ['12', '13'], ['12', '14'])
+    >>> first_difference("2+2 = 4", "so 2 + 2 = 4").index is None
+    True
+    """
+    left, right = find_steps(left_text), find_steps(right_text)
+    for index, (a, b) in enumerate(zip(left, right, strict=False)):
+        if _step_value(a) != _step_value(b):
+            return Difference(left, right, index)
+    index = min(len(left), len(right)) if len(left) != len(right) else None
+    return Difference(left, right, index)
 
 
 def clean_problem(problem: str, max_chars: int = MAX_PROBLEM_CHARS) -> tuple[str, str | None]:
@@ -88,10 +143,16 @@ def compare_stream(
     mode = get_format(prompt_format).grader
     reference = (reference or "").strip() or None
     panes = [Pane(system=name, text="") for name in systems]
+    started = time.perf_counter()
     for step in stream_completions(loaded, [prompt] * len(systems), list(systems), settings):
+        now = time.perf_counter() - started
         for pane, completion in zip(panes, step, strict=True):
-            pane.text, pane.num_tokens = completion.text, completion.num_tokens
-            if completion.finish_reason is not None and not pane.done:
+            if pane.done:
+                continue
+            pane.text, pane.num_tokens, pane.seconds = completion.text, completion.num_tokens, now
+            if pane.first_token_s is None and completion.num_tokens > 0:
+                pane.first_token_s = now
+            if completion.finish_reason is not None:
                 _finish(pane, completion.finish_reason, reference, mode)
         yield panes
 

@@ -1,4 +1,4 @@
-"""Store: the one SQLite database of evaluation runs and records, training runs and adapters.
+"""Store: the one SQLite database of evaluation runs and records, training runs, adapters, votes.
 
 The file lives at `home_dir()/mathtutor.db`. Every write is a transaction; WAL mode lets the
 app read while an evaluation or a training subprocess writes. A file that is not a mathtutor
@@ -63,7 +63,18 @@ CREATE TABLE IF NOT EXISTS adapters (
     created REAL NOT NULL,
     info TEXT                          -- JSON: recipe, metrics, hub url, ...
 );
+CREATE TABLE IF NOT EXISTS votes (    -- blind A/B votes of the Compare tab (arena)
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    base_model TEXT NOT NULL,          -- Hub id of the base the systems share
+    problem TEXT NOT NULL,
+    left_system TEXT NOT NULL,         -- as shown: left pane, right pane
+    right_system TEXT NOT NULL,
+    outcome TEXT NOT NULL,             -- left | right | tie | both_wrong
+    settings TEXT NOT NULL             -- JSON: prompt format, generation settings, seeds
+);
 """
+VOTE_OUTCOMES = ("left", "right", "tie", "both_wrong")
 # Columns added after a table first shipped: `connect` adds them to older databases.
 _ADDED_COLUMNS = {"eval_runs": {"pid": "INTEGER", "pid_started": "REAL"}}
 _LOCK = threading.Lock()
@@ -348,6 +359,37 @@ def remove_adapter(name: str, path: str | Path | None = None) -> None:
         db.execute("DELETE FROM adapters WHERE name=?", (name,))
 
 
+# --------------------------------------------------------------------------- votes
+def add_vote(
+    base_model: str,
+    problem: str,
+    systems: tuple[str, str],
+    outcome: str,
+    settings: dict,
+    path: str | Path | None = None,
+) -> int:
+    """Record one blind vote (`outcome` in `VOTE_OUTCOMES`); returns its id."""
+    if outcome not in VOTE_OUTCOMES:
+        raise ValueError(f"vote {outcome!r}: expected one of {', '.join(VOTE_OUTCOMES)}")
+    left, right = systems
+    with transaction(path) as db:
+        cursor = db.execute(
+            "INSERT INTO votes (created, base_model, problem, left_system, right_system, outcome,"
+            " settings) VALUES (?,?,?,?,?,?,?)",
+            (time.time(), base_model, problem, left, right, outcome, json.dumps(settings)),
+        )
+        return int(cursor.lastrowid)
+
+
+def list_votes(base_model: str | None = None, path: str | Path | None = None) -> list[dict]:
+    """Votes, oldest first; only those on `base_model` when given."""
+    query, args = "SELECT * FROM votes", ()
+    if base_model is not None:
+        query, args = query + " WHERE base_model=?", (base_model,)
+    rows = _rows(query + " ORDER BY id", args, path=path)
+    return [_decode(row, "settings") for row in rows]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the number of rows in each table of the database."""
     cli.ArgumentParser(
@@ -356,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
         epilog=cli.DEBUG_HELP,
     ).parse_args(argv)
     connection = connect()
-    for table in ("eval_runs", "eval_records", "train_runs", "adapters"):
+    for table in ("eval_runs", "eval_records", "train_runs", "adapters", "votes"):
         count = connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         print(f"{table:14s} {count}")
     connection.close()

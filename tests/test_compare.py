@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mathtutor.compare import clean_problem, compare_stream, settings_for
+from mathtutor.compare import clean_problem, compare_stream, first_difference, settings_for
 from mathtutor.generate import GenerationSettings
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -40,41 +40,117 @@ def test_compare_rejects_unknown_format(tiny_loaded):
         next(compare_stream(tiny_loaded, "2+2?", ["base", "base"], "nope"))
 
 
+def test_compare_panes_carry_timing(tiny_loaded):
+    settings = GenerationSettings(max_new_tokens=8)
+    *_, final = compare_stream(tiny_loaded, "What is 2 + 3?", ["base", "base"], "qa", settings)
+    for pane in final:
+        assert pane.num_tokens > 0 and pane.first_token_s is not None
+        assert 0 < pane.first_token_s <= pane.seconds
+        assert pane.tokens_per_s is None or pane.tokens_per_s > 0
+
+
+def test_first_difference_marks_the_step_and_both_values():
+    left = "60*3 = 180\n180*4 = 720\nSo 720."
+    right = "3*60 = 180\n180*4 = 640\nSo 640."
+    difference = first_difference(left, right)
+    assert difference.index == 1
+    assert difference.left_values == ["180", "720"] and difference.right_values == ["180", "640"]
+    assert first_difference(left, left).index is None
+    assert first_difference("2+2 = 4", "2+2 = 4 and 4*2 = 8").index == 1
+
+
+ARGS = (
+    "base",
+    "base",
+    "Tom has 3*4 apples. He buys 4. How many?",
+    "7",
+    "qa",
+    8,
+    0.0,
+    1.0,
+    0,
+    False,
+)
+
+
 def test_ui_handler_streams_and_reports_errors(tiny_model_dir):
     import gradio as gr
 
-    from mathtutor.ui.compare import run_compare
+    from mathtutor.render import visible_text
+    from mathtutor.ui.compare import mark_stopped, run_compare
 
-    args = (
-        str(tiny_model_dir),
-        "base",
-        "base",
-        "Tom has 3 apples. He buys 4. How many?",
-        "7",
-        "chat",
-        8,
-        0.0,
-        1.0,
-        0,
-        False,
-    )
-    outputs = list(run_compare(*args))
-    left_chat, right_chat, left_md, right_md, notice = outputs[-1]
-    assert left_chat[0]["content"].startswith("Tom has 3 apples")
+    outputs = list(run_compare(str(tiny_model_dir), *ARGS))
+    left_chat, right_chat, left_md, right_md, left_head, _, diff, notice, state = outputs[-1]
+    assert visible_text(left_chat[0]["content"]) == ARGS[2]  # the star survives
+    assert visible_text(left_chat[1]["content"]) == state["panes"][0]["text"]
     assert left_chat[1]["content"] == right_chat[1]["content"]  # same system, greedy
     assert "correct" in left_md and left_md == right_md and notice == ""
+    assert "base · " in left_head and "tokens" in left_head and "Same text." in diff
     # Stop marks a pane still streaming as stopped and keeps a finished pane's verdict.
-    from mathtutor.ui.compare import mark_stopped
-
     assert mark_stopped(outputs[0][2], left_md) == ("*stopped*", left_md)
     with pytest.raises(gr.Error, match="empty"):
         list(run_compare(str(tiny_model_dir), "base", "base", "", "", "chat", 8, 0, 1, 0, False))
+    with pytest.raises(gr.Error, match="two different systems"):
+        list(run_compare(str(tiny_model_dir), *ARGS, True))
     with pytest.raises(gr.Error, match="could not be loaded from the Hub"):
         list(
             run_compare(
                 "nobody/none-such-model", "base", "base", "2+2?", "", "chat", 8, 0, 1, 0, False
             )
         )
+
+
+def test_blind_vote_reveals_names_and_feeds_the_leaderboard(tiny_model_dir, tiny_adapter_dir):
+    import gradio as gr
+
+    from mathtutor import share, store
+    from mathtutor.ui.compare import (
+        leaderboard_value,
+        open_shared,
+        regenerate_right,
+        run_compare,
+        share_comparison,
+        vote,
+    )
+
+    store.register_adapter("blind-tuned", tiny_adapter_dir, str(tiny_model_dir), "test")
+    spec = str(tiny_model_dir)
+    args = (spec, "base", "blind-tuned", *ARGS[2:], True)
+    *_, last = run_compare(*args)
+    heads, state = last[4:6], last[-1]
+    assert all("System " in head for head in heads) and not any("base" in h for h in heads)
+    assert sorted(state["systems"]) == ["base", "blind-tuned"]
+    with pytest.raises(gr.Error, match="Vote first"):
+        list(regenerate_right(state))
+    record = share.load(share_comparison(state)[1].split("share=")[1].split("]")[0])
+    assert [p["system"] for p in record["panes"]] == ["System A", "System B"]  # still hidden
+    before = len(store.list_votes())
+    outputs = vote("left", state, None)
+    voted = outputs[8]
+    assert voted["vote"] == "left" and len(store.list_votes()) == before + 1
+    assert state["systems"][0] in outputs[4] and state["systems"][1] in outputs[5]
+    board = leaderboard_value(spec)
+    winner = state["systems"][0]
+    assert board["data"][0][0] == winner and outputs[9] == board
+    with pytest.raises(gr.Error, match="already has your vote"):
+        vote("tie", voted, None)
+    *_, again = regenerate_right(voted)
+    assert again[-1]["panes"][0] == voted["panes"][0] and "seed" in again[-2]
+    files, link = share_comparison(voted)
+    share_id = link.split("share=")[1].split("]")[0]
+    record = share.load(share_id)
+    assert [p["text"] for p in record["panes"]] == [p["text"] for p in voted["panes"]]
+    assert record["vote"] == "left" and record["panes"][0]["system"].startswith(winner)
+    assert ".md" in str(files.value) and ".json" in str(files.value)
+
+    request = type("Request", (), {"query_params": {"share": share_id}})()
+    reopened = open_shared(request)
+    with pytest.raises(gr.Error, match="read only"):
+        list(regenerate_right(reopened[8]))
+    assert (
+        reopened[9] == record["problem"]
+        and reopened[8]["panes"][1]["text"] == record["panes"][1]["text"]
+    )
 
 
 def test_importing_app_starts_nothing_and_loads_no_model():
@@ -121,3 +197,21 @@ def test_docstring_examples_hold():
     from mathtutor import compare
 
     assert doctest.testmod(compare).failed == 0
+
+
+def test_leaderboard_accuracy_is_from_the_latest_finished_evaluation(tiny_model_dir):
+    from mathtutor import store
+    from mathtutor.ui.compare import latest_accuracy
+
+    spec = str(tiny_model_dir)
+
+    def run(run_id: str, status: str, value: float) -> None:
+        store.create_eval_run(run_id, {"model": spec, "labels": ["base"]})
+        summary = {"systems": {"base": {"strict": {"value": value}}}}
+        store.update_eval_run(run_id, status=status, summary=summary)
+
+    run("acc-old", "finished", 0.1)
+    run("acc-new", "finished", 0.3)
+    run("acc-stopped", "stopped", 0.9)  # newest, but not a finished evaluation
+    assert latest_accuracy(spec)["base"] == 0.3
+    assert "base" not in latest_accuracy("someone/other-model")

@@ -11,6 +11,7 @@ import gradio as gr
 import pytest
 
 from mathtutor import jobs, store
+from mathtutor.results import EvalSummary
 from mathtutor.ui import evaluate as tab
 
 
@@ -168,7 +169,7 @@ def test_wrong_steps_are_highlighted():
     start = text.index("5 * 3")
     steps = [{"start": start, "end": start + len("5 * 3 = 16"), "actual": "15"}]
     marked = tab.highlight(text, steps)
-    assert '<mark class="slip" title="actually 15">5 * 3 = 16</mark>' in marked
+    assert '<mark class="slip" title="actually 15" data-fix="= 15">5 * 3 = 16</mark>' in marked
     assert "= 15" in marked and "&lt;and&gt;" in marked  # the rest is escaped
 
 
@@ -240,3 +241,18 @@ def test_a_page_opened_later_re_attaches_to_the_running_job(home, tiny_model_dir
     running = [poll[0] for poll in polls if "running:" in poll[0]]
     assert any("ETA" in line and "/8 completions" in line for line in running), running
     assert tab.follow(None)[2:] == (False, False)  # opened after the end: nothing to deliver
+
+
+def test_accuracy_chart_labels_every_bar_even_at_zero():
+    zero = {"value": 0.0, "stderr": 0.0}
+    summary = {
+        "order": ["base", "tuned"],
+        "grader": "auto",
+        "systems": {
+            "base": {"accuracy": zero, "strict": zero, "flexible": zero},
+            "tuned": {"accuracy": {"value": 0.25, "stderr": 0.1}, "strict": zero, "flexible": zero},
+        },
+    }
+    figure = tab.accuracy_figure(EvalSummary.from_dict(summary))
+    accuracy = next(trace for trace in figure.data if trace.name.startswith("auto"))
+    assert list(accuracy.text) == ["0.0%", "25.0%"] and accuracy.textposition == "outside"

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import html
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,7 @@ LATEX = [
     {"left": "\\(", "right": "\\)", "display": False},
     {"left": "\\[", "right": "\\]", "display": True},
 ]
+ERROR_TOAST_S = 8  # an error toast closes on its own after this (unless it needs action)
 GPU = "gpu"  # the Gradio queue of the interactive events that run the model (Compare, Tutor)
 # Events of that queue admitted at once; admitted ones then take turns one at a time
 # (`in_turn`), and a waiting one says so. Beyond this many, Gradio's own queue holds them.
@@ -92,17 +95,35 @@ def system_choices(spec: str) -> list[str]:
     return names
 
 
-def user_error(error: BaseException) -> gr.Error:
-    """A clear message for the browser; the stack trace goes to the server log only."""
+def user_error(error: BaseException, needs_action: bool | None = None) -> gr.Error:
+    """A clear message for the browser; the stack trace goes to the server log only.
+
+    The toast closes after `ERROR_TOAST_S` seconds, except when the user must act on it
+    (`needs_action`; by default a PermissionError, e.g. signing in, and unexpected errors).
+    """
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, (ValueError, FileNotFoundError, PermissionError, TimeoutError)):
         message = str(error)
+        sticky = isinstance(error, PermissionError)
     else:
         log.exception("unexpected error in a handler", exc_info=error)
         message = f"Something went wrong ({type(error).__name__}: {str(error)[:300]})"
-    # duration=None: the toast stays until closed, so a long run's failure is still readable.
-    return gr.Error(message, duration=None, print_exception=False)
+        sticky = True
+    if needs_action is not None:
+        sticky = needs_action
+    duration = None if sticky else ERROR_TOAST_S
+    return gr.Error(toast_html(message), duration=duration, print_exception=False)
+
+
+def toast_html(message: str) -> str:
+    """A message for a toast (which renders HTML): text escaped, `code` spans as <code>.
+
+    >>> toast_html("run `hf auth login` <then> retry")
+    'run <code>hf auth login</code> &lt;then&gt; retry'
+    """
+    escaped = html.escape(message, quote=False)
+    return re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
 
 
 def signed_in_user(profile: gr.OAuthProfile | None) -> str | None:

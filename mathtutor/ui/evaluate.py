@@ -27,6 +27,7 @@ from mathtutor import access, jobs, metrics, results, store
 from mathtutor.evaluate import EvalConfig, check_problems, export_run, running_run
 from mathtutor.metrics import format_duration
 from mathtutor.models import BASE
+from mathtutor.render import faithful_html, slip_marks
 from mathtutor.results import EvalSummary
 from mathtutor.ui.common import (
     AppContext,
@@ -187,15 +188,20 @@ def accuracy_figure(summary: EvalSummary):
         series.append(("majority", f"maj@{summary.num_votes}"))
     for key, label in series:
         estimates = [getattr(system, key) for system in stats]
+        values = [100 * (e.value if e else 0) for e in estimates]
         figure.add_bar(
             name=label,
             x=systems,
-            y=[100 * (e.value if e else 0) for e in estimates],
+            y=values,
+            # Every bar is labelled with its value, so a 0% bar is still visibly there.
+            text=[f"{value:.1f}%" for value in values],
+            textposition="outside",
+            cliponaxis=False,
             error_y={"type": "data", "array": [100 * ((e and e.stderr) or 0) for e in estimates]},
         )
     figure.update_layout(
         barmode="group",
-        yaxis={"title": "accuracy (%)", "range": [0, 100]},
+        yaxis={"title": "accuracy (%)", "range": [0, 105]},
         height=360,
         margin={"t": 30, "b": 30},
         legend={"orientation": "h"},
@@ -322,21 +328,8 @@ def filter_problems(
 
 
 def highlight(text: str, steps: list[dict[str, Any]]) -> str:
-    """HTML of a completion with each wrong arithmetic step marked and its true value shown."""
-    parts, position = [], 0
-    for step in sorted(steps, key=lambda s: s["start"]):
-        if step["start"] < position:
-            continue  # overlapping steps: keep the first
-        actual = "?" if step["actual"] is None else step["actual"]
-        parts.append(html.escape(text[position : step["start"]]))
-        parts.append(
-            f'<mark class="slip" title="actually {html.escape(actual)}">'
-            f"{html.escape(text[step['start'] : step['end']])}</mark>"
-            f'<sup class="slip-fix"> ✎ = {html.escape(actual)}</sup>'
-        )
-        position = step["end"]
-    parts.append(html.escape(text[position:]))
-    return "".join(parts)
+    """HTML of a completion shown exactly, each wrong arithmetic step marked with its value."""
+    return faithful_html(text, slip_marks(steps))
 
 
 def problem_detail(run_id: str | None, problem_id: str | None) -> str:
@@ -360,7 +353,7 @@ def problem_detail(run_id: str | None, problem_id: str | None) -> str:
         parts.append(
             f"<h5>{html.escape(name)}: {mark} · answer <code>{html.escape(extracted)}</code>"
             f" · {record['num_tokens']} tokens ({html.escape(str(record['finish_reason']))})</h5>"
-            f"<pre {pre}>{highlight(record['completion'], record['wrong_steps'])}</pre>"
+            f"{highlight(record['completion'], record['wrong_steps'])}"
         )
     return f'<div class="eval-detail">{"".join(parts)}</div>'
 
@@ -469,7 +462,14 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         search = gr.Textbox(
             label="Search", placeholder="text in question or answers", elem_id="eval-search"
         )
-    errors = gr.Dataframe(interactive=False, elem_id="eval-errors-table", wrap=True)
+    errors = gr.Dataframe(
+        interactive=False,
+        elem_id="eval-errors-table",
+        wrap=True,
+        # problem, question, reference: fixed, so the systems' columns stay on screen and the
+        # header never wraps mid-word ("refe renc e"); the question wraps inside its column.
+        column_widths=["150px", "300px", "110px"],
+    )
     with gr.Row():
         problem = gr.Dropdown([], label="Problem", elem_id="eval-problem", scale=3)
         send = gr.Button(

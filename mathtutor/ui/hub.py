@@ -296,7 +296,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         status = gr.Markdown("*Open this tab to check who is signed in.*", elem_id="hub-status")
         if login_button_allowed():
             gr.LoginButton(elem_id="hub-login", scale=0)
-        refresh = gr.Button("↻", elem_id="hub-refresh", scale=0, size="sm")
+        refresh = gr.Button("↻ Refresh", elem_id="hub-refresh", scale=0, size="sm", min_width=110)
     if on_zerogpu():
         gr.Markdown("ℹ️ This Space runs on ZeroGPU. " + TRAINING_NEEDS_GPU, elem_id="hub-zerogpu")
     with gr.Row(equal_height=False):
@@ -393,9 +393,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         card_preview, [adapter, repo], preview
     )
     gr.on([repo.blur, repo.submit], card_preview, [adapter, repo], preview)
-    push_button.click(push, [adapter, repo, private, message], [push_result, repo]).success(
-        lambda repo_id: repo_id, repo, space_adapter
-    )
+    push_button.click(
+        push,
+        [adapter, repo, private, message],
+        [push_result, repo],
+        show_progress_on=push_result,  # a failed push never covers the Repo box with "Error"
+    ).success(lambda repo_id: repo_id, repo, space_adapter)
     pull_button.click(pull, [pull_repo, revision, ctx.model_spec, match_base], pull_result).success(
         refresh_adapters, adapter, adapter
     )

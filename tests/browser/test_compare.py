@@ -13,8 +13,10 @@ import re
 
 import pytest
 
+from mathtutor import store
 from tests.browser.conftest import (
     ADAPTER,
+    ARTIFACTS,
     bot_messages,
     choose,
     markdown,
@@ -148,3 +150,151 @@ def test_stop_mid_answer_then_compare_again(own_app, page):
     # prints "RuntimeError: cannot release un-acquired lock" here and leaves the lock held.
     log = own_app.log_tail(50_000)
     assert "Traceback" not in log, f"the app printed a traceback after Stop:\n{log[-3000:]}"
+
+
+# --------------------------------------------------------------------------- faithful, arena, share
+TRICKY = "Put 3*4*5 boxes in _rows_ of # 2, <b>bold</b> costs $5 and $6, or \\(\\frac34\\) each."
+
+
+def compare_once(page, problem: str = PROBLEM, blind: bool = False) -> None:
+    """Fill the form (qa format, short greedy answers) and run; wait until both panes finish."""
+    choose(page, "compare-left-system", "base")
+    choose(page, "compare-right-system", ADAPTER)
+    choose(page, "compare-format", "qa")
+    if blind:
+        page.locator("#compare-blind input[type=checkbox]").check()
+    textbox(page, "compare-problem").fill(problem)
+    short_generation(page, 24)
+    page.locator("#compare-run").click()
+    for side in ("left", "right"):
+        expect(markdown(page, f"compare-{side}-answer")).to_contain_text(
+            ANSWER_MARK, timeout=GENERATION_S
+        )
+
+
+def saved_share(home, link_text: str) -> dict:
+    share_id = re.search(r"share=([0-9a-f]{16})", link_text)[1]
+    return json.loads((home / "shares" / f"{share_id}.json").read_text())
+
+
+def test_panes_show_every_character_and_share_round_trips(own_app, page):
+    open_app(page, own_app, "Compare")
+    compare_once(page, TRICKY)
+    for side in ("left", "right"):
+        shown = user_messages(page, f"compare-{side}-chat").locator(".faithful")
+        # KaTeX typesets the delimited math; the text outside it is exactly the problem.
+        expect(shown.locator(".math .katex")).to_have_count(1)
+        outside = shown.evaluate(
+            "el => { const c = el.cloneNode(true); c.querySelectorAll('.math')"
+            ".forEach(m => m.replaceWith('MATH')); return c.textContent; }"
+        )
+        assert outside == TRICKY.replace("\\(\\frac34\\)", "MATH")
+        expect(shown.locator("b")).to_have_count(0)  # <b> shown, not applied
+        expect(page.locator(f"#compare-{side}-head")).to_contain_text("tokens")
+    expect(page.locator("#compare-left-head")).to_contain_text("base")
+    expect(page.locator("#compare-right-head")).to_contain_text(ADAPTER)
+
+    page.locator("#compare-share").click()
+    link = markdown(page, "compare-permalink")
+    expect(link).to_contain_text("share=")
+    record = saved_share(own_app.home, link.inner_text())
+    assert record["problem"] == TRICKY
+    for side, pane in zip(("left", "right"), record["panes"], strict=True):
+        text = bot_messages(page, f"compare-{side}-chat").locator(".faithful").text_content()
+        assert text == pane["text"], f"the {side} pane's text is not the completion"
+    expect(page.locator("#compare-share-files")).to_contain_text(".md")
+
+    share_id = re.search(r"share=([0-9a-f]{16})", link.inner_text())[1]
+    page.goto(f"{own_app.url}?share={share_id}")
+    expect(markdown(page, "compare-notice")).to_contain_text(share_id, timeout=60_000)
+    expect(textbox(page, "compare-problem")).to_have_value(TRICKY)
+    for side, pane in zip(("left", "right"), record["panes"], strict=True):
+        messages = bot_messages(page, f"compare-{side}-chat").locator(".faithful")
+        expect(messages).to_have_count(1)
+        assert messages.text_content() == pane["text"]
+        expect(page.locator(f"#compare-{side}-head")).to_contain_text(pane["system"])
+
+
+def test_stop_never_covers_the_panes_with_an_error_badge(own_app, page):
+    open_app(page, own_app, "Compare")
+    choose(page, "compare-right-system", ADAPTER)
+    choose(page, "compare-format", "qa")
+    textbox(page, "compare-problem").fill(PROBLEM)
+    short_generation(page, 512)
+    panes = page.locator("#compare-left-chat, #compare-right-chat")
+    answer = markdown(page, "compare-left-answer")
+    for attempt in range(10):
+        page.locator("#compare-run").click()
+        expect(answer).to_contain_text("generating", timeout=GENERATION_S)
+        page.wait_for_timeout(150 * (attempt % 3))
+        page.locator("#compare-stop").click()
+        # Stopped mid-answer, or (on a fast machine) finished just before the click.
+        expect(answer).to_contain_text(re.compile(r"stopped|Answer: |No final answer"))
+        page.wait_for_timeout(300)
+        expect(panes.get_by_text("Error", exact=True)).to_have_count(0)
+        expect(bot_messages(page, "compare-left-chat").locator(".faithful")).to_have_count(1)
+    expect(toasts(page)).to_have_count(0)
+
+
+def region_screenshot(page, name: str, first: str, last: str) -> None:
+    """tests/_artifacts/<name>.png: the page from element `first` down to element `last`
+    (docs/arena.png and docs/leaderboard.png in the README are these, copied)."""
+    scroll = page.evaluate("window.scrollY")  # boxes are in viewport coordinates
+    top = page.locator(first).bounding_box()["y"] + scroll - 40
+    bottom = page.locator(last).bounding_box()
+    bottom = bottom["y"] + scroll + bottom["height"] + 16
+    ARTIFACTS.mkdir(exist_ok=True)
+    clip = {"x": 0, "y": max(0, top), "width": page.viewport_size["width"], "height": bottom - top}
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True, clip=clip)
+
+
+def leaderboard_systems(page) -> list[str]:
+    open_accordion(page, "Leaderboard")
+    cells = page.locator('#compare-leaderboard [data-testid^="cell-"][data-col="0"]')
+    expect(cells.first).to_be_visible()
+    return [" ".join(cell.inner_text().split()) for cell in cells.all()]
+
+
+def test_blind_vote_hides_names_until_the_vote_and_survives_a_restart(
+    chromium, tiny_model_dir, tiny_adapter_dir, tmp_path, page
+):
+    home = prepare_home(tmp_path / "home", tiny_model_dir, tiny_adapter_dir)
+    with running_app(home, tiny_model_dir) as app:
+        open_app(page, app, "Compare")
+        compare_once(page, PROBLEM, blind=True)
+        heads = page.locator("#compare-left-head, #compare-right-head")
+        expect(heads).to_have_text([re.compile("System A"), re.compile("System B")])
+        for name in ("base", ADAPTER):
+            expect(heads.filter(has_text=name)).to_have_count(0)
+        expect(page.locator("#compare-vote-row")).to_be_visible()
+        region_screenshot(page, "arena", "#compare-left-head", "#compare-vote-row")
+        page.locator("#compare-vote-left").click()
+        expect(markdown(page, "compare-notice")).to_contain_text("Vote recorded")
+        winner = page.locator("#compare-left-head .pane-system").inner_text()
+        assert winner.split(" · ")[0] in ("base", ADAPTER)
+        expect(page.locator("#compare-right-head")).not_to_contain_text("System B")
+        assert leaderboard_systems(page)[0] == winner.split(" · ")[0]
+        page.locator("#compare-vote-tie").click()  # a second vote on the same pair is refused
+        expect(toasts(page).first).to_contain_text("already has your vote")
+    with running_app(home, tiny_model_dir) as restarted:
+        open_app(page, restarted, "Compare")
+        systems = leaderboard_systems(page)
+        assert sorted(systems) == sorted(["base", ADAPTER]) and systems[0] == winner.split(" · ")[0]
+        page.wait_for_timeout(1000)  # the tab's own refresh of the table
+        expect(page.locator("#compare-leaderboard [data-testid=cell-1-0]")).to_be_visible()
+        region_screenshot(page, "leaderboard", "#compare-leaderboard", "#compare-export-votes")
+    votes = store.list_votes(path=home / "mathtutor.db")
+    assert [(v["outcome"], v["problem"]) for v in votes] == [("left", PROBLEM)]
+
+
+def test_error_toasts_do_not_stack_and_close_on_their_own(app, page):
+    open_app(page, app, "Compare")
+    textbox(page, "compare-problem").fill("   ")
+    for _ in range(3):
+        page.locator("#compare-run").click()
+        page.wait_for_timeout(400)
+    expect(toasts(page)).to_have_count(1)  # one group ...
+    items = page.locator("[data-testid=toast-body].error .toast-message-item")
+    expect(items.filter(visible=True)).to_have_count(1)  # ... showing the message once
+    expect(toasts(page).first).to_contain_text("empty")
+    expect(toasts(page)).to_have_count(0, timeout=20_000)  # ERROR_TOAST_S, then gone

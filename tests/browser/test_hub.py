@@ -120,3 +120,8 @@ def test_without_a_token_the_tab_says_how_to_sign_in(app, page):
     expect(toast).to_contain_text("token")
     assert "Traceback" not in toast.inner_text()
     expect(markdown(page, "hub-push-result")).to_have_text("")
+    # The failed push leaves the Repo box as it was (no "Error" badge over it) ...
+    expect(page.locator("#hub-push-repo").get_by_text("Error", exact=True)).to_have_count(0)
+    expect(textbox(page, "hub-push-repo")).to_be_visible()
+    # ... and the refresh button has a name, not only a symbol.
+    expect(page.get_by_role("button", name="↻ Refresh")).to_be_visible()
