@@ -45,14 +45,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import cli, hub, locks, metrics, results, store
-from mathtutor.answers import grade
+from mathtutor import cli, hub, locks, metrics, results, store, tables
+from mathtutor.answers import ANSWER_TYPES, extract_confidence, grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
 from mathtutor.generate import Completion, GenerationSettings, default_batch_size, generate_batch
 from mathtutor.models import BASE
 from mathtutor.paths import check_id, check_readable, home_dir
+from mathtutor.presets import PRESETS, preset_values
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
+from mathtutor.tables import ColumnMapping
 
 BACKENDS = ("auto", "transformers", "vllm")
 EXPORT_FORMATS = ("jsonl", "csv")
@@ -100,9 +102,47 @@ class EvalConfig:
         default="answer",
         metadata={"help": "Upload column holding the answer ('... #### N', \\boxed{N} or N)."},
     )
+    question_template: str = field(
+        default="",
+        metadata={
+            "help": "Question from columns, e.g. '{Body} {Question}'; empty = {question_field}."
+        },
+    )
+    solution_field: str = field(
+        default="", metadata={"help": "Column with a worked solution (optional)."}
+    )
+    id_field: str = field(default="", metadata={"help": "Column with a row id (optional)."})
+    choices_field: str = field(
+        default="",
+        metadata={"help": "Multiple choice: a list column, or lettered columns 'A,B,C,D'."},
+    )
+    answer_type: str = field(
+        default="",
+        metadata={
+            "help": "How answers are graded: number, latex, choice, exact; empty = inferred.",
+            "choices": ("", *ANSWER_TYPES),
+        },
+    )
+    hub_id: str = field(
+        default="", metadata={"help": "Hub dataset id for dataset 'hub', e.g. 'cais/hle'."}
+    )
+    hub_config: str = field(
+        default="", metadata={"help": "The Hub dataset's config (subset); empty = default."}
+    )
+    revision: str = field(
+        default="", metadata={"help": "The Hub dataset's branch, tag or commit; empty = main."}
+    )
     split: str = field(
         default="test",
-        metadata={"help": "GSM8K / generator split.", "choices": ("test", "train")},
+        metadata={"help": "Split: test / train for GSM8K and generators, any for a Hub dataset."},
+    )
+    preset: str = field(
+        default="",
+        metadata={
+            "help": "A seed's protocol (prompt, answer type, Hub id): fills the fields left at "
+            "their defaults.",
+            "choices": ("", *PRESETS),
+        },
     )
     difficulty: str = field(
         default="medium",
@@ -158,6 +198,12 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.preset:
+            _choice("preset", self.preset, PRESETS)
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for name, value in preset_values(self.preset).items():
+                if getattr(self, name) == defaults[name]:
+                    setattr(self, name, value)
         if isinstance(self.systems, str):
             self.systems = [self.systems]
         self.systems = [str(s).strip() for s in self.systems]
@@ -176,6 +222,11 @@ class EvalConfig:
             raise ValueError("path: dataset 'upload' needs the file to read (JSONL, JSON or CSV)")
         if self.dataset == "upload":
             check_readable(self.path, "path")
+        if self.dataset == "hub":
+            tables.TableSource(self.hub_id, self.hub_config, self.split, self.revision)
+        elif self.split not in ("test", "train"):
+            raise ValueError(f"split {self.split!r}: dataset {self.dataset!r} has test and train")
+        self.mapping()  # the template and answer type are checked before anything loads
         if self.num_votes > 1 and self.temperature == 0.0:
             raise ValueError(
                 f"num_votes={self.num_votes} needs temperature > 0: greedy decoding gives the "
@@ -188,6 +239,17 @@ class EvalConfig:
         self.run_id = (self.run_id or "").strip() or None
         if self.run_id is not None:
             check_id(self.run_id, "run_id")
+
+    def mapping(self) -> ColumnMapping:
+        """The column mapping these settings describe (uploads and Hub datasets)."""
+        return ColumnMapping(
+            question_template=self.question_template or "{" + self.question_field + "}",
+            answer_field=self.answer_field,
+            solution_field=self.solution_field,
+            id_field=self.id_field,
+            choices_field=self.choices_field,
+            answer_type=self.answer_type,
+        )
 
 
 def _check_range(name: str, value: Any, low: float, high: float, other: str = "") -> Any:
@@ -327,11 +389,13 @@ def _run(
             store.update_eval_run(run_id, status="stopped" if stopped else "failed", error=message)
         raise
     records = store.load_records(run_id)
+    answer_type = problems[0].answer_type if problems else "number"
     summary = dataclasses.replace(
         results.summarize(records, labels),
         num_problems=len(problems),
         prompt_format=config.prompt_format,
-        grader=get_format(config.prompt_format).grader,
+        grader=get_format(config.prompt_format).grader_for(answer_type),
+        answer_type=answer_type,
         num_votes=config.num_votes,
         backend=backend,
     )
@@ -375,6 +439,10 @@ def _problems(config: EvalConfig) -> list[Problem]:
             question_field=config.question_field,
             answer_field=config.answer_field,
             difficulty=config.difficulty,
+            mapping=config.mapping(),
+            hub_id=config.hub_id,
+            hub_config=config.hub_config,
+            revision=config.revision,
         )
     except ValueError as error:
         raise ValueError(f"dataset {config.dataset!r}: {error}") from error
@@ -443,10 +511,12 @@ def _record(
     seconds_per_row: float,
 ) -> dict[str, Any]:
     """One saved record: the first sample graded three ways, plus the vote with num_votes > 1."""
-    reference = problem.solution if "####" in problem.solution else problem.answer
-    mode = get_format(prompt_format).grader
+    number = problem.answer_type == "number"
+    reference = problem.solution if number and "####" in problem.solution else problem.answer
+    spec = get_format(prompt_format)
+    mode = spec.grader_for(problem.answer_type)
     first = completions[0]
-    primary = grade(first.text, reference, mode)
+    primary = grade(first.text, reference, mode, problem.choices)
     strict = grade(first.text, reference, "strict")
     flexible = grade(first.text, reference, "flexible")
     record: dict[str, Any] = {
@@ -455,6 +525,7 @@ def _record(
         "position": position,
         "question": problem.question,
         "answer": problem.answer,
+        "answer_type": problem.answer_type,
         "solution": problem.solution,
         "completion": first.text,
         "num_tokens": first.num_tokens,
@@ -482,8 +553,10 @@ def _record(
         "calculator_calls": getattr(first, "calculator_calls", 0),
         "created": time.time(),
     }
+    if spec.asks_confidence:  # the model's own stated confidence (HLE); None when it gave none
+        record["confidence"] = extract_confidence(first.text)
     if len(completions) > 1:
-        grades = [grade(c.text, reference, mode) for c in completions]
+        grades = [grade(c.text, reference, mode, problem.choices) for c in completions]
         vote = metrics.majority_vote([g.extracted for g in grades])
         record["votes"] = [
             {"completion": c.text, "extracted": g.extracted, "is_correct": g.is_correct,

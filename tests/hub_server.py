@@ -175,6 +175,28 @@ class HubServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def add_repo(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        repo_type: str = "dataset",
+        private: bool = False,
+        branch: str = "main",
+    ) -> str:
+        """Store `files` as one commit of `repo_id` (created when new) on `branch`; its oid.
+
+        For tests that need a repo to read (a dataset with Parquet / JSONL files) without
+        pushing it through the write API first.
+        """
+        with self.lock:
+            repo = self.repos.get((repo_type, repo_id))
+            if repo is None:
+                repo = Repo(repo_type, repo_id, private, None, _now())
+                self.repos[(repo_type, repo_id)] = repo
+            head = repo.commits[repo.branches[branch]].files if branch in repo.branches else {}
+            stored = {path: self._store_blob(data) for path, data in files.items()}
+            return self._new_commit(repo, branch, "add files", {**head, **stored}).oid
+
     def files(self, repo_id: str, repo_type: str = "model", revision: str = "main") -> dict:
         """Path -> bytes of a stored revision (for assertions)."""
         repo = self.repos[(repo_type, repo_id)]
