@@ -38,6 +38,7 @@ FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "
 MAX_FILE_BYTES = 50_000_000
 MAX_SHOWN_COLUMNS = 20
 PREVIEW_ROWS = 3
+_PLAIN_NAME = re.compile(r"[^.\[\]{}!:]+")  # a column name: no attribute, index or spec
 _LATEX_HINT = re.compile(r"\\[A-Za-z]+|\^|_\{|\{")  # \frac, x^2, a_{1}, braces
 _ALGEBRA = re.compile(r"[\w\s.]*[A-Za-z\d]\s*[-+*/=<>]\s*[\w\s.+\-*/()]+")  # x+1, 2*y, a/b
 
@@ -217,7 +218,7 @@ class ColumnMapping:
         for _, name, spec, conversion in parsed:
             if name is None:
                 continue
-            if not name or spec or conversion or not re.fullmatch(r"[^.\[\]]+", name):
+            if not name or spec or conversion or name.isdigit() or not _PLAIN_NAME.fullmatch(name):
                 raise ValueError(
                     f"question_template {self.question_template!r}: {{{name}}} is not a plain "
                     "column name (no positions, attributes, indexes or format specs)"
