@@ -239,3 +239,29 @@ def test_answer_type_inference():
 def test_non_number_answer_of_a_number_dataset_is_named():
     with pytest.raises(ValueError, match=r"column 'a' is not a number \('Paris'\)"):
         ColumnMapping("{q}", "a", answer_type="number").problem({"q": "x", "a": "Paris"}, 0, "s")
+
+
+def test_evaluate_on_a_hub_dataset_with_stated_confidence(
+    words_repo, tiny_model_dir, tmp_path, monkeypatch
+):
+    from mathtutor import store
+    from mathtutor.evaluate import evaluate
+
+    monkeypatch.setenv("MATHTUTOR_HOME", str(tmp_path / "home"))
+    config = EvalConfig(
+        model=str(tiny_model_dir), dataset="hub", hub_id="alice/words", hub_config="main",
+        question_template="{Body} {Question}", answer_field="Answer", answer_type="exact",
+        prompt_format="hle", num_samples=3, max_new_tokens=6, batch_size=3,
+    )  # fmt: skip
+    report = evaluate(config)
+    records = store.load_records(report.run_id)
+    assert len(records) == 3 and all(r["answer_type"] == "exact" for r in records)
+    assert all("confidence" in r for r in records)
+    assert records[0]["question"].endswith("How many now?")
+    base = report.summary.systems["base"]
+    assert base.stated_n == 3 and base.confidence_missing == sum(
+        r["confidence"] is None for r in records
+    )
+    assert report.summary.grader == "exact" and report.summary.answer_type == "exact"
+    stored = store.get_eval_run(report.run_id)["config"]
+    assert stored["hub_id"] == "alice/words" and stored["question_template"] == "{Body} {Question}"
