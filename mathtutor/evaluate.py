@@ -61,6 +61,11 @@ EXPORT_FORMATS = ("jsonl", "csv")
 # Settings that do not change results: a resumed run may use new values for these.
 _RUNTIME_FIELDS = ("batch_size", "backend")
 MAX_BATCH_SIZE = 4096
+# Text settings where empty means "not set" (the column mapping and the Hub dataset's address).
+_TEXT_FIELDS = (
+    "question_template", "solution_field", "id_field", "choices_field", "answer_type",
+    "hub_id", "hub_config", "revision", "preset",
+)  # fmt: skip
 
 
 @dataclass
@@ -198,6 +203,9 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
+        for name in _TEXT_FIELDS:  # a form's emptied textbox may send None
+            if getattr(self, name) is None:
+                setattr(self, name, "")
         if self.preset:
             _choice("preset", self.preset, PRESETS)
             defaults = {f.name: f.default for f in dataclasses.fields(self)}
