@@ -494,6 +494,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
     detail = gr.HTML(elem_id="eval-detail")
 
+    # The endpoint's inputs: main fields, upload fields, then the rest in field order (as
+    # before the Hub and mapping fields were laid out beside the upload), whatever the layout.
+    order = [*MAIN_FIELDS, *UPLOAD_FIELDS]
+    order += [f.name for f in FORM_FIELDS if f.name not in order]
+    widgets = {name: widgets[name] for name in order}
     names = list(widgets)
 
     def finished(text: str, run_id: str) -> tuple:
