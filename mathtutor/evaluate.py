@@ -250,14 +250,7 @@ class EvalConfig:
 
     def mapping(self) -> ColumnMapping:
         """The column mapping these settings describe (uploads and Hub datasets)."""
-        return ColumnMapping(
-            question_template=self.question_template or "{" + self.question_field + "}",
-            answer_field=self.answer_field,
-            solution_field=self.solution_field,
-            id_field=self.id_field,
-            choices_field=self.choices_field,
-            answer_type=self.answer_type,
-        )
+        return ColumnMapping.of(self)
 
 
 def _check_range(name: str, value: Any, low: float, high: float, other: str = "") -> Any:

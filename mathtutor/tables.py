@@ -205,6 +205,19 @@ class ColumnMapping:
                 "(or empty to infer it)"
             )
 
+    @classmethod
+    def of(cls, settings: Any) -> ColumnMapping:
+        """The mapping a config names with these same field names (`EvalConfig`,
+        `TrainConfig`); an empty `question_template` means `{question_field}`."""
+        return cls(
+            question_template=settings.question_template or "{" + settings.question_field + "}",
+            answer_field=settings.answer_field,
+            solution_field=settings.solution_field or "",
+            id_field=settings.id_field or "",
+            choices_field=settings.choices_field or "",
+            answer_type=settings.answer_type or "",
+        )
+
     @property
     def template_fields(self) -> tuple[str, ...]:
         """The column names the template uses, in order (ValueError on bad syntax)."""
