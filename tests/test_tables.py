@@ -265,3 +265,19 @@ def test_evaluate_on_a_hub_dataset_with_stated_confidence(
     assert report.summary.grader == "exact" and report.summary.answer_type == "exact"
     stored = store.get_eval_run(report.run_id)["config"]
     assert stored["hub_id"] == "alice/words" and stored["question_template"] == "{Body} {Question}"
+
+
+def test_train_reads_a_hub_dataset_through_the_same_mapping(words_repo):
+    from training.config import TrainConfig
+    from training.data import grpo_rows, load_training_problems
+
+    config = TrainConfig(
+        dataset="hub", hub_id="alice/words", hub_config="main", hub_split="train",
+        question_template="{Body} {Question}", answer_field="Answer", val_fraction=0.0,
+    )  # fmt: skip
+    train, _ = load_training_problems(config)
+    assert len(train) == 5 and train[0].question.endswith("buys 2 more. How many now?")
+    row = grpo_rows(train[:1], config, None)[0]
+    assert row["answer_type"] == "number" and row["answer"] == "2"
+    with pytest.raises(ValueError, match="question_template"):
+        TrainConfig(dataset="hub", hub_id="alice/words", question_template="no columns")
