@@ -182,7 +182,7 @@ def accuracy_figure(summary: EvalSummary):
     systems = list(summary.order)
     stats = [summary.systems[s] for s in systems]
     series = [
-        ("accuracy", f"{summary.grader or 'auto'} (numeric)"),
+        ("accuracy", f"{summary.grader or 'auto'} ({summary.answer_type or 'number'})"),
         ("strict", "strict"),
         ("flexible", "flexible"),
     ]
