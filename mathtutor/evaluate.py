@@ -4,7 +4,9 @@
 problems once (seeded), and generates for all systems in mixed-adapter batches (one
 `generate_batch` call serves base and adapter rows together). Every completion is graded with
 lm-eval's strict and flexible gsm8k filters and with the format's own grader (`boxed` for
-`qwen-boxed`, else `auto`), categorized (`mathtutor.metrics.categorize`), and saved to the
+`qwen-boxed`, else `auto`; for LaTeX, multiple-choice and exact-string datasets the mode of
+their answer type, `PromptFormat.grader_for`), categorized (`mathtutor.metrics.categorize`), and
+saved to the
 SQLite store as soon as its batch finishes, so a crash loses only the batch in flight. A run
 is resumed by passing its `run_id`: finished (system, problem) pairs are skipped (other settings
 under an existing `run_id` are refused). The run records its pid: a run whose process died
@@ -20,6 +22,14 @@ transformers.
     python -m mathtutor.evaluate --model bundled --systems base path/to/adapter \\
         --dataset gsm8k --num_samples 200 --prompt_format chat
     python -m mathtutor.evaluate --run_id <id>          # resume a stopped or crashed run
+    python -m mathtutor.evaluate --dataset hub --hub_id owner/name --split test \\
+        --question_template "{Body} {Question}" --answer_field Answer
+    python -m mathtutor.evaluate --preset hle           # a seed's protocol (mathtutor.presets)
+
+Any Hub dataset or local file is read by `mathtutor.tables` (`datasets.load_dataset`), its
+columns mapped by the `ColumnMapping` these settings describe; with a format that asks for a
+stated confidence (`hle`), each record keeps it and the summary has HLE's RMS calibration
+error with its n.
 
 Flags are the `EvalConfig` field names (`--num-samples` works too); `--adapter DIR` is short
 for `--systems base DIR`.
