@@ -281,3 +281,25 @@ def test_train_reads_a_hub_dataset_through_the_same_mapping(words_repo):
     assert row["answer_type"] == "number" and row["answer"] == "2"
     with pytest.raises(ValueError, match="question_template"):
         TrainConfig(dataset="hub", hub_id="alice/words", question_template="no columns")
+
+
+def test_evaluate_and_train_tabs_preview_the_same_mapping(words_repo):
+    from mathtutor.ui import evaluate as eval_tab
+    from mathtutor.ui import train as train_tab
+    from training.config import TrainConfig
+
+    form = {f.name: f.default for f in eval_tab.FORM_FIELDS} | {
+        "dataset": "hub", "hub_id": "alice/words", "hub_config": "main",
+        "question_template": "{Body} {Question}", "answer_field": "Answer",
+    }  # fmt: skip
+    shown = eval_tab.preview_dataset(None, form)
+    assert "12 rows" in shown and "Tom has 2 apples and buys 2 more. How many now?" in shown
+    config = TrainConfig(
+        dataset="hub", hub_id="alice/words", hub_config="main", hub_split="train",
+        question_template="{Body} {Question}", answer_field="Answer",
+    )  # fmt: skip
+    trained = train_tab.columns_markdown([getattr(config, f.name) for f in train_tab.FORM_FIELDS])
+    assert "5 rows" in trained and "Tom has 2 apples" in trained
+    assert eval_tab.preview_dataset(None, form | {"dataset": "gsm8k"}) == ""
+    assert "Type a Hub dataset id" in eval_tab.preview_dataset(None, form | {"hub_id": ""})
+    assert eval_tab.preset_form("hle")["hub_id"] == "cais/hle"
