@@ -54,8 +54,12 @@ class TableSource:
     path: str = ""  # a local JSONL / JSON / CSV / Parquet file instead of a Hub id
 
     def __post_init__(self) -> None:
-        if bool(self.hub_id) == bool(self.path):
-            raise ValueError("give either hub_id (a Hub dataset id) or path (a local file)")
+        if not self.hub_id and not self.path:
+            raise ValueError("hub_id is empty: give a Hub dataset id (owner/name) or a file path")
+        if self.hub_id and self.path:
+            raise ValueError(
+                "give either hub_id (a Hub dataset id) or path (a local file), not both"
+            )
         if self.hub_id:
             check_repo_id(self.hub_id, "hub_id")
             if self.config:

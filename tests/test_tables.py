@@ -303,3 +303,17 @@ def test_evaluate_and_train_tabs_preview_the_same_mapping(words_repo):
     assert eval_tab.preview_dataset(None, form | {"dataset": "gsm8k"}) == ""
     assert "Type a Hub dataset id" in eval_tab.preview_dataset(None, form | {"hub_id": ""})
     assert eval_tab.preset_form("hle")["hub_id"] == "cais/hle"
+
+
+def test_eval_config_checks_the_dataset_settings_by_name():
+    with pytest.raises(ValueError, match="hub_id is empty"):
+        EvalConfig(dataset="hub")
+    with pytest.raises(ValueError, match=r"question_template '\{x': expected '\}'"):
+        EvalConfig(dataset="hub", hub_id="alice/words", question_template="{x")
+    with pytest.raises(ValueError, match="split 'dev': dataset 'gsm8k' has test and train"):
+        EvalConfig(split="dev")
+    assert EvalConfig(dataset="hub", hub_id="alice/words", split="validation").split == "validation"
+    with pytest.raises(ValueError, match="preset 'mmlu' is not one of"):
+        EvalConfig(preset="mmlu")
+    given = EvalConfig(preset="hle", prompt_format="qwen-boxed")  # a field set away from its
+    assert given.prompt_format == "qwen-boxed" and given.hub_id == "cais/hle"  # default is kept
