@@ -36,6 +36,9 @@ from mathtutor.problem import Problem
 
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 MAX_FILE_BYTES = 50_000_000
+# A Hub dataset is downloaded whole (the split's files) onto the machine, a Space's small disk
+# included: larger repos are refused before anything is downloaded (MATHTUTOR_MAX_HUB_BYTES).
+MAX_HUB_BYTES = int(os.environ.get("MATHTUTOR_MAX_HUB_BYTES") or 2_000_000_000)
 MAX_SHOWN_COLUMNS = 20
 PREVIEW_ROWS = 3
 _PLAIN_NAME = re.compile(r"[^.\[\]{}!:]+")  # a column name: no attribute, index or spec
@@ -133,15 +136,40 @@ def _load_hub(source: TableSource) -> Table:
     import datasets
 
     try:
+        _check_hub_size(source)
         rows = datasets.load_dataset(
             source.hub_id,
             source.config or None,
             split=source.split,
             revision=source.revision or None,
         )
+    except _TooLarge as error:
+        raise ValueError(str(error)) from None
     except Exception as error:  # offline, not found, bad config/split: one line naming it
         raise ValueError(_hub_error(source, error)) from None
     return Table(source, tuple(rows.column_names), rows)
+
+
+class _TooLarge(Exception):
+    """A Hub dataset over MAX_HUB_BYTES (its message is the one the user sees)."""
+
+
+def _check_hub_size(source: TableSource) -> None:
+    """Refuse a repo whose files add up to more than MAX_HUB_BYTES (one metadata request;
+    offline it fails like the download would, and the caller words that)."""
+    from huggingface_hub import HfApi, constants
+
+    if constants.HF_HUB_OFFLINE:
+        return  # only the cache can serve it, and load_dataset says so
+    info = HfApi().dataset_info(
+        source.hub_id, revision=source.revision or None, files_metadata=True
+    )
+    total = sum(sibling.size or 0 for sibling in info.siblings or [])
+    if total > MAX_HUB_BYTES:
+        raise _TooLarge(
+            f"hub_id {source.hub_id!r}: its files add up to {total / 1e9:.1f} GB, over this "
+            f"app's limit of {MAX_HUB_BYTES / 1e9:.1f} GB (MATHTUTOR_MAX_HUB_BYTES)"
+        )
 
 
 def _hub_error(source: TableSource, error: Exception) -> str:

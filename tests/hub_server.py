@@ -313,6 +313,11 @@ class HubServer:
             "tags": tags,
             "siblings": [{"rfilename": path} for path in sorted(commit.files)],
         }
+        if request.query_params.get("blobs", "").lower() in ("true", "1"):  # files_metadata=True
+            info["siblings"] = [
+                {"rfilename": path, "size": (self.blobs / sha).stat().st_size, "blobId": sha}
+                for path, sha in sorted(commit.files.items())
+            ]
         if repo.repo_type == "model":
             info |= {"modelId": repo.repo_id, "library_name": card.get("library_name")}
             info["pipeline_tag"] = card.get("pipeline_tag")

@@ -132,8 +132,10 @@ def test_unknown_split_config_and_repo_are_one_line_errors(words_repo):
 
 def test_offline_is_a_clear_one_line_error(hub_datasets, monkeypatch):
     import datasets.config
+    from huggingface_hub import constants
 
     monkeypatch.setattr(datasets.config, "HF_ENDPOINT", free_port_url())  # nothing listens
+    monkeypatch.setattr(constants, "ENDPOINT", datasets.config.HF_ENDPOINT)
     monkeypatch.setenv("HF_ENDPOINT", datasets.config.HF_ENDPOINT)
     with pytest.raises(ValueError, match=r"not reachable from here \(offline\)") as caught:
         load_table(TableSource("cais/hle", "", "test"))
@@ -317,3 +319,11 @@ def test_eval_config_checks_the_dataset_settings_by_name():
         EvalConfig(preset="mmlu")
     given = EvalConfig(preset="hle", prompt_format="qwen-boxed")  # a field set away from its
     assert given.prompt_format == "qwen-boxed" and given.hub_id == "cais/hle"  # default is kept
+
+
+def test_a_hub_dataset_over_the_size_limit_is_refused_before_download(words_repo, monkeypatch):
+    monkeypatch.setattr(tables, "MAX_HUB_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"hub_id 'alice/words': its files add up to .* limit"):
+        load_table(TableSource("alice/words", "main", "test"))
+    downloads = [path for _, path, _ in words_repo.requests if "/resolve/" in path]
+    assert not any(path.endswith(".parquet") for path in downloads)
