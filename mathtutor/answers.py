@@ -353,7 +353,7 @@ class Grade:
     is_correct: bool  # the extracted answer equals the reference (lm-eval or numeric rules)
     extracted: str | None  # normalized extracted answer; None when nothing was found
     reference: str  # normalized reference answer
-    method: str | None  # strict | boxed | answer-is | a-colon | flexible, or None
+    method: str | None  # strict | boxed | answer-is | a-colon | flexible | answer-line | last-line
 
 
 def reference_answer(reference: str) -> str:
