@@ -24,12 +24,19 @@ Grade(is_correct=True, extracted='72', reference='72', method='strict')
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
 
-MODES = ("strict", "flexible", "boxed", "auto")
+MODES = ("strict", "flexible", "boxed", "auto", "answer-line", "latex", "choice", "exact")
+# What a dataset's answers are; each is graded by the mode of the same name, except `number`,
+# which is graded by the prompt format's numeric mode (see `prompts.PromptFormat.grader_for`).
+ANSWER_TYPES = ("number", "latex", "choice", "exact")
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # --- lm-evaluation-harness gsm8k, verbatim facts -------------------------------------------
 # Source: EleutherAI/lm-evaluation-harness, lm_eval/tasks/gsm8k/gsm8k.yaml (version 3.0):
@@ -346,7 +353,7 @@ class Grade:
     is_correct: bool  # the extracted answer equals the reference (lm-eval or numeric rules)
     extracted: str | None  # normalized extracted answer; None when nothing was found
     reference: str  # normalized reference answer
-    method: str | None  # strict | boxed | answer-is | a-colon | flexible, or None
+    method: str | None  # strict | boxed | answer-is | a-colon | flexible | answer-line | last-line
 
 
 def reference_answer(reference: str) -> str:
@@ -363,18 +370,24 @@ def reference_answer(reference: str) -> str:
     return _normalize(boxed if boxed is not None else reference)
 
 
-def grade(completion: str, reference: str, mode: str = "auto") -> Grade:
+def grade(
+    completion: str, reference: str, mode: str = "auto", choices: Sequence[str] = ()
+) -> Grade:
     """Grade a completion against a reference answer.
 
     In ``strict``/``flexible`` mode ``is_correct`` is exactly lm-eval's gsm8k exact match;
-    in ``boxed``/``auto`` mode it is :func:`answers_match`. Raises ValueError for an
-    unknown mode or a blank reference.
+    in ``boxed``/``auto`` mode it is :func:`answers_match`. ``answer-line``, ``latex``,
+    ``choice`` and ``exact`` are the answer-typed modes (see :func:`_grade_typed`);
+    ``choices`` are a multiple-choice problem's options, in letter order. Raises ValueError
+    for an unknown mode or a blank reference.
 
     >>> grade("The answer is 1,000 dollars.", "1000.00").is_correct
     True
     >>> grade("The answer is 1000.0", "#### 1000", mode="flexible")
     Grade(is_correct=False, extracted='1000.0', reference='1000', method='flexible')
     """
+    if mode in _TYPED_MODES:
+        return _grade_typed(completion, reference, mode, tuple(choices))
     extracted, method = _extract(completion, mode)
     if not reference.strip():
         raise ValueError("reference answer is empty: expected a number, a boxed answer or '#### N'")
@@ -387,3 +400,159 @@ def grade(completion: str, reference: str, mode: str = "auto") -> Grade:
     expected = reference_answer(reference)
     is_correct = extracted is not None and answers_match(extracted, expected)
     return Grade(is_correct, extracted, expected, method)
+
+
+# --- answer types: an answer line, LaTeX, multiple choice, exact strings ---------------------
+# HLE's answer format (Phan et al. 2025, hle_eval/run_model_predictions.py) ends with
+# "Exact Answer: ..." (or "Answer: ..." for multiple choice) and "Confidence: N%".
+_ANSWER_LINE = re.compile(
+    r"^[ \t*#>]*(?:exact\s+|final\s+)?answer[ \t*]*:[ \t*]*(?P<answer>\S.*?)[ \t*]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_CONFIDENCE = re.compile(
+    r"^[ \t*#>]*confidence[ \t*]*(?:score)?[ \t*]*:[ \t*]*(?P<value>\d+(?:\.\d+)?)\s*(?P<percent>%)?",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ANSWER_IS_TEXT = re.compile(r"answer\s+is\s*:?\s*(?P<answer>[^\n]+?)\s*\.?\s*$", re.I | re.M)
+_TYPED_MODES = ("answer-line", "latex", "choice", "exact")
+_CHOICE_LETTER = re.compile(r"\(?([A-Za-z])\)?(?=[.:)\s]|$)")
+_MAX_LATEX_CHARS = 300  # longer "answers" are not parsed (sympy can take very long on them)
+
+
+def extract_confidence(text: str) -> float | None:
+    """The confidence a completion states on a ``Confidence: N%`` line, as a fraction.
+
+    The number is read as a percentage (the format asks for 0% to 100%); the last such line
+    counts. None when there is none or it is over 100.
+
+    >>> extract_confidence("Explanation: ...\\nExact Answer: 7\\nConfidence: 85%")
+    0.85
+    >>> extract_confidence("Exact Answer: 7") is None, extract_confidence("Confidence: 120%")
+    (True, None)
+    """
+    matches = list(_CONFIDENCE.finditer(text))
+    if not matches:
+        return None
+    value = float(matches[-1]["value"])
+    return value / 100 if 0 <= value <= 100 else None
+
+
+def _typed_answer(text: str) -> tuple[str | None, str | None]:
+    """(raw answer, method) for the typed modes, first found wins.
+
+    An ``Exact Answer:`` / ``Answer:`` line (``answer-line``), ``#### X`` (``strict``), the
+    last ``\\boxed{}`` (``boxed``), "the answer is X" (``answer-is``), else the last non-empty
+    line (``last-line``).
+    """
+    lines = list(_ANSWER_LINE.finditer(text))
+    if lines:
+        return lines[-1]["answer"].strip(), "answer-line"
+    if "####" in text:
+        final = text.rsplit("####", 1)[1].strip().splitlines()
+        if final and final[0].strip():
+            return final[0].strip(), "strict"
+    boxed = _last_boxed(text)
+    if boxed is not None and boxed.strip():
+        return boxed.strip(), "boxed"
+    stated = list(_ANSWER_IS_TEXT.finditer(text))
+    if stated:
+        return stated[-1]["answer"].strip(), "answer-is"
+    rest = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (rest[-1], "last-line") if rest else (None, None)
+
+
+def normalize_exact(text: str) -> str:
+    """An exact-match answer as compared (HLE-style): LaTeX markup and ``$`` dropped, case,
+    spaces and a trailing period ignored.
+
+    >>> normalize_exact("  The Riemann  Hypothesis. "), normalize_exact("$\\\\text{Paris}$")
+    ('the riemann hypothesis', 'paris')
+    """
+    text = _clean_latex(_last_boxed(text) or text) if "boxed" in text else _clean_latex(text)
+    text = " ".join(text.replace("$", " ").split()).lower()
+    return text.rstrip(".").strip()
+
+
+def latex_equal(answer: str, reference: str) -> bool:
+    """Whether two LaTeX / plain math answers are the same value, by math-verify.
+
+    math-verify (``pip install math-verify``, the library trl and lighteval grade with) parses
+    both to sympy: fractions, radicals, intervals, sets, ``\\boxed{}``; ``x+1`` equals ``1+x``.
+    Imported here, so the rest of this module needs nothing installed.
+
+    >>> latex_equal("\\\\frac{1}{2}", "0.5"), latex_equal("\\\\dfrac12", "\\\\frac{1}{2}")
+    (True, True)
+    >>> latex_equal("x+1", "1+x"), latex_equal("3", "4")
+    (True, False)
+    """
+    try:
+        from math_verify import parse, verify
+    except ImportError as error:
+        raise RuntimeError(
+            "answer type 'latex' is graded with math-verify: pip install math-verify"
+        ) from error
+
+    # math-verify's timeouts use SIGALRM, which works only in the main thread (a Gradio
+    # handler runs in a worker thread): there, no timeout, and the input length is bounded.
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled" notes
+
+    def parsed(text: str) -> list:
+        text = text.strip()
+        if len(text) > _MAX_LATEX_CHARS:
+            return []
+        wrapped = text if "$" in text or "\\boxed" in text else f"${text}$"
+        return parse(wrapped, parsing_timeout=timeout)
+
+    gold, given = parsed(reference), parsed(answer)
+    if not gold or not given:
+        return normalize_exact(answer) == normalize_exact(reference) != ""
+    return bool(verify(gold, given, timeout_seconds=timeout))
+
+
+def choice_letter(text: str, choices: Sequence[str] = ()) -> str | None:
+    """The letter a multiple-choice answer names: ``B``, ``(B)``, ``B. text``, or a choice's text.
+
+    >>> choice_letter("(c)"), choice_letter("B. 12 apples"), choice_letter("12", ["7", "12"])
+    ('C', 'B', 'B')
+    >>> choice_letter("none of these", ["7", "12"]) is None
+    True
+    """
+    text = _clean_latex(text).strip()
+    wanted = normalize_exact(text)
+    for index, choice in enumerate(choices):
+        if normalize_exact(str(choice)) == wanted:
+            return LETTERS[index]
+    match = _CHOICE_LETTER.match(text)
+    if match and (not choices or LETTERS.index(match[1].upper()) < len(choices)):
+        return match[1].upper()
+    return None
+
+
+def _grade_typed(completion: str, reference: str, mode: str, choices: tuple[str, ...]) -> Grade:
+    """The answer-typed modes: the answer from ``_typed_answer``, compared by its type.
+
+    ``answer-line`` compares numbers (``answers_match``), ``latex`` by math-verify, ``choice``
+    by letter (the reference may be a letter or a choice's text), ``exact`` by
+    ``normalize_exact``.
+    """
+    if not reference.strip():
+        raise ValueError("reference answer is empty: expected the dataset's answer")
+    raw, method = _typed_answer(completion)
+    if mode == "choice":
+        expected = choice_letter(reference, choices) or normalize_exact(reference)
+        extracted = None if raw is None else choice_letter(raw, choices)
+        return Grade(extracted is not None and extracted == expected, extracted, expected, method)
+    if mode == "exact":
+        expected = normalize_exact(reference)
+        extracted = None if raw is None else normalize_exact(raw)
+        return Grade(bool(extracted) and extracted == expected, extracted, expected, method)
+    if mode == "latex":
+        expected = (_last_boxed(reference) or reference).strip()
+        is_correct = raw is not None and latex_equal(raw, expected)
+        return Grade(is_correct, raw, expected, method)
+    expected = reference_answer(reference)
+    extracted = None if raw is None else _normalize(raw)
+    return Grade(
+        extracted is not None and answers_match(extracted, expected), extracted, expected, method
+    )

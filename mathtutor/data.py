@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mathtutor import generators
+from mathtutor import generators, tables
 from mathtutor.answers import parse_number, reference_answer
 from mathtutor.paths import GSM8K_DIR_ENV, check_readable
 from mathtutor.problem import Problem
@@ -42,7 +42,8 @@ DATASETS: dict[str, str] = {
     "inequalities": "Generated: count integers in [a, b] satisfying a linear inequality.",
     "arithmetic": "Generated: rate x time, units, half/twice as many, percentages, totals.",
     "two-step": "Generated: two-step word problems with small whole numbers (quick CPU demo).",
-    "upload": "Your own JSONL / JSON / CSV file with a question and an answer column.",
+    "upload": "Your own JSONL / JSON / CSV / Parquet file, columns mapped by a template.",
+    "hub": "Any Hugging Face Hub dataset by id (config, split, revision), columns mapped.",
 }
 GENERATED = tuple(generators.KINDS)  # the datasets drawn from `mathtutor.generators`
 # Generated sets when no num_samples is given: seed 003 trained on 2,000 generated problems.
@@ -142,8 +143,21 @@ def sample(problems: list[Problem], num_samples: int, seed: int = 0) -> list[Pro
         raise ValueError(
             f"num_samples must be between 1 and {len(problems)} (the number of problems), got {num_samples}"
         )
-    order = random.Random(seed).sample(range(len(problems)), len(problems))
-    return [problems[i] for i in order[:num_samples]]
+    return [problems[i] for i in sample_indices(len(problems), num_samples, seed)]
+
+
+def sample_indices(total: int, num_samples: int, seed: int = 0) -> list[int]:
+    """The positions ``sample`` draws from ``total`` items (so a table is sampled before its
+    rows are mapped).
+
+    >>> sample_indices(10, 3, seed=7) == sample_indices(10, 5, seed=7)[:3]
+    True
+    """
+    if not 1 <= num_samples <= total:
+        raise ValueError(
+            f"num_samples must be between 1 and {total} (the number of problems), got {num_samples}"
+        )
+    return random.Random(seed).sample(range(total), total)[:num_samples]
 
 
 def split_train_val(
@@ -372,15 +386,37 @@ def load_problems(
     question_field: str = "question",
     answer_field: str = "answer",
     difficulty: str = "medium",
+    mapping: tables.ColumnMapping | None = None,
+    hub_id: str = "",
+    hub_config: str = "",
+    revision: str = "",
 ) -> list[Problem]:
     """Problems from one of ``DATASETS``, optionally a seeded sample of ``num_samples``.
 
     Generated sets draw train and test from disjoint questions (see ``generators.generate``);
     without ``num_samples`` they hold ``GENERATED_SIZES[split]`` problems. ``upload`` reads
-    ``path`` and ignores ``split``; ``difficulty`` is for the generators only.
+    ``path`` and ignores ``split``; ``difficulty`` is for the generators only. ``hub`` reads
+    ``hub_id`` (``hub_config``, ``split``, ``revision``) through ``tables.load_table``, as does
+    an upload that is Parquet or has a ``mapping`` beyond one question and one numeric answer
+    column (a plain JSONL / JSON / CSV upload keeps this module's reader and its line-numbered
+    errors). A table is sampled before its rows are mapped, with the same draw as ``sample``.
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
+    plain = tables.ColumnMapping("{" + question_field + "}", answer_field)
+    mapping = mapping or plain
+    if dataset == "hub" or (
+        dataset == "upload"
+        and path is not None
+        and (mapping != plain or Path(path).suffix.lower() == ".parquet")
+    ):
+        if dataset == "hub":
+            source = tables.TableSource(hub_id, hub_config, split, revision)
+        else:
+            source = tables.TableSource(path=str(path))
+        table = tables.load_table(source)
+        indices = None if num_samples is None else sample_indices(table.num_rows, num_samples, seed)
+        return tables.problems(table, mapping, indices)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if dataset in GENERATED:

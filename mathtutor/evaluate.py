@@ -4,7 +4,9 @@
 problems once (seeded), and generates for all systems in mixed-adapter batches (one
 `generate_batch` call serves base and adapter rows together). Every completion is graded with
 lm-eval's strict and flexible gsm8k filters and with the format's own grader (`boxed` for
-`qwen-boxed`, else `auto`), categorized (`mathtutor.metrics.categorize`), and saved to the
+`qwen-boxed`, else `auto`; for LaTeX, multiple-choice and exact-string datasets the mode of
+their answer type, `PromptFormat.grader_for`), categorized (`mathtutor.metrics.categorize`), and
+saved to the
 SQLite store as soon as its batch finishes, so a crash loses only the batch in flight. A run
 is resumed by passing its `run_id`: finished (system, problem) pairs are skipped (other settings
 under an existing `run_id` are refused). The run records its pid: a run whose process died
@@ -20,6 +22,14 @@ transformers.
     python -m mathtutor.evaluate --model bundled --systems base path/to/adapter \\
         --dataset gsm8k --num_samples 200 --prompt_format chat
     python -m mathtutor.evaluate --run_id <id>          # resume a stopped or crashed run
+    python -m mathtutor.evaluate --dataset hub --hub_id owner/name --split test \\
+        --question_template "{Body} {Question}" --answer_field Answer
+    python -m mathtutor.evaluate --preset hle           # a seed's protocol (mathtutor.presets)
+
+Any Hub dataset or local file is read by `mathtutor.tables` (`datasets.load_dataset`), its
+columns mapped by the `ColumnMapping` these settings describe; with a format that asks for a
+stated confidence (`hle`), each record keeps it and the summary has HLE's RMS calibration
+error with its n.
 
 Flags are the `EvalConfig` field names (`--num-samples` works too); `--adapter DIR` is short
 for `--systems base DIR`.
@@ -45,20 +55,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import cli, hub, locks, metrics, results, store
-from mathtutor.answers import grade
+from mathtutor import cli, hub, locks, metrics, results, store, tables
+from mathtutor.answers import ANSWER_TYPES, extract_confidence, grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
 from mathtutor.generate import Completion, GenerationSettings, default_batch_size
 from mathtutor.models import BASE
 from mathtutor.paths import check_id, check_readable, home_dir
+from mathtutor.presets import PRESETS, preset_values
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
+from mathtutor.tables import ColumnMapping
 
 BACKENDS = ("auto", "transformers", "vllm")
 EXPORT_FORMATS = ("jsonl", "csv")
 # Settings that do not change results: a resumed run may use new values for these.
 _RUNTIME_FIELDS = ("batch_size", "backend")
 MAX_BATCH_SIZE = 4096
+# Text settings where empty means "not set" (the column mapping and the Hub dataset's address).
+_TEXT_FIELDS = (
+    "question_template", "solution_field", "id_field", "choices_field", "answer_type",
+    "hub_id", "hub_config", "revision", "preset",
+)  # fmt: skip
 
 
 @dataclass
@@ -100,9 +117,47 @@ class EvalConfig:
         default="answer",
         metadata={"help": "Upload column holding the answer ('... #### N', \\boxed{N} or N)."},
     )
+    question_template: str = field(
+        default="",
+        metadata={
+            "help": "Question from columns, e.g. '{Body} {Question}'; empty = {question_field}."
+        },
+    )
+    solution_field: str = field(
+        default="", metadata={"help": "Column with a worked solution (optional)."}
+    )
+    id_field: str = field(default="", metadata={"help": "Column with a row id (optional)."})
+    choices_field: str = field(
+        default="",
+        metadata={"help": "Multiple choice: a list column, or lettered columns 'A,B,C,D'."},
+    )
+    answer_type: str = field(
+        default="",
+        metadata={
+            "help": "How answers are graded: number, latex, choice, exact; empty = inferred.",
+            "choices": ("", *ANSWER_TYPES),
+        },
+    )
+    hub_id: str = field(
+        default="", metadata={"help": "Hub dataset id for dataset 'hub', e.g. 'cais/hle'."}
+    )
+    hub_config: str = field(
+        default="", metadata={"help": "The Hub dataset's config (subset); empty = default."}
+    )
+    revision: str = field(
+        default="", metadata={"help": "The Hub dataset's branch, tag or commit; empty = main."}
+    )
     split: str = field(
         default="test",
-        metadata={"help": "GSM8K / generator split.", "choices": ("test", "train")},
+        metadata={"help": "Split: test / train for GSM8K and generators, any for a Hub dataset."},
+    )
+    preset: str = field(
+        default="",
+        metadata={
+            "help": "A seed's protocol (prompt, answer type, Hub id): fills the fields left at "
+            "their defaults.",
+            "choices": ("", *PRESETS),
+        },
     )
     difficulty: str = field(
         default="medium",
@@ -158,6 +213,15 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
+        for name in _TEXT_FIELDS:  # a form's emptied textbox may send None
+            if getattr(self, name) is None:
+                setattr(self, name, "")
+        if self.preset:
+            _choice("preset", self.preset, PRESETS)
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for name, value in preset_values(self.preset).items():
+                if getattr(self, name) == defaults[name]:
+                    setattr(self, name, value)
         if isinstance(self.systems, str):
             self.systems = [self.systems]
         self.systems = [str(s).strip() for s in self.systems]
@@ -176,6 +240,11 @@ class EvalConfig:
             raise ValueError("path: dataset 'upload' needs the file to read (JSONL, JSON or CSV)")
         if self.dataset == "upload":
             check_readable(self.path, "path")
+        if self.dataset == "hub":
+            tables.TableSource(self.hub_id, self.hub_config, self.split, self.revision)
+        elif self.split not in ("test", "train"):
+            raise ValueError(f"split {self.split!r}: dataset {self.dataset!r} has test and train")
+        self.mapping()  # the template and answer type are checked before anything loads
         if self.num_votes > 1 and self.temperature == 0.0:
             raise ValueError(
                 f"num_votes={self.num_votes} needs temperature > 0: greedy decoding gives the "
@@ -188,6 +257,10 @@ class EvalConfig:
         self.run_id = (self.run_id or "").strip() or None
         if self.run_id is not None:
             check_id(self.run_id, "run_id")
+
+    def mapping(self) -> ColumnMapping:
+        """The column mapping these settings describe (uploads and Hub datasets)."""
+        return ColumnMapping.of(self)
 
 
 def _check_range(name: str, value: Any, low: float, high: float, other: str = "") -> Any:
@@ -327,11 +400,13 @@ def _run(
             store.update_eval_run(run_id, status="stopped" if stopped else "failed", error=message)
         raise
     records = store.load_records(run_id)
+    answer_type = problems[0].answer_type if problems else "number"
     summary = dataclasses.replace(
         results.summarize(records, labels),
         num_problems=len(problems),
         prompt_format=config.prompt_format,
-        grader=get_format(config.prompt_format).grader,
+        grader=get_format(config.prompt_format).grader_for(answer_type),
+        answer_type=answer_type,
         num_votes=config.num_votes,
         backend=backend,
     )
@@ -384,6 +459,10 @@ def _problems(config: EvalConfig) -> list[Problem]:
             question_field=config.question_field,
             answer_field=config.answer_field,
             difficulty=config.difficulty,
+            mapping=config.mapping(),
+            hub_id=config.hub_id,
+            hub_config=config.hub_config,
+            revision=config.revision,
         )
     except ValueError as error:
         raise ValueError(f"dataset {config.dataset!r}: {error}") from error
@@ -452,10 +531,12 @@ def _record(
     seconds_per_row: float,
 ) -> dict[str, Any]:
     """One saved record: the first sample graded three ways, plus the vote with num_votes > 1."""
-    reference = problem.solution if "####" in problem.solution else problem.answer
-    mode = get_format(prompt_format).grader
+    number = problem.answer_type == "number"
+    reference = problem.solution if number and "####" in problem.solution else problem.answer
+    spec = get_format(prompt_format)
+    mode = spec.grader_for(problem.answer_type)
     first = completions[0]
-    primary = grade(first.text, reference, mode)
+    primary = grade(first.text, reference, mode, problem.choices)
     strict = grade(first.text, reference, "strict")
     flexible = grade(first.text, reference, "flexible")
     record: dict[str, Any] = {
@@ -464,6 +545,7 @@ def _record(
         "position": position,
         "question": problem.question,
         "answer": problem.answer,
+        "answer_type": problem.answer_type,
         "solution": problem.solution,
         "completion": first.text,
         "num_tokens": first.num_tokens,
@@ -491,8 +573,10 @@ def _record(
         "calculator_calls": getattr(first, "calculator_calls", 0),
         "created": time.time(),
     }
+    if spec.asks_confidence:  # the model's own stated confidence (HLE); None when it gave none
+        record["confidence"] = extract_confidence(first.text)
     if len(completions) > 1:
-        grades = [grade(c.text, reference, mode) for c in completions]
+        grades = [grade(c.text, reference, mode, problem.choices) for c in completions]
         vote = metrics.majority_vote([g.extracted for g in grades])
         record["votes"] = [
             {"completion": c.text, "extracted": g.extracted, "is_correct": g.is_correct,

@@ -17,6 +17,11 @@ be checked by hand.
   equal-width confidence bins [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]. (HLE's own code uses a
   root-mean-square variant over bins of ~100 samples; equal-width L1 bins are the common ECE
   and stay meaningful on the small samples a CPU can evaluate.)
+- ``rms_calibration_error``: HLE's calibration error from the model's own *stated* confidence
+  (``answers.extract_confidence``): predictions sorted by confidence, cut into consecutive bins
+  of ``HLE_BIN_SIZE`` = 100, the last bin taking the remainder, and the root of the
+  size-weighted mean squared gap between mean confidence and accuracy per bin. Reported with
+  its n: under 100 samples there is one bin, so the number says little.
 
 Error categories (``categorize``), one per *wrong* answer, first match wins:
 
@@ -34,7 +39,10 @@ Error categories (``categorize``), one per *wrong* answer, first match wins:
    base Gemma did in seed 001.
 5. ``reasoning``: a wrong final answer with no wrong arithmetic: a reading or reasoning error.
 
-A correct answer is categorized ``correct``.
+A correct answer is categorized ``correct``. The categories hold for every answer type: "in the
+form its format asks for" is ``Grade.method == PromptFormat.answer_method`` whatever the type
+(``answer-line`` for HLE's ``Exact Answer:``), and a LaTeX, multiple-choice or exact answer that
+is found but wrong is ``arithmetic`` when a step is wrong, else ``runaway`` or ``reasoning``.
 
 >>> accuracy([True, False, True, True])
 Estimate(value=0.75, stderr=0.25, n=4)
@@ -58,6 +66,7 @@ from mathtutor.checks import wrong_steps
 from mathtutor.prompts import get_format
 
 CALIBRATION_BINS = 10
+HLE_BIN_SIZE = 100  # hle_eval/run_judge_results.py: calib_err(..., beta=100)
 CATEGORIES = ("truncated", "no-answer", "arithmetic", "runaway", "reasoning")
 CORRECT = "correct"
 # A line where the model starts inventing the next problem (seed 001: "Question: ...").
@@ -225,6 +234,50 @@ def calibration_error(
         mean_accuracy = sum(v for _, v in members) / len(members)
         error += len(members) / total * abs(mean_accuracy - mean_confidence)
     return error
+
+
+def rms_calibration_error(
+    confidences: Sequence[float],
+    verdicts: Sequence[bool],
+    bin_size: int = HLE_BIN_SIZE,
+    include_last_bin: bool = True,
+) -> float:
+    """HLE's calibration error (RMS over bins of ``bin_size`` sorted predictions), in [0, 1].
+
+    As ``calib_err(confidence, correct, p="2", beta=100)`` in HLE's ``run_judge_results.py``:
+    sort by confidence (ties keep their order), cut ``[0, b), [b, 2b), ...``, the last bin
+    running to the end; ``sqrt(sum_b n_b / n * (mean_conf_b - acc_b) ** 2)``. Two differences,
+    both where HLE's code gives no number: fewer than ``bin_size`` predictions make one bin (HLE
+    raises there), and the last bin is counted (HLE's loop stops one bin early, so below 200
+    predictions it returns 0); ``include_last_bin=False`` reproduces that loop.
+
+    >>> error = rms_calibration_error([0.9, 0.9, 0.5, 0.5], [True, False, True, False], bin_size=2)
+    >>> round(error, 6)  # bins (0.5, 0.5 right) gap 0, (0.9, 0.5 right) gap 0.4: sqrt(2/4 * 0.16)
+    0.282843
+    """
+    if len(confidences) != len(verdicts):
+        raise ValueError(f"{len(confidences)} confidences but {len(verdicts)} verdicts")
+    if not confidences:
+        raise ValueError("calibration error of an empty list")
+    if bin_size < 1:
+        raise ValueError(f"bin_size must be at least 1, got {bin_size}")
+    if any(not 0.0 <= c <= 1.0 for c in confidences):
+        raise ValueError("confidences must lie in [0, 1]")
+    ordered = sorted(zip(confidences, verdicts, strict=True), key=lambda pair: pair[0])
+    total = len(ordered)
+    starts = list(range(0, max(total // bin_size, 1) * bin_size, bin_size))
+    bounds = [(start, start + bin_size) for start in starts]
+    bounds[-1] = (bounds[-1][0], total)
+    if not include_last_bin:
+        bounds = bounds[:-1]
+    squared = 0.0
+    for start, end in bounds:
+        members = ordered[start:end]
+        gap = sum(c for c, _ in members) / len(members) - sum(bool(v) for _, v in members) / len(
+            members
+        )
+        squared += len(members) / total * gap**2
+    return math.sqrt(squared)
 
 
 # --------------------------------------------------------------------------- categories

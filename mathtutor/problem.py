@@ -18,3 +18,5 @@ class Problem:
     answer: str  # bare final answer, e.g. "72"
     solution: str = ""  # worked solution (GSM8K style, may hold <<48/2=24>> and "#### 72")
     source: str = ""  # where it came from, e.g. "gsm8k/main/test", "upload:mine.csv"
+    answer_type: str = "number"  # answers.ANSWER_TYPES: how `answer` is graded
+    choices: tuple[str, ...] = ()  # multiple choice: the options, in letter order (A, B, ...)

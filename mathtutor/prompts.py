@@ -25,7 +25,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-AnswerStyle = Literal["hash", "boxed", "socratic"]
+from mathtutor.answers import ANSWER_TYPES
+
+AnswerStyle = Literal["hash", "boxed", "socratic", "hle"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class PromptFormat:
     shots: tuple[
         tuple[str, str], ...
     ] = ()  # worked examples (question, answer) before the question
-    answer_style: AnswerStyle = "hash"  # how the final answer is marked: "#### N" or \boxed{N}
+    answer_style: AnswerStyle = "hash"  # final answer as "#### N", \boxed{N}, "Exact Answer: N"
     stop: tuple[str, ...] = ()  # text that ends generation (models invent the next question)
     plain_only: bool = False  # True: never use a chat template (a base-model completion format)
     question_prefix: str = "Question: "  # plain-text rendering: label before each question
@@ -54,7 +56,33 @@ class PromptFormat:
         >>> FORMATS["qwen-boxed"].grader, FORMATS["chat"].grader
         ('boxed', 'auto')
         """
-        return "boxed" if self.answer_style == "boxed" else "auto"
+        return {"boxed": "boxed", "hle": "answer-line"}.get(self.answer_style, "auto")
+
+    @property
+    def asks_confidence(self) -> bool:
+        """Whether the answer ends with a stated ``Confidence: N%`` (HLE's format).
+
+        >>> FORMATS["hle"].asks_confidence, FORMATS["chat"].asks_confidence
+        (True, False)
+        """
+        return self.answer_style == "hle"
+
+    def grader_for(self, answer_type: str) -> str:
+        """The ``answers.grade`` mode for a dataset whose answers are ``answer_type``.
+
+        Numbers keep this format's own mode (lm-eval-compatible ``strict``/``flexible`` are
+        reported beside it, unchanged); LaTeX, multiple-choice and exact-string answers are
+        graded by the mode of their type, wherever the format puts the answer. Every caller
+        (Evaluate, the metrics, GRPO rewards) asks this one method.
+
+        >>> FORMATS["qwen-boxed"].grader_for("number"), FORMATS["qwen-boxed"].grader_for("latex")
+        ('boxed', 'latex')
+        """
+        if answer_type not in ANSWER_TYPES:
+            raise ValueError(
+                f"answer_type {answer_type!r} is not one of: {', '.join(ANSWER_TYPES)}"
+            )
+        return self.grader if answer_type == "number" else answer_type
 
     @property
     def answer_method(self) -> str:
@@ -63,7 +91,7 @@ class PromptFormat:
         >>> FORMATS["qwen-boxed"].answer_method, FORMATS["socratic"].answer_method
         ('boxed', 'strict')
         """
-        return "boxed" if self.answer_style == "boxed" else "strict"
+        return {"boxed": "boxed", "hle": "answer-line"}.get(self.answer_style, "strict")
 
 
 # Seed 001 (Gemma-2B-IT report), appendix A: the instruction and the one-shot example, verbatim.
@@ -84,6 +112,12 @@ NATALIA_SOCRATIC = (
     "How many clips did Natalia sell in May? ** Natalia sold 48 / 2 = <<48/2=24>>24 clips in May."
     "\nHow many clips did Natalia sell altogether in April and May? ** Natalia sold 48 + 24 = "
     "<<48+24=72>>72 clips altogether.\n#### 72"
+)
+
+HLE_SYSTEM = (
+    "Your response should be in the following format:\nExplanation: {your explanation for your "
+    "final answer}\nExact Answer: {your succinct, final answer}\nConfidence: {your confidence "
+    "score between 0% and 100% for your answer}"
 )
 
 FORMATS: dict[str, PromptFormat] = {
@@ -132,6 +166,14 @@ FORMATS: dict[str, PromptFormat] = {
         ),
         shots=((NATALIA_QUESTION, NATALIA_SOCRATIC),),
         answer_style="socratic",
+        stop=("\nQuestion:",),
+    ),
+    "hle": PromptFormat(
+        name="hle",
+        description="Humanity's Last Exam: Explanation / Exact Answer / Confidence: N% (seed 004).",
+        # HLE's system prompt for exact-match questions (Phan et al. 2025, hle_eval), verbatim.
+        system=HLE_SYSTEM,
+        answer_style="hle",
         stop=("\nQuestion:",),
     ),
 }
@@ -288,6 +330,8 @@ def target(format_name: str, solution: str, answer: str, keep_annotations: bool 
         body = _ANNOTATION.sub("", body)
     if prompt_format.answer_style == "boxed":
         last = f"The final answer is $\\boxed{{{answer}}}$."
+    elif prompt_format.answer_style == "hle":  # no stated confidence to imitate in training
+        return f"Explanation: {body}\nExact Answer: {answer}" if body else f"Exact Answer: {answer}"
     else:
         last = f"#### {answer}"
     return f"{body}\n{last}" if body else last

@@ -26,6 +26,7 @@ from mathtutor.metrics import (
     mean,
     paired,
     rate,
+    rms_calibration_error,
 )
 
 
@@ -39,7 +40,13 @@ class SystemSummary:
     strict: Estimate | None = None  # lm-eval strict-match
     flexible: Estimate | None = None  # lm-eval flexible-extract
     majority: Estimate | None = None  # maj@k, with num_votes > 1
-    calibration_error: float | None = None
+    calibration_error: float | None = None  # ECE of the vote shares (num_votes > 1)
+    # HLE's RMS calibration error of the stated confidence (formats that ask for one), over
+    # stated_n answers; a missing confidence counts as 100% (HLE's judge rule), missing_n of them
+    stated_calibration_error: float | None = None
+    stated_n: int = 0
+    confidence_missing: int = 0
+    mean_confidence: float | None = None
     format_rate: float | None = None
     mean_tokens: float | None = None
     truncation_rate: float | None = None
@@ -83,7 +90,8 @@ class EvalSummary:
     order: tuple[str, ...] = ()  # systems as given; the first is the reference
     num_problems: int | None = None
     prompt_format: str | None = None
-    grader: str | None = None  # the answers.grade mode of `accuracy` (PromptFormat.grader)
+    grader: str | None = None  # the answers.grade mode of `accuracy` (PromptFormat.grader_for)
+    answer_type: str | None = None  # answers.ANSWER_TYPES of the problems
     num_votes: int = 1
     backend: str | None = None
 
@@ -144,7 +152,8 @@ def summarize(records: Sequence[dict[str, Any]], systems: Sequence[str]) -> Eval
     ``records`` are evaluation records (``mathtutor.evaluate``): dicts with ``system``,
     ``problem_id``, ``is_correct`` (the format's grader), ``strict_correct``,
     ``flexible_correct`` (lm-eval), ``follows_format``, ``num_tokens``, ``finish_reason``,
-    ``category``, ``seconds`` and, with self-consistency, ``maj_correct`` and ``vote_share``.
+    ``category``, ``seconds`` and, with self-consistency, ``maj_correct`` and ``vote_share``;
+    with a format that asks for it, ``confidence`` (the stated one, None when missing).
     Paired comparisons use the problems both systems have finished.
 
     >>> rows = [{"system": s, "problem_id": str(i), "is_correct": ok, "strict_correct": ok,
@@ -181,6 +190,8 @@ def _estimate(verdicts: list[bool]) -> Estimate | None:
 
 def _system_metrics(rows: list[dict[str, Any]]) -> SystemSummary:
     voted = [row for row in rows if row.get("vote_share") is not None]
+    stated = [row for row in rows if "confidence" in row]
+    confidences = [1.0 if row["confidence"] is None else row["confidence"] for row in stated]
     return SystemSummary(
         n=len(rows),
         accuracy=_estimate([row["is_correct"] for row in rows]),
@@ -194,6 +205,14 @@ def _system_metrics(rows: list[dict[str, Any]]) -> SystemSummary:
             if voted
             else None
         ),
+        stated_calibration_error=(
+            rms_calibration_error(confidences, [row["is_correct"] for row in stated])
+            if stated
+            else None
+        ),
+        stated_n=len(stated),
+        confidence_missing=sum(row["confidence"] is None for row in stated),
+        mean_confidence=mean(confidences),
         format_rate=rate([row["follows_format"] for row in rows]),
         mean_tokens=mean([row["num_tokens"] for row in rows]),
         truncation_rate=rate([row["finish_reason"] == "length" for row in rows]),
@@ -286,6 +305,11 @@ def results_rows(summary: EvalSummary) -> list[dict[str, Any]]:
         if system.majority:
             row[f"maj@{summary.num_votes} %"] = pct(system.majority.value)
             row["calibration error %"] = pct(system.calibration_error)
+        if system.stated_n:
+            row["stated confidence %"] = pct(system.mean_confidence)
+            row["RMS calibration error %"] = pct(system.stated_calibration_error)
+            row["n (confidence)"] = system.stated_n
+            row["no confidence"] = system.confidence_missing
         row["format %"] = pct(system.format_rate)
         row["truncation %"] = pct(system.truncation_rate)
         row["mean tokens"] = None if system.mean_tokens is None else round(system.mean_tokens)

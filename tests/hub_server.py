@@ -175,6 +175,32 @@ class HubServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def add_repo(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        repo_type: str = "dataset",
+        private: bool = False,
+        branch: str = "main",
+    ) -> str:
+        """Store `files` as one commit of `repo_id` (created when new) on `branch` (a new branch
+        starts from main); returns the commit's oid.
+
+        For tests that need a repo to read (a dataset with Parquet / JSONL files) without
+        pushing it through the write API first.
+        """
+        with self.lock:
+            repo = self.repos.get((repo_type, repo_id))
+            if repo is None:
+                repo = Repo(repo_type, repo_id, private, None, _now())
+                self.repos[(repo_type, repo_id)] = repo
+            start = repo.branches.get(branch) or repo.branches.get(
+                "main"
+            )  # a new branch: from main
+            head = repo.commits[start].files if start else {}
+            stored = {path: self._store_blob(data) for path, data in files.items()}
+            return self._new_commit(repo, branch, "add files", {**head, **stored}).oid
+
     def files(self, repo_id: str, repo_type: str = "model", revision: str = "main") -> dict:
         """Path -> bytes of a stored revision (for assertions)."""
         repo = self.repos[(repo_type, repo_id)]
@@ -287,6 +313,11 @@ class HubServer:
             "tags": tags,
             "siblings": [{"rfilename": path} for path in sorted(commit.files)],
         }
+        if request.query_params.get("blobs", "").lower() in ("true", "1"):  # files_metadata=True
+            info["siblings"] = [
+                {"rfilename": path, "size": (self.blobs / sha).stat().st_size, "blobId": sha}
+                for path, sha in sorted(commit.files.items())
+            ]
         if repo.repo_type == "model":
             info |= {"modelId": repo.repo_id, "library_name": card.get("library_name")}
             info["pipeline_tag"] = card.get("pipeline_tag")
@@ -640,6 +671,70 @@ def hub(hub_server: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
     return hub_server
+
+
+@pytest.fixture
+def hub_datasets(
+    hub: HubServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[HubServer]:
+    """The test Hub as `datasets.load_dataset` sees it: `datasets.config` and
+    `huggingface_hub.constants` read HF_ENDPOINT, the offline flag and the cache folder at
+    import, so they are set there too (the cache in a temp dir), and tables loaded by earlier
+    tests are forgotten."""
+    import datasets.config
+
+    from mathtutor import tables
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(
+        datasets.config,
+        "HUB_DATASETS_URL",
+        hub.url + "/datasets/{repo_id}/resolve/{revision}/{path}",
+    )
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(
+        constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        hub.url + "/{repo_id}/resolve/{revision}/{filename}",
+    )
+    host = hub.url.split("//", 1)[1].split(":")[0]
+    monkeypatch.setattr(constants, "HF_URL_HOSTS", constants.HF_URL_HOSTS | {host})
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+    tables.clear_cache()
+    yield hub
+    tables.clear_cache()
+
+
+def parquet_bytes(rows: list[dict]) -> bytes:
+    """`rows` as one Parquet file (what the Hub's dataset viewer and `push_to_hub` store)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buffer)
+    return buffer.getvalue()
+
+
+def jsonl_bytes(rows: list[dict]) -> bytes:
+    return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
+def dataset_card(configs: dict[str, dict[str, str]]) -> bytes:
+    """A dataset README whose front matter declares `configs` ({config: {split: path glob}})."""
+    entries = [
+        {
+            "config_name": name,
+            "data_files": [{"split": split, "path": path} for split, path in splits.items()],
+        }
+        for name, splits in configs.items()
+    ]
+    return ("---\n" + yaml.safe_dump({"configs": entries}) + "---\n").encode()
 
 
 @pytest.fixture

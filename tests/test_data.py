@@ -322,7 +322,7 @@ def test_problem_rows_read_back_with_their_ids(tmp_path):
 def test_load_problems_from_every_dataset(gsm8k_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("MATHTUTOR_GSM8K_DIR", str(gsm8k_dir))
     generated = {"inequalities", "arithmetic", "two-step"}
-    assert set(DATASETS) == {"gsm8k", "gsm8k-socratic", "upload"} | generated
+    assert set(DATASETS) == {"gsm8k", "gsm8k-socratic", "upload", "hub"} | generated
     assert set(data.GENERATED) == generated == set(generators.KINDS)
     five = load_problems("gsm8k", num_samples=5, seed=1)
     assert five == sample(load_gsm8k("test"), 5, seed=1)

@@ -67,13 +67,14 @@ def test_docstring_examples_hold():
 
 
 def test_format_names_and_styles():
-    assert set(FORMATS) == {"chat", "gemma-oneshot", "qa", "qwen-boxed", "socratic"}
+    assert set(FORMATS) == {"chat", "gemma-oneshot", "qa", "qwen-boxed", "socratic", "hle"}
     assert {name: f.answer_style for name, f in FORMATS.items()} == {
         "chat": "hash",
         "gemma-oneshot": "hash",
         "qa": "hash",
         "qwen-boxed": "boxed",
         "socratic": "socratic",
+        "hle": "hle",
     }
     for name, prompt_format in FORMATS.items():
         assert prompt_format.name == name

@@ -41,6 +41,7 @@ from mathtutor import cli
 from mathtutor.data import DATASETS
 from mathtutor.paths import check_readable
 from mathtutor.prompts import FORMATS
+from mathtutor.tables import ColumnMapping, TableSource
 
 METHODS = ("sft", "grpo")
 FINETUNES = ("lora", "qlora", "full")
@@ -135,6 +136,21 @@ class TrainConfig:
     answer_field: str = _field(
         "answer", "Upload column holding the answer ('... #### N', boxed or a number).", "data"
     )
+    question_template: str = _field(
+        "", "Question from columns, e.g. '{Body} {Question}'; empty = {question_field}.", "data"
+    )
+    solution_field: str = _field("", "Column with a worked solution (optional).", "data")
+    id_field: str = _field("", "Column with a row id (optional).", "data")
+    choices_field: str = _field(
+        "", "Multiple choice: a list column, or lettered columns 'A,B,C,D'.", "data"
+    )
+    answer_type: str = _field(
+        "", "number, latex, choice or exact; empty = inferred from the answers.", "data"
+    )
+    hub_id: str = _field("", "Hub dataset id when dataset is 'hub', e.g. 'alice/problems'.", "data")
+    hub_config: str = _field("", "The Hub dataset's config (subset); empty = default.", "data")
+    hub_split: str = _field("train", "The Hub dataset's split to train on.", "data")
+    revision: str = _field("", "The Hub dataset's branch, tag or commit; empty = main.", "data")
     difficulty: str = _field(
         "medium",
         "Generator difficulty: easy, medium, hard, or several joined by commas (mixed evenly).",
@@ -463,6 +479,9 @@ def _validate(config: TrainConfig) -> None:
         )
     if config.dataset == "upload":
         check_readable(config.dataset_path, "dataset_path")  # before anything opens it
+    if config.dataset == "hub":
+        TableSource(config.hub_id, config.hub_config, config.hub_split, config.revision)
+    ColumnMapping.of(config)  # the template and answer type, before anything loads
     unknown = [d for d in config.difficulties if d not in DIFFICULTIES]
     if unknown or not config.difficulties:
         raise ValueError(

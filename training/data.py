@@ -21,6 +21,7 @@ from typing import Any
 
 from mathtutor.data import GENERATED, Problem, load_problems, split_train_val
 from mathtutor.prompts import training_example, uses_chat_template
+from mathtutor.tables import ColumnMapping
 from training.config import TrainConfig
 
 GENERATED_DEFAULT = 2000  # seed 003 trained on 2,000 generated problems
@@ -43,12 +44,16 @@ def load_training_problems(config: TrainConfig) -> tuple[list[Problem], list[Pro
     else:
         problems = load_problems(
             config.dataset,
-            "train",
+            config.hub_split if config.dataset == "hub" else "train",
             num_samples=None,
             seed=config.seed,
             path=config.dataset_path or None,
             question_field=config.question_field,
             answer_field=config.answer_field,
+            mapping=ColumnMapping.of(config),
+            hub_id=config.hub_id,
+            hub_config=config.hub_config,
+            revision=config.revision,
         )
         if config.num_train_samples:
             if config.num_train_samples > len(problems):
@@ -94,7 +99,8 @@ def sft_rows(problems: list[Problem], config: TrainConfig, tokenizer: Any) -> li
 
 
 def grpo_rows(problems: list[Problem], config: TrainConfig, tokenizer: Any) -> list[dict]:
-    """Prompt rows with the reference `answer` and the `prompt_format` the rewards grade by."""
+    """Prompt rows with the reference `answer`, and the `prompt_format`, `answer_type` and
+    `choices` the rewards grade by (`PromptFormat.grader_for`)."""
     chat = is_conversational(config, tokenizer)
     rows = []
     for problem in problems:
@@ -111,6 +117,8 @@ def grpo_rows(problems: list[Problem], config: TrainConfig, tokenizer: Any) -> l
                 "prompt": example["prompt"],
                 "answer": problem.answer,
                 "prompt_format": config.prompt_format,
+                "answer_type": problem.answer_type,
+                "choices": list(problem.choices),
             }
         )
     return rows

@@ -49,16 +49,27 @@ def correctness_reward(
     completions: list,
     answer: list[str],
     prompt_format: list[str],
+    answer_type: list[str] | None = None,
+    choices: list[list[str]] | None = None,
     **_: Any,
 ) -> list[float]:
-    """1.0 when `mathtutor.answers.grade`, in the format's grader mode, finds the reference.
+    """1.0 when `mathtutor.answers.grade`, in the mode the format gives the problem's answer
+    type (`PromptFormat.grader_for`; rows without one are numbers), finds the reference.
 
     >>> correctness_reward(["q"] * 2, ["#### 1,000", "#### 999"], ["1000"] * 2, ["chat"] * 2)
     [1.0, 0.0]
+    >>> correctness_reward(["q"], ["Answer: B"], ["B"], ["chat"], ["choice"], [["3", "4"]])
+    [1.0]
     """
+    types = answer_type or ["number"] * len(completions)
+    options = choices or [[]] * len(completions)
     return [
-        1.0 if grade(completion_text(c), str(ref), get_format(name).grader).is_correct else 0.0
-        for c, ref, name in zip(completions, answer, prompt_format, strict=True)
+        1.0
+        if grade(completion_text(c), str(ref), get_format(name).grader_for(kind), opts).is_correct
+        else 0.0
+        for c, ref, name, kind, opts in zip(
+            completions, answer, prompt_format, types, options, strict=True
+        )
     ]
 
 

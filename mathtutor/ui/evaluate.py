@@ -23,10 +23,11 @@ from typing import Any
 
 import gradio as gr
 
-from mathtutor import access, jobs, metrics, results, store
+from mathtutor import access, jobs, metrics, results, store, tables
 from mathtutor.evaluate import EvalConfig, check_problems, export_run, running_run
 from mathtutor.metrics import format_duration
 from mathtutor.models import BASE
+from mathtutor.presets import preset_values
 from mathtutor.render import faithful_html, slip_marks
 from mathtutor.results import EvalSummary
 from mathtutor.ui.common import (
@@ -44,6 +45,12 @@ FILTERS = ("all", *results.VERDICTS, "any wrong")
 ANY = "any"
 MAIN_FIELDS = ("dataset", "num_samples", "prompt_format")
 UPLOAD_FIELDS = ("question_field", "answer_field")
+HUB_FIELDS = ("hub_id", "hub_config", "split", "revision")
+MAPPING_FIELDS = (
+    "question_template", "solution_field", "id_field", "choices_field", "answer_type",
+)  # fmt: skip
+DATASET_FIELDS = (*UPLOAD_FIELDS, *HUB_FIELDS, *MAPPING_FIELDS)
+TABLE_DATASETS = ("upload", "hub")  # datasets whose columns are mapped (and previewed)
 FORM_FIELDS = [  # set elsewhere: model (the picker on top), systems, path (upload), run_id
     f
     for f in dataclasses.fields(EvalConfig)
@@ -67,6 +74,31 @@ def config_from_form(
             value = int(value)
         values[spec_field.name] = value if value != "" else None
     return EvalConfig(model=spec or "bundled", systems=list(systems or []), path=upload, **values)
+
+
+def preview_dataset(upload: str | None, settings: dict[str, Any]) -> str:
+    """The columns found and three mapped rows of the form's upload or Hub dataset (Markdown).
+
+    The same `EvalConfig` (and so the same `ColumnMapping`) the run will use; nothing runs.
+    """
+    dataset = settings.get("dataset")
+    if dataset not in TABLE_DATASETS:
+        return ""
+    if dataset == "upload" and not upload:
+        return "Upload a JSONL / JSON / CSV / Parquet file to see its columns."
+    if dataset == "hub" and not (settings.get("hub_id") or "").strip():
+        return "Type a Hub dataset id (owner/name) to see its columns."
+    config = config_from_form("bundled", [BASE], upload, settings)
+    if dataset == "hub":
+        source = tables.TableSource(config.hub_id, config.hub_config, config.split, config.revision)
+    else:
+        source = tables.TableSource(path=str(upload))
+    return tables.preview(source, config.mapping()).markdown()
+
+
+def preset_form(name: str | None) -> dict[str, Any]:
+    """The form values preset `name` sets (empty for no preset)."""
+    return preset_values(name) if name else {}
 
 
 def admit(config: EvalConfig, user: str | None, client: str) -> None:
@@ -180,7 +212,7 @@ def accuracy_figure(summary: EvalSummary):
     systems = list(summary.order)
     stats = [summary.systems[s] for s in systems]
     series = [
-        ("accuracy", f"{summary.grader or 'auto'} (numeric)"),
+        ("accuracy", f"{summary.grader or 'auto'} ({summary.answer_type or 'number'})"),
         ("strict", "strict"),
         ("flexible", "flexible"),
     ]
@@ -409,19 +441,28 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         for spec_field in FORM_FIELDS:
             if spec_field.name in MAIN_FIELDS:
                 widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
-    with gr.Group(visible=False) as upload_group, gr.Row():
-        upload = gr.File(
-            label="Your problems (JSONL / JSON / CSV)",
-            file_types=[".jsonl", ".json", ".csv", ".tsv"],
-            type="filepath",
-            elem_id="eval-upload",
-        )
-        for spec_field in FORM_FIELDS:
-            if spec_field.name in UPLOAD_FIELDS:
-                widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
+    with gr.Group(visible=False) as upload_group:
+        with gr.Row():
+            upload = gr.File(
+                label="Your problems (JSONL / JSON / CSV / Parquet)",
+                file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet"],
+                type="filepath",
+                elem_id="eval-upload",
+            )
+        with gr.Row(visible=False) as hub_row:
+            for spec_field in FORM_FIELDS:
+                if spec_field.name in HUB_FIELDS:
+                    widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
+        with gr.Row():
+            for spec_field in FORM_FIELDS:
+                if spec_field.name in (*UPLOAD_FIELDS, *MAPPING_FIELDS):
+                    widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
+        with gr.Row():
+            preview_button = gr.Button("Preview", size="sm", scale=0, elem_id="eval-preview-button")
+            preview = gr.Markdown(elem_id="eval-preview")
     with gr.Accordion("Settings", open=False), gr.Row():
         for spec_field in FORM_FIELDS:
-            if spec_field.name not in (*MAIN_FIELDS, *UPLOAD_FIELDS):
+            if spec_field.name not in (*MAIN_FIELDS, *DATASET_FIELDS):
                 widgets[spec_field.name] = field_widget(spec_field, spec_field.default, "eval")
     with gr.Row():
         start_button = gr.Button("Start evaluation", variant="primary", elem_id="eval-start")
@@ -480,6 +521,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
     detail = gr.HTML(elem_id="eval-detail")
 
+    # The endpoint's inputs: main fields, upload fields, then the rest in field order (as
+    # before the Hub and mapping fields were laid out beside the upload), whatever the layout.
+    order = [*MAIN_FIELDS, *UPLOAD_FIELDS]
+    order += [f.name for f in FORM_FIELDS if f.name not in order]
+    widgets = {name: widgets[name] for name in order}
     names = list(widgets)
 
     seen = gr.State(None)  # "<run id>:<status>" this page last showed
@@ -571,7 +617,34 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     export_button.click(export, [run_picker, export_format], export_file)
     refresh_runs.click(on_runs, run_picker, [runs, run_picker], api_name="eval_runs")
     upload_visible = widgets["dataset"]
-    upload_visible.change(lambda d: gr.Group(visible=d == "upload"), upload_visible, upload_group)
+
+    def on_dataset(dataset: str):
+        return (
+            gr.Group(visible=dataset in TABLE_DATASETS),
+            gr.File(visible=dataset == "upload"),
+            gr.Row(visible=dataset == "hub"),
+        )
+
+    upload_visible.change(on_dataset, upload_visible, [upload_group, upload, hub_row])
+
+    def on_preview(path: str | None, *settings):
+        try:
+            return preview_dataset(path, dict(zip(names, settings, strict=True)))
+        except Exception as error:
+            raise user_error(error) from error
+
+    preview_inputs = [upload, *widgets.values()]
+    mapping_edits = [widgets[name].change for name in (*UPLOAD_FIELDS, *MAPPING_FIELDS)]
+    gr.on(
+        [preview_button.click, upload.change, widgets["hub_id"].submit, *mapping_edits],
+        on_preview, preview_inputs, preview, trigger_mode="always_last", api_name="eval_preview",
+    )  # fmt: skip
+
+    def on_preset(name: str | None):
+        values = preset_form(name)
+        return [gr.update(value=values[n]) if n in values else gr.update() for n in names]
+
+    widgets["preset"].input(on_preset, widgets["preset"], list(widgets.values()))
 
     def refresh_systems(spec: str, chosen: list[str]):
         choices = system_choices(spec)

@@ -21,9 +21,10 @@ from typing import Any
 
 import gradio as gr
 
-from mathtutor import access
+from mathtutor import access, tables
 from mathtutor.metrics import format_duration
 from mathtutor.paths import check_id
+from mathtutor.tables import ColumnMapping, TableSource
 from mathtutor.ui.common import (
     AppContext,
     dataframe_value,
@@ -92,6 +93,19 @@ def preview(values: list[Any], num_rows: int = 5) -> dict[str, Any]:
 
     rows = preview_rows(form_config(values), num_rows)
     return dataframe_value(rows, ["question", "target", "answer"])
+
+
+def columns_markdown(values: list[Any]) -> str:
+    """Handler: an upload's or Hub dataset's columns and three rows as the mapping reads them
+    (`mathtutor.tables.preview`, the same one the Evaluate tab shows); empty for other sets."""
+    config = form_config(values)
+    if config.dataset == "hub":
+        source = TableSource(config.hub_id, config.hub_config, config.hub_split, config.revision)
+    elif config.dataset == "upload" and config.dataset_path:
+        source = TableSource(path=config.dataset_path)
+    else:
+        return ""
+    return tables.preview(source, ColumnMapping.of(config)).markdown()
 
 
 def estimate_markdown(values: list[Any]) -> str:
@@ -314,6 +328,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     preview_table = gr.Dataframe(
         label="Examples", interactive=False, wrap=True, elem_id="train-preview"
     )
+    columns_panel = gr.Markdown(elem_id="train-columns")
     estimate_panel = gr.Markdown(elem_id="train-estimate")
     gr.Markdown("### Runs")
     with gr.Row():
@@ -376,6 +391,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     preview_button.click(
         _handle(lambda *v: preview(list(v))), widgets, preview_table, api_name="train_preview"
     )
+    preview_button.click(_handle(lambda *v: columns_markdown(list(v))), widgets, columns_panel)
     estimate_button.click(
         _handle(lambda *v: estimate_markdown(list(v))),
         widgets,
