@@ -13,7 +13,7 @@ when its final output equals its solo output, so an answer delivered to the wron
 changed by the concurrent evaluation, is counted wrong. Printed: latency p50/p95/max under load
 vs solo, correctness, the evaluation steps interleaved with interactive ones (`ModelLock`
 counters), the evaluation's progress during the burst, and one decoding step's time per layer
-(the figure `mathtutor.jobs.GPU_STEP_SECONDS_PER_LAYER` estimates for ZeroGPU).
+(the figure `mathtutor.chunks.GPU_STEP_SECONDS_PER_LAYER` estimates for ZeroGPU).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mathtutor import cli, hub, locks, metrics, results, store, tables
+from mathtutor import chunks, cli, hub, locks, metrics, results, store, tables
 from mathtutor.answers import ANSWER_TYPES, extract_confidence, grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
@@ -650,9 +650,8 @@ class _Systems:
     def generate(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         if self.backend == "vllm":
             return self._generate_vllm(prompts, adapters)
-        from mathtutor.jobs import generate_chunk  # background priority, a ZeroGPU call
-
-        return generate_chunk(self.config.model, prompts, adapters, self.settings)
+        # background priority (interactive steps go first), one ZeroGPU call per batch
+        return chunks.generate_chunk(self.config.model, prompts, adapters, self.settings)
 
     def _generate_vllm(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         """vLLM with per-request LoRA (`LoRARequest`); GPU only, see `pick_backend`."""

@@ -281,7 +281,7 @@ _PRIORITY: contextvars.ContextVar[str] = contextvars.ContextVar("priority", defa
 def background_priority() -> Iterator[None]:
     """Forward steps taken inside this block (in this thread) yield to interactive ones.
 
-    An evaluation batch runs inside it (`mathtutor.jobs.generate_chunk`); everything else
+    An evaluation batch runs inside it (`mathtutor.chunks.generate_chunk`); everything else
     (Compare, Tutor, adapter loads) is interactive, the default.
     """
     token = _PRIORITY.set(BACKGROUND)

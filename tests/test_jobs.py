@@ -18,18 +18,19 @@ import types
 import pytest
 
 from mathtutor import store
+from mathtutor.chunks import chunk_seconds
 from mathtutor.compare import compare_stream
 from mathtutor.evaluate import EvalConfig, evaluate
 from mathtutor.generate import GenerationSettings
 from mathtutor.jobs import (
     INTERACTIVE_TURNS,
     Turns,
-    chunk_seconds,
     current_job,
     start_evaluation,
     stop_job,
 )
 from mathtutor.models import BACKGROUND, INTERACTIVE, ModelLock, background_priority, load_model
+from mathtutor.render import visible_text
 
 # Records fields that depend on when a run happened, not on what it computed.
 RUN_FIELDS = ("seconds", "created", "run_id", "id")
@@ -252,8 +253,8 @@ def test_compare_through_the_app_is_not_queued_behind_an_evaluation(app_url, tin
     assert during.count(INTERACTIVE) == len(during) - during.count(BACKGROUND)
     # The Compare's steps ran back to back: no evaluation step slipped between them.
     assert during.count(BACKGROUND) <= 2, during
-    shown = [chat[-1]["content"][0]["text"] for chat in (left, right)]
-    assert shown == [pane.text or "…" for pane in solo]  # the same greedy text as alone
+    shown = [visible_text(chat[-1]["content"][0]["text"]) for chat in (left, right)]
+    assert shown == [pane.text if pane.text.strip() else "…" for pane in solo]  # as alone
     client.close()
     assert job.wait(300) and job.status == "finished", job.error
 
@@ -308,9 +309,9 @@ def test_a_waiting_compare_through_the_app_says_how_many_are_ahead(app_url, tiny
     finally:
         held.leave()
     waiting.result(timeout=120)
-    notices = [output[4] for output in waiting.outputs() if "waiting" in str(output[4])]
+    notices = [output[7] for output in waiting.outputs() if "waiting" in str(output[7])]
     assert notices and re.fullmatch(r"waiting: 1 ahead, ~\d+ s", notices[0]), notices
-    assert waiting.outputs()[-1][4] == ""  # the notice clears once its turn has come
+    assert waiting.outputs()[-1][7] == ""  # the notice clears once its turn has come
     client.close()
 
 
