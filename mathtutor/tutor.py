@@ -1,33 +1,29 @@
-"""The tutor: worked solutions with checked arithmetic, one hint at a time, answer checking.
+"""The tutor: worked solutions with checked arithmetic, answer checking with honest verdicts.
 
-Three things a student asks for, one function each, shared by the Tutor tab, the CLI and
-the tests:
+What a student asks for, one function each, shared by the Tutor tab, the CLI and the tests
+(hints live in ``mathtutor.hints``, reference-solution steps in ``mathtutor.grounding``):
 
 - ``solve`` / ``solve_stream``: the model's worked steps (calculator-assisted decoding on by
   default), the extracted final answer, and every arithmetic step verified by
-  ``mathtutor.checks`` (wrong ones carry their true value).
-- ``next_hint``: ONE guiding question in GSM8K's socratic style. The rule that keeps the answer
-  hidden: a hint *reveals* the answer when it writes ``####`` or a number (digits or words)
-  equal to the expected final answer that the problem itself does not already state. Three
-  candidates are sampled in one batched call; the first that reveals nothing and repeats no
-  earlier hint is used; else a candidate with its revealing sentences cut; else a generic
-  question from ``FALLBACK_HINTS``. The expected answer (reference, else self-consistency) is
-  looked up only when a candidate writes a number the problem does not state.
-- ``check_answer``: correct / not yet, never the answer itself unless ``reveal=True``. Against
-  the known reference when there is one, else against ``self_consistency``: k samples in ONE
-  batched generate call, majority-voted (``metrics.majority_vote``); below ``threshold`` vote
-  share the tutor says it is unsure instead of judging.
+  ``mathtutor.checks`` (wrong ones carry their true value). Checked arithmetic is only that:
+  it never makes the model's answer right.
+- ``check_answer`` / ``check_answer_stream``: a verdict in one of ``STATUSES``, never the
+  answer itself unless ``reveal=True``. Against a known reference: correct / incorrect (the
+  only verified states; a reference that is not a number is a ValueError naming the field).
+  Without one, ``self_consistency`` samples k solutions in ONE batched call: at least
+  ``threshold`` of them agreeing gives "likely" (share shown, not verified); less gives
+  "unverified", with what was checked and a deeper check offered with its expected time. With
+  a known worked solution the student's working gets first-wrong-step feedback.
 
-Student-safe limits: a problem is cut to ``MAX_PROBLEM_CHARS`` and working to
-``MAX_WORKING_CHARS`` with a notice (never refused, so a student always gets an answer);
-``RateLimiter`` is a per-session token bucket; nothing is written unless ``save_session``.
+Every model call streams ``Progress`` (tokens so far, elapsed, the budget) so the UI can show
+it and stop it. Student-safe limits: a problem is cut to ``MAX_PROBLEM_CHARS`` and working to
+``MAX_WORKING_CHARS`` with a notice (never refused); ``RateLimiter`` is a per-session token
+bucket; nothing is written unless ``save_session``.
 
     python -m mathtutor.tutor "Tom has 3 apples and buys 4 more. How many?" --mode hint
 
 >>> looks_like_math("What is the capital of France?"), looks_like_math("How many eggs are left?")
 (False, True)
->>> reveals_answer("So the answer is 72?", "72", "Natalia sold 48 clips...")
-True
 """
 
 from __future__ import annotations
@@ -44,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 from mathtutor.answers import answers_match, extract_answer, parse_number, reference_answer
 from mathtutor.checks import Step, find_steps, format_value, wrong_steps
 from mathtutor.compare import clean_problem
-from mathtutor.generate import GenerationSettings, generate_batch, stream_completions
+from mathtutor.generate import GenerationSettings, stream_completions
+from mathtutor.grounding import StepFeedback, first_wrong_step, reference_steps
 from mathtutor.metrics import majority_vote
-from mathtutor.prompts import HINT_STOP, apply_chat, hint_messages, render, stop_sequences
+from mathtutor.prompts import apply_chat, render, stop_sequences
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,15 +57,7 @@ MAX_WORKING_CHARS = 5000
 MAX_ANSWER_CHARS = 200
 MAX_K = 16
 CONFIDENCE_THRESHOLD = 0.6  # below this vote share the tutor says it is unsure
-NUM_HINT_CANDIDATES = 3
 SAMPLING = GenerationSettings(max_new_tokens=256, temperature=0.7, seed=0, calculator=True)
-FALLBACK_HINTS = (
-    "What exactly does the question ask you to find, and in what units?",
-    "Which numbers in the problem do you need, and what does each one stand for?",
-    "What is the first quantity you can work out from those numbers?",
-    "How does that result lead to the next step?",
-    "Can you put your steps together and check the result against the story?",
-)
 NOT_MATH = "I can help with math word problems. This doesn't look like one, but here is my try."
 NO_NUMBERS = "This problem has no numbers in it, so there may be no numeric answer; I'll try."
 
@@ -88,7 +77,6 @@ _NUMBER_WORD = re.compile(rf"\b(?:{_WORDS})\b", re.IGNORECASE)
 # a run of number words, "seventy-two", "one hundred and five", read by answers.parse_number
 _NUMBER_WORDS = re.compile(rf"\b(?:{_WORDS})(?:(?:[\s-]+(?:and\s+)?)(?:{_WORDS}))*\b", re.I)
 _NUMBER = re.compile(r"(?<![\w.])\$?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?%?")
-_SENTENCE = re.compile(r"[^.?!;]+[.?!;]*")
 
 
 # --------------------------------------------------------------------------- problems
@@ -131,6 +119,32 @@ def _settings(
     return replace(settings, stop=stops, calculator=calculator, **overrides)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a model call is: shown while it runs (every Tutor action streams these)."""
+
+    action: str  # "solution", "hint", "rephrase", "check"
+    num_tokens: int  # generated so far (all rows of a batched call together)
+    seconds: float  # elapsed
+    budget_tokens: int  # the most it may generate
+    budget_seconds: float | None = None  # a time budget, when the action has one
+
+
+def check_reference(reference: str | None) -> str | None:
+    """The reference stripped (None when blank); ValueError when it states no number.
+
+    >>> check_reference(" #### 18 "), check_reference("")
+    ('#### 18', None)
+    """
+    reference = (reference or "").strip() or None
+    if reference is not None and parse_number(reference_answer(reference)) is None:
+        raise ValueError(
+            f"reference: {reference[:60]!r} is not a number; expected e.g. 18, 3/4, or a "
+            "worked solution ending in '#### 18'"
+        )
+    return reference
+
+
 # --------------------------------------------------------------------------- solutions
 @dataclass(frozen=True)
 class Solution:
@@ -145,6 +159,9 @@ class Solution:
     finish_reason: str | None = None
     calculator_calls: int = 0  # results the calculator wrote into the text
     notices: tuple[str, ...] = ()
+    num_tokens: int = 0  # generated so far
+    seconds: float = 0.0  # elapsed
+    max_new_tokens: int = 0  # the length limit
 
     @property
     def wrong_steps(self) -> tuple[Step, ...]:
@@ -162,9 +179,15 @@ def solve_stream(
     problem, notices = prepare_problem(problem)
     prompt = render(PROMPT_FORMAT, problem, loaded.tokenizer)
     settings = _settings(settings, calculator)
+    started = time.perf_counter()
     for (completion,) in stream_completions(loaded, [prompt], [system], settings):
+        timing = {
+            "num_tokens": completion.num_tokens,
+            "seconds": time.perf_counter() - started,
+            "max_new_tokens": settings.max_new_tokens,
+        }
         if completion.finish_reason is None:
-            yield Solution(problem, system, completion.text, notices=notices)
+            yield Solution(problem, system, completion.text, notices=notices, **timing)
             continue
         yield Solution(
             problem,
@@ -176,6 +199,7 @@ def solve_stream(
             finish_reason=completion.finish_reason,
             calculator_calls=completion.calculator_calls,
             notices=notices,
+            **timing,
         )
 
 
@@ -208,14 +232,14 @@ class Consensus:
         return len(self.answers)
 
 
-def self_consistency(
+def self_consistency_stream(
     loaded: LoadedModel,
     problem: str,
     k: int = 5,
     system: str = BASE,
     settings: GenerationSettings | None = None,
-) -> Consensus:
-    """Sample ``k`` solutions in ONE batched generate call and majority-vote their answers.
+) -> Iterator[Progress | Consensus]:
+    """Sample ``k`` solutions in ONE batched call, streaming ``Progress``; then the vote.
 
     Default sampling: ``SAMPLING`` (temperature 0.7, seeded, calculator on). A sample cut off
     by the token limit before writing ``####`` has no answer (its last number is a step).
@@ -227,7 +251,10 @@ def self_consistency(
     settings = _settings(settings, settings.calculator)
     prompt = render(PROMPT_FORMAT, problem, loaded.tokenizer)
     started = time.perf_counter()
-    completions = generate_batch(loaded, [prompt] * k, system, settings, batch_size=k)
+    completions = []
+    for completions in stream_completions(loaded, [prompt] * k, system, settings):
+        tokens = sum(c.num_tokens for c in completions)
+        yield Progress("check", tokens, time.perf_counter() - started, settings.max_new_tokens * k)
     answers = tuple(
         None
         if completion.finish_reason == "length" and "####" not in completion.text
@@ -236,7 +263,20 @@ def self_consistency(
     )
     vote = majority_vote(answers)
     seconds, num_tokens = time.perf_counter() - started, sum(c.num_tokens for c in completions)
-    return Consensus(vote.answer, vote.count, vote.share, answers, seconds, num_tokens)
+    yield Consensus(vote.answer, vote.count, vote.share, answers, seconds, num_tokens)
+
+
+def self_consistency(
+    loaded: LoadedModel,
+    problem: str,
+    k: int = 5,
+    system: str = BASE,
+    settings: GenerationSettings | None = None,
+) -> Consensus:
+    """The ``Consensus`` that ``self_consistency_stream`` ends with."""
+    *_, last = self_consistency_stream(loaded, problem, k, system, settings)
+    assert isinstance(last, Consensus)
+    return last
 
 
 @dataclass(frozen=True)
@@ -271,7 +311,7 @@ def expected_answer(
 ) -> Expected:
     """The known reference answer, else the model's self-consistent one (``cached`` reused)."""
     problem, _ = prepare_problem(problem)
-    reference = (reference or "").strip() or None
+    reference = check_reference(reference)
     if cached is not None and cached.matches(problem, system, reference):
         return cached
     if reference:
@@ -282,111 +322,14 @@ def expected_answer(
     )
 
 
-# --------------------------------------------------------------------------- hints
+# --------------------------------------------------------------------------- hint helpers
 def _numbers(text: str) -> list[str]:
     """Every number ``text`` states, in digits or in words ("seventy-two" -> "72")."""
     words = [parse_number(run) for run in _NUMBER_WORDS.findall(text)]
     return _NUMBER.findall(text) + [_fraction_text(v) for v in words if v is not None]
 
 
-def reveals_answer(text: str, answer: str | None, problem: str) -> bool:
-    """Whether ``text`` gives away ``answer``: ``####``, or the answer as a number (digits or
-    words) when the problem does not already state that number.
-
-    >>> reveals_answer("How many clips in May?", "72", "48 clips"), reveals_answer("#### 5", None, "")
-    (False, True)
-    >>> reveals_answer("Is it seventy-two?", "72", ""), reveals_answer("Start from 48.", "48", "48 clips")
-    (True, False)
-    """
-    if "####" in text:
-        return True
-    if not answer:
-        return False
-    given = any(answers_match(number, answer) for number in _numbers(problem))
-    return not given and any(answers_match(number, answer) for number in _numbers(text))
-
-
-def _may_reveal(text: str, problem: str) -> bool:
-    """Whether ``text`` writes ``####`` or a number the problem does not state (any answer)."""
-    given = _numbers(problem)
-    return "####" in text or any(
-        not any(answers_match(number, known) for known in given) for number in _numbers(text)
-    )
-
-
-@dataclass(frozen=True)
-class Hint:
-    """One guiding question and where it came from."""
-
-    text: str
-    source: str  # "model", "cut" (revealing sentences removed) or "fallback"
-    expected: Expected | None  # the hidden answer, if it was needed; pass back as `cached`
-
-
-def _clean_hint(text: str) -> str:
-    """The hint line without list marks, labels ("Hint 2:", "The next question is:") or quotes.
-
-    >>> _clean_hint('The next guiding question is: "How many clips in May?"')
-    'How many clips in May?'
-    """
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    line = re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", line)
-    line = re.sub(r"^[^\"?:]{0,60}?\b(?:question|hint)\b[^\"?:]{0,12}:\s*", "", line, flags=re.I)
-    line = re.sub(r"^\w+:\s*", "", line)
-    return line.strip().strip("\"'“”").strip()[:300]
-
-
-def _key(text: str) -> str:
-    return re.sub(r"\W+", " ", text.lower()).strip()
-
-
-def next_hint(
-    loaded: LoadedModel,
-    problem: str,
-    hints_so_far: list[str],
-    system: str = BASE,
-    reference: str | None = None,
-    k: int = 5,
-    cached: Expected | None = None,
-    calculator: bool = True,
-) -> Hint:
-    """ONE next guiding question that does not reveal the answer (rule in the module doc)."""
-    problem, _ = prepare_problem(problem)
-    asked = [hint.strip() for hint in hints_so_far if hint.strip()]
-    prompt = _render_turns(hint_messages(problem, asked), loaded.tokenizer)
-    settings = GenerationSettings(
-        max_new_tokens=80, temperature=0.7, seed=len(asked), stop=HINT_STOP
-    )
-    completions = generate_batch(
-        loaded, [prompt] * NUM_HINT_CANDIDATES, system, settings, batch_size=NUM_HINT_CANDIDATES
-    )
-    seen = {_key(hint) for hint in asked}
-    candidates = [_clean_hint(c.text) for c in completions]
-    fresh = [c for c in candidates if re.search(r"[A-Za-z]{2}", c) and _key(c) not in seen]
-    # The hidden answer costs k samples without a reference, so it is found only when a
-    # candidate writes a number the problem does not state (a hint without one reveals nothing).
-    expected = cached if cached and cached.matches(problem, system, reference) else None
-    if expected is None and (reference or any(_may_reveal(c, problem) for c in fresh)):
-        sampling = replace(SAMPLING, calculator=calculator)
-        expected = expected_answer(loaded, problem, reference, system, k, sampling)
-    answer = expected.answer if expected else None
-    safe = [c for c in fresh if not reveals_answer(c, answer, problem)]
-    if safe:
-        return Hint(next((c for c in safe if "?" in c), safe[0]), "model", expected)
-    for candidate in fresh:
-        kept = [
-            s.strip()
-            for s in _SENTENCE.findall(candidate)
-            if not reveals_answer(s, answer, problem)
-        ]
-        text = " ".join(s for s in kept if re.search(r"[A-Za-z]{2}", s))
-        if text and _key(text) not in seen:
-            return Hint(text, "cut", expected)
-    unused = [h for h in FALLBACK_HINTS if _key(h) not in seen] or list(FALLBACK_HINTS)
-    return Hint(unused[0], "fallback", expected)
-
-
-def _render_turns(turns: list[dict[str, str]], tokenizer: Any) -> str:
+def render_turns(turns: list[dict[str, str]], tokenizer: Any) -> str:
     """Chat turns through the tokenizer's template (system folded in if rejected), else text."""
     if getattr(tokenizer, "chat_template", None):
         return apply_chat(tokenizer, turns)
@@ -396,18 +339,36 @@ def _render_turns(turns: list[dict[str, str]], tokenizer: Any) -> str:
 # --------------------------------------------------------------------------- checking answers
 @dataclass(frozen=True)
 class Verdict:
-    """What the tutor says about a student's answer. ``message`` is Markdown for the student."""
+    """What the tutor says about a student's answer. ``message`` is Markdown for the student.
 
-    status: str  # "correct", "not-yet", "unsure" (not confident), "unreadable" or "revealed"
+    ``status`` is one of ``STATUSES``; only "correct" (checked against a known answer) is a
+    verified right answer.
+    """
+
+    status: str
     message: str
     student: str | None = None  # the student's answer, normalized ("12", "3/4")
     expected: Expected | None = None  # never shown unless revealed
     slips: tuple[Step, ...] = ()  # wrong arithmetic in the student's working
     revealed: bool = False
+    feedback: StepFeedback | None = None  # first-wrong-step, when a worked solution is known
+    deeper_k: int | None = None  # offered when unverified: samples of the deeper check
+    deeper_seconds: float | None = None  # its expected wall time
 
     @property
     def is_correct(self) -> bool | None:
-        return {"correct": True, "not-yet": False}.get(self.status)
+        return {"correct": True, "incorrect": False}.get(self.status)
+
+
+STATUSES = {
+    "correct": "checked against a known answer: right",
+    "incorrect": "checked against a known answer: not right",
+    "likely-correct": "no known answer; the model's own samples agree with it (not verified)",
+    "likely-incorrect": "no known answer; the model's own samples agree on another answer",
+    "unverified": "no known answer and the samples disagree: the tutor cannot say",
+    "unreadable": "no number could be read from the student's answer",
+    "revealed": "the student asked for the answer",
+}
 
 
 def read_student_answer(text: str) -> str | None:
@@ -460,8 +421,36 @@ def _slip_lines(slips: list[Step], hidden: str | None) -> list[str]:
     return lines
 
 
-def check_answer(
-    loaded: LoadedModel,
+def checked_line(steps: list[Step] | tuple[Step, ...], whose: str = "your working") -> str:
+    """What the step checker verified, named as such: arithmetic only, never a verdict.
+
+    >>> checked_line([])
+    'What I checked: I found no arithmetic steps in your working.'
+    """
+    checked = [s for s in steps if s.is_correct is not None]
+    if not checked:
+        return f"What I checked: I found no arithmetic steps in {whose}."
+    wrong = sum(1 for s in checked if s.is_correct is False)
+    return (
+        f"What I checked: the arithmetic of {len(checked)} step(s) in {whose} "
+        f"({len(checked) - wrong} compute correctly, {wrong} do not). That checks the sums, "
+        "not the reasoning or the final answer."
+    )
+
+
+def deeper_check(k: int, consensus: Consensus | None) -> tuple[int, float | None]:
+    """(samples, expected seconds) of the deeper check offered when a verdict is unverified.
+
+    Twice the samples (at most ``MAX_K``); time scaled from the last check's measured time.
+    """
+    deeper = min(MAX_K, max(2 * k, k + 1))
+    if consensus is None or not consensus.k:
+        return deeper, None
+    return deeper, consensus.seconds * deeper / consensus.k
+
+
+def check_answer_stream(
+    loaded: LoadedModel | None,
     problem: str,
     student_answer: str,
     reference: str | None = None,
@@ -473,19 +462,31 @@ def check_answer(
     reveal: bool = False,
     cached: Expected | None = None,
     calculator: bool = True,
-) -> Verdict:
-    """Correct / not yet / unsure for ``student_answer``; the answer only with ``reveal=True``.
+    solution: str | None = None,
+    max_new_tokens: int | None = None,
+) -> Iterator[Progress | Verdict]:
+    """Progress while the model samples (only without a reference), then the ``Verdict``.
 
-    A slip whose true value is the hidden answer is pointed out without its value.
+    Statuses in ``STATUSES``. With a known worked ``solution`` the working gets first-wrong-step
+    feedback (``grounding.first_wrong_step``); otherwise its arithmetic slips are listed. A
+    slip whose true value is the hidden answer is pointed out without its value. An empty
+    answer with working is read from the working's last step.
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     problem, notices = prepare_problem(problem)
+    reference = check_reference(reference)
     notes = list(notices)
     if len(working or "") > MAX_WORKING_CHARS:
         notes.append(
             f"Your working was {len(working):,} characters; I checked the first {MAX_WORKING_CHARS:,}."
         )
+    working = (working or "")[:MAX_WORKING_CHARS]
+    steps = reference_steps(solution) if solution else ()
+    feedback = first_wrong_step(working, steps, problem) if steps and working.strip() else None
+    if not (student_answer or "").strip() and working.strip():
+        found = find_steps(working)
+        student_answer = found[-1].claimed if found else ""
     student = read_student_answer(student_answer)
     if student is None and not reveal:
         told = "I couldn't read a number in your answer"
@@ -494,39 +495,105 @@ def check_answer(
         elif len(student_answer.strip()) > MAX_ANSWER_CHARS:
             told = f"Your answer is longer than {MAX_ANSWER_CHARS} characters"
         message = f"{told}. Write just the number, for example `12`, `3/4`, `25%` or `twelve`."
-        return Verdict("unreadable", "\n\n".join([*notes, message]))
-    sampling = replace(SAMPLING, calculator=calculator)
-    expected = expected_answer(loaded, problem, reference, system, k, sampling, cached)
-    slips = wrong_steps((working or "")[:MAX_WORKING_CHARS])
-    if expected.source == "reference":
-        basis = "checked against the problem's known answer"
+        extra = [feedback.message] if feedback else []
+        text = "\n\n".join([*notes, message, *extra])
+        yield Verdict("unreadable", text, feedback=feedback)
+        return
+    expected = None
+    if reference or (cached is not None and cached.matches(problem, system, reference)):
+        expected = expected_answer(loaded, problem, reference, system, k, cached=cached)
     else:
-        votes = expected.consensus
-        basis = f"checked against my own solutions: {votes.count} of {votes.k} agree"
-    if expected.answer is None or expected.confidence < threshold:
-        status = "unsure"
-        lead = "🤔 I'm not sure about this one: my own attempts disagree"
-        if expected.answer is None:
-            lead = "🤔 I couldn't work this one out myself"
-        lead += f" ({basis}), so I won't say right or wrong. Try a hint, or check each step."
-    elif student is None:  # reveal without an answer to check
-        status, lead = "revealed", f"You asked for the answer ({basis})."
-    elif _same_answer(student_answer, student, expected.answer):
-        status, lead = "correct", f"✅ Correct! **{student}** is right ({basis})."
-    else:
-        status = "not-yet"
-        lead = f"🔎 Not yet: **{student}** isn't what I get. Look at your steps again, or ask "
-        lead += f"for a hint ({basis})."
+        if loaded is None:
+            raise ValueError("a problem without a known answer needs a model to check against")
+        sampling = replace(SAMPLING, calculator=calculator)
+        if max_new_tokens:
+            sampling = replace(sampling, max_new_tokens=max_new_tokens)
+        for item in self_consistency_stream(loaded, problem, k, system, sampling):
+            if isinstance(item, Progress):
+                yield item
+            else:
+                expected = Expected(
+                    problem, system, item.answer, "self-consistency", item.share, item
+                )
+    slips = wrong_steps(working)
     hidden = None if reveal else expected.answer
-    lines = [*notes, lead, *_slip_lines(slips, hidden)]
+    lead, status = _lead(expected, student, student_answer, threshold)
+    votes = expected.consensus
+    deeper_k = deeper_seconds = None
+    lines = [*notes, lead]
+    if feedback:
+        lines.append(feedback.message)
+    else:
+        lines += _slip_lines(slips, hidden)
+    if expected.source != "reference" and (working.strip() or status == "unverified"):
+        lines.append(checked_line(find_steps(working)))
+    if status == "unverified":
+        deeper_k, deeper_seconds = deeper_check(votes.k if votes else k, votes)
+        when = f"about {deeper_seconds:.0f} s" if deeper_seconds is not None else "a while"
+        lines.append(f"A deeper check with {deeper_k} samples would take {when}.")
     if reveal:
-        if expected.answer is None:
-            lines.append("I have no answer to reveal: none of my attempts reached one.")
-        elif status == "unsure":
-            lines.append(f"My best guess is **{expected.answer}**, but I'm not confident.")
-        else:
-            lines.append(f"The answer is **{expected.answer}**.")
-    return Verdict(status, "\n\n".join(lines), student, expected, tuple(slips), reveal)
+        lines.append(_reveal_line(expected, status))
+        status = status if student is not None else "revealed"
+    message = "\n\n".join(lines)
+    yield Verdict(
+        status, message, student, expected, tuple(slips), reveal, feedback, deeper_k, deeper_seconds
+    )
+
+
+def _lead(
+    expected: Expected, student: str | None, student_text: str, threshold: float
+) -> tuple[str, str]:
+    """(Markdown first line, status) of a verdict; ✅ only against a known answer."""
+    if expected.source == "reference":
+        if student is None:
+            return "You asked for the answer (the problem's known answer).", "revealed"
+        if _same_answer(student_text, student, expected.answer):
+            return (
+                f"✅ Correct! **{student}** is right (checked against the known answer).",
+                "correct",
+            )
+        lead = f"🔎 Not yet: **{student}** is not the known answer. Look at your steps again, "
+        return lead + "or ask for a hint.", "incorrect"
+    votes = expected.consensus
+    share = f"{votes.count} of {votes.k} ({votes.share:.0%})" if votes else "none"
+    rule = f"I call an answer likely when at least {threshold:.0%} of my samples agree"
+    if expected.answer is None or expected.confidence < threshold:
+        lead = (
+            "❔ I can't verify this answer: this problem has no known answer, and my own "
+            f"solutions agree only {share} ({rule}). I won't say right or wrong."
+        )
+        return lead, "unverified"
+    if student is None:
+        return f"There is no known answer; my own samples agree {share}.", "revealed"
+    if _same_answer(student_text, student, expected.answer):
+        lead = f"🟡 Likely right, not verified: {share} of my own solutions reach **{student}** ({rule})."
+        return lead, "likely-correct"
+    lead = (
+        f"🟠 Likely not right, not verified: {share} of my own solutions agree on a different "
+        f"answer than **{student}** ({rule})."
+    )
+    return lead, "likely-incorrect"
+
+
+def _reveal_line(expected: Expected, status: str) -> str:
+    if expected.source == "reference":
+        return f"The answer is **{expected.answer}**."
+    if expected.answer is None or status == "unverified":
+        return "I can't give you an answer I trust: my own solutions disagree."
+    votes = expected.consensus
+    return (
+        f"My solutions' most common answer is **{expected.answer}** ({votes.count} of {votes.k}); "
+        "it is not verified."
+    )
+
+
+def check_answer(
+    loaded: LoadedModel | None, problem: str, student_answer: str, *args, **kwargs
+) -> Verdict:
+    """The ``Verdict`` that ``check_answer_stream`` ends with."""
+    *_, last = check_answer_stream(loaded, problem, student_answer, *args, **kwargs)
+    assert isinstance(last, Verdict)
+    return last
 
 
 # --------------------------------------------------------------------------- student safety
@@ -603,7 +670,9 @@ def main(argv: list[str] | None = None) -> None:
             f"\n\nanswer: {solution.answer}; wrong steps: {len(solution.wrong_steps)}",
         )
     elif args.mode == "hint":
-        print(next_hint(loaded, args.problem, [], reference=args.reference, k=args.k).text)
+        from mathtutor.hints import next_hint
+
+        print(next_hint(loaded, args.problem, [], reference=check_reference(args.reference)).text)
     else:
         print(check_answer(loaded, args.problem, args.answer, args.reference, k=args.k).message)
 
