@@ -34,6 +34,7 @@ from mathtutor.checks import Step, find_steps, format_value
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 _WRITTEN_RESULT = re.compile(r"\s*\$?\s*-?\d[\d,]*(?:\.\d+)?")
 _ANNOTATION = re.compile(r"<<[^<>]*>>")
+_BARE = re.compile(r"\s*\$?\s*[\d,.]+\s*")
 _SENTENCE_END = re.compile(r"[.?!](?=[\s\"')\]]*$)")
 
 
@@ -87,8 +88,8 @@ def reference_steps(solution: str) -> tuple[RefStep, ...]:
             value = _value(step.claimed)
             if value is None:
                 value = step.actual
-            if value is None:
-                continue
+            if value is None or _BARE.fullmatch(step.expression):
+                continue  # "<<4=4>>" restates a number: no step to take
             end = step.end
             written = _WRITTEN_RESULT.match(line, end) if step.kind == "annotation" else None
             end = written.end() if written else end
@@ -207,12 +208,19 @@ def first_wrong_step(working: str, steps: tuple[RefStep, ...], problem: str = ""
     reference = {s.value for s in steps}
     on_track = [False] * len(student)
     used: set[Fraction] = set()
-    for i in range(len(student) - 1, -1, -1):
-        on_track[i] = values[i] is not None and (values[i] in reference or values[i] in used)
+    for i in range(len(student) - 1, -1, -1):  # a slip is off track even on a known value
+        known = values[i] is not None and (values[i] in reference or values[i] in used)
+        on_track[i] = known and student[i].is_correct is not False
         if on_track[i]:
             used |= set(_operands(student[i].expression))
-    reached = {values[i] for i in range(len(student)) if on_track[i]}
-    covered = [s.value in reached for s in steps]
+    # each on-track student step reaches at most one reference step (values can repeat)
+    unmatched = [i for i in range(len(student)) if on_track[i]]
+    covered = [False] * len(steps)
+    for k, step in enumerate(steps):
+        match = next((i for i in unmatched if values[i] == step.value), None)
+        if match is not None:
+            unmatched.remove(match)
+            covered[k] = True
     for k in range(len(steps) - 1, -1, -1):  # a covered step covers what it builds on
         if covered[k]:
             for i in range(k):
@@ -270,3 +278,47 @@ def _feedback_message(
                 f"- Arithmetic: `{slip.expression} = {slip.claimed}` should be **{true}**."
             )
     return "\n\n".join(lines)
+
+
+# --------------------------------------------------------------------------- test students
+def student_working(
+    steps: tuple[RefStep, ...], changed: int | None = None, kind: str = "slip", delta: int = 1
+) -> str:
+    """A student's working written from the reference steps (``expression = value`` lines),
+    with step ``changed`` altered and the change carried into later steps (for the tests and
+    ``bench/bench_tutor_feedback.py``).
+
+    ``kind`` "slip": the step's result is off by ``delta`` (wrong arithmetic); "operand": its
+    first number is off by ``delta`` and the arithmetic is right (a wrong step that checks out).
+
+    >>> steps = reference_steps("16-3-4=<<16-3-4=9>>9\\n9*2=<<9*2=18>>18\\n#### 18")
+    >>> student_working(steps, 0)
+    '16-3-4 = 10\\n10*2 = 20'
+    >>> student_working(steps, 0, "operand")
+    '17-3-4 = 10\\n10*2 = 20'
+    """
+    from mathtutor.checks import safe_eval
+
+    if kind not in ("slip", "operand"):
+        raise ValueError(f"kind must be 'slip' or 'operand', got {kind!r}")
+    replaced: dict[Fraction, Fraction] = {}
+    lines = []
+    for step in steps:
+        expression = re.sub(
+            _NUMBER,
+            lambda m: format_value(replaced[v]) if (v := _value(m[0])) in replaced else m[0],
+            step.expression,
+        )
+        if step.index == changed and kind == "operand":
+            first = _NUMBER.search(expression)
+            bumped = format_value(_value(first[0]) + delta)
+            expression = f"{expression[: first.start()]}{bumped}{expression[first.end() :]}"
+        try:
+            value = safe_eval(expression)
+        except ValueError:
+            value = step.value
+        claimed = value + delta if step.index == changed and kind == "slip" else value
+        if claimed != step.value:
+            replaced[step.value] = claimed
+        lines.append(f"{expression} = {format_value(claimed)}")
+    return "\n".join(lines)
