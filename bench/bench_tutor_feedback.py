@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     total = sum(n for _, n in results.values())
     for kind, (hits, cases) in results.items():
         print(f"{kind:8s} {hits}/{cases} = {hits / cases:.1%} point at the changed step")
-    print(f"all      {total_hits}/{total} = {total_hits / total:.1%} (GSM8K {args.split}, seed "
-          f"{args.seed}, {time.perf_counter() - started:.1f} s)")
+    print(
+        f"all      {total_hits}/{total} = {total_hits / total:.1%} (GSM8K {args.split}, seed "
+        f"{args.seed}, {time.perf_counter() - started:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ upload's ``solution`` field) is tutored from that solution, not from a model:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,6 +33,7 @@ from mathtutor.answers import parse_number
 from mathtutor.checks import Step, find_steps, format_value
 
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+_STATED = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")  # "2/3" is one number
 _WRITTEN_RESULT = re.compile(r"\s*\$?\s*-?\d[\d,]*(?:\.\d+)?")
 _ANNOTATION = re.compile(r"<<[^<>]*>>")
 _BARE = re.compile(r"\s*\$?\s*[\d,.]+\s*")
@@ -47,6 +49,7 @@ class RefStep:
     value: Fraction  # what the solution found (and later steps use)
     question: str  # the quantity this step finds, as a question or a sentence with ___
     operands: tuple[Fraction, ...]  # the numbers the expression uses
+    claimed: str = ""  # the result as the solution writes it ("60%", "$18")
 
     @property
     def result(self) -> str:
@@ -63,8 +66,8 @@ def _operands(expression: str) -> tuple[Fraction, ...]:
 
 
 def numbers_in(text: str) -> set[Fraction]:
-    """Every number written in digits in ``text``, as exact values ("1,000" -> 1000)."""
-    return {v for v in (_value(n) for n in _NUMBER.findall(text)) if v is not None}
+    """Every number written in digits in ``text``, as exact values ("1,000" -> 1000, "2/3")."""
+    return {v for v in (_value(n) for n in _STATED.findall(text)) if v is not None}
 
 
 def reference_steps(solution: str) -> tuple[RefStep, ...]:
@@ -95,16 +98,16 @@ def reference_steps(solution: str) -> tuple[RefStep, ...]:
             end = written.end() if written else end
             own = question if question and last_on_line else ""
             text = own or _blanked(line[segment_start : len(line) if last_on_line else end], value)
-            steps.append(
-                RefStep(len(steps), step.expression, value, text, _operands(step.expression))
-            )
+            operands = _operands(step.expression)
+            steps.append(RefStep(len(steps), step.expression, value, text, operands, step.claimed))
             segment_start = end
     return tuple(steps)
 
 
 def _blanked(segment: str, value: Fraction) -> str:
-    """The step's sentence without annotations, its result written as ___."""
+    """The step's sentence without annotations, its result written as ___, ÷ for division."""
     text = _ANNOTATION.sub("", segment).strip(" ,;")
+    text = re.sub(r"(?<=\d)\s*/\s*(?=\d)", " ÷ ", text)  # "48/2" would read as a stated 24
     text = re.sub(r"^(?:and|so|then)\s+", "", text, flags=re.I)
     parts, last = [], 0
     for match in _NUMBER.finditer(text):
@@ -293,9 +296,9 @@ def student_working(
 
     >>> steps = reference_steps("16-3-4=<<16-3-4=9>>9\\n9*2=<<9*2=18>>18\\n#### 18")
     >>> student_working(steps, 0)
-    '16-3-4 = 10\\n10*2 = 20'
+    '16 - 3 - 4 = 10\\n10 * 2 = 20'
     >>> student_working(steps, 0, "operand")
-    '17-3-4 = 10\\n10*2 = 20'
+    '17 - 3 - 4 = 10\\n10 * 2 = 20'
     """
     from mathtutor.checks import safe_eval
 
@@ -313,12 +316,15 @@ def student_working(
             first = _NUMBER.search(expression)
             bumped = format_value(_value(first[0]) + delta)
             expression = f"{expression[: first.start()]}{bumped}{expression[first.end() :]}"
-        try:
-            value = safe_eval(expression)
-        except ValueError:
-            value = step.value
+        value = step.value
+        # only a changed step is recomputed ("100%" reads as 1 there, 100 in the claim)
+        if expression != step.expression:
+            with contextlib.suppress(ValueError):
+                value = safe_eval(expression)
         claimed = value + delta if step.index == changed and kind == "slip" else value
         if claimed != step.value:
             replaced[step.value] = claimed
-        lines.append(f"{expression} = {format_value(claimed)}")
+        spaced = re.sub(r"(?<=[\d)%])\s*([-+*])\s*(?=[\d(])", r" \1 ", expression)
+        percent = "%" if step.claimed.strip().endswith("%") else ""
+        lines.append(f"{spaced} = {format_value(claimed)}{percent}")  # spaced: not a date
     return "\n".join(lines)

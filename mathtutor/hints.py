@@ -179,7 +179,11 @@ def check_model_hint(
         if grounding.numbers_in(sentence) <= given:
             kept.append(sentence)
     hint = " ".join(kept).strip()
-    if not re.search(r"[A-Za-z]{2}", hint) or not _on_topic(hint, problem) or _key(hint) in {_key(a) for a in asked}:
+    if (
+        not re.search(r"[A-Za-z]{2}", hint)
+        or not _on_topic(hint, problem)
+        or _key(hint) in {_key(a) for a in asked}
+    ):
         return None
     return hint
 
@@ -262,10 +266,7 @@ def _grounded(
     max_new_tokens: int,
 ) -> Iterator[Progress | Hint]:
     if index >= len(steps):
-        text = (
-            f"That was the last of the {len(steps)} steps: put your results together, "
-            "then check your answer."
-        )
+        text = "That was the last step: put your results together, then check your answer."
         yield Hint(text, "done", total_steps=len(steps))
         return
     hint = grounding.grounded_hint(steps, index, problem)
