@@ -33,7 +33,7 @@ from mathtutor.answers import parse_number
 from mathtutor.checks import Step, find_steps, format_value
 
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
-_STATED = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")  # "2/3" is one number
+_STATED = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:/\d+)?")  # a tight "2/3" is one number
 _WRITTEN_RESULT = re.compile(r"\s*\$?\s*-?\d[\d,]*(?:\.\d+)?")
 _ANNOTATION = re.compile(r"<<[^<>]*>>")
 _BARE = re.compile(r"\s*\$?\s*[\d,.]+\s*")
@@ -61,7 +61,8 @@ def _value(text: str) -> Fraction | None:
     return None if value is None else Fraction(value)
 
 
-def _operands(expression: str) -> tuple[Fraction, ...]:
+def operands(expression: str) -> tuple[Fraction, ...]:
+    """The numbers an expression uses, in order ("48/2" -> 48, 2)."""
     return tuple(v for v in (_value(n) for n in _NUMBER.findall(expression)) if v is not None)
 
 
@@ -98,8 +99,8 @@ def reference_steps(solution: str) -> tuple[RefStep, ...]:
             end = written.end() if written else end
             own = question if question and last_on_line else ""
             text = own or _blanked(line[segment_start : len(line) if last_on_line else end], value)
-            operands = _operands(step.expression)
-            steps.append(RefStep(len(steps), step.expression, value, text, operands, step.claimed))
+            used = operands(step.expression)
+            steps.append(RefStep(len(steps), step.expression, value, text, used, step.claimed))
             segment_start = end
     return tuple(steps)
 
@@ -215,7 +216,7 @@ def first_wrong_step(working: str, steps: tuple[RefStep, ...], problem: str = ""
         known = values[i] is not None and (values[i] in reference or values[i] in used)
         on_track[i] = known and student[i].is_correct is not False
         if on_track[i]:
-            used |= set(_operands(student[i].expression))
+            used |= set(operands(student[i].expression))
     # each on-track student step reaches at most one reference step (values can repeat)
     unmatched = [i for i in range(len(student)) if on_track[i]]
     covered = [False] * len(steps)

@@ -165,19 +165,21 @@ def check_model_hint(
         if "####" in sentence or reveals_answer(sentence, answer, problem):
             continue
         steps = find_steps(sentence)
-        if any(not grounding.numbers_in(step.expression) <= given for step in steps):
+        if any(not set(grounding.operands(step.expression)) <= given for step in steps):
             continue  # a step on numbers this problem does not have: another problem's
+        prose, shown = sentence, sentence
         for step in reversed(steps):  # the result is the student's to find (wrong or not)
+            end = step.end
             if step.kind == "annotation":
                 after = _WRITTEN.match(sentence, step.end)
                 end = after.end() if after else step.end
-                sentence = f"{sentence[: step.start]}?{sentence[end:]}"
+                left = ""
             else:
-                left = sentence[step.start : step.end].split("=", 1)[0].rstrip()
-                sentence = f"{sentence[: step.start]}{left} = ?{sentence[step.end :]}"
-        sentence = re.sub(r"\?\s*[.!]+$", "?", sentence)
-        if grounding.numbers_in(sentence) <= given:
-            kept.append(sentence)
+                left = sentence[step.start : step.end].split("=", 1)[0].rstrip() + " = "
+            prose = f"{prose[: step.start]} {prose[end:]}"
+            shown = f"{shown[: step.start]}{left}?{shown[end:]}"
+        if grounding.numbers_in(prose) <= given:
+            kept.append(re.sub(r"\?\s*[.!]+$", "?", shown))
     hint = " ".join(kept).strip()
     if (
         not re.search(r"[A-Za-z]{2}", hint)
