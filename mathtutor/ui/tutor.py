@@ -321,7 +321,8 @@ def _verdict(args: tuple, reveal: bool, request: gr.Request | None, deeper: bool
                 visible=item.deeper_k is not None,
             )
             verdict = html.escape(item.message, quote=False)
-            yield verdict, item.expected or expected, tutor.STATUSES[item.status], offer
+            status = f"Verdict: {tutor.STATUSES[item.status]}."
+            yield verdict, item.expected or expected, status, offer
     except Exception as error:
         raise user_error(error) from error
 
@@ -451,13 +452,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Column(visible=True) as solution_box:
         solve = gr.Button("Show me the solution", variant="primary", elem_id="tutor-solve")
         solution = gr.Markdown(latex_delimiters=LATEX, elem_id="tutor-solution")
-    with gr.Column(visible=False) as hint_box:
-        with gr.Row():
-            hint = gr.Button("💡 Give me a hint", variant="primary", elem_id="tutor-hint")
-            next_hint = gr.Button(
-                "➜ Next hint", variant="primary", visible=False, elem_id="tutor-next-hint"
-            )
-        hints = gr.Markdown(latex_delimiters=LATEX, elem_id="tutor-hints")
+    with gr.Column(visible=False) as hint_box, gr.Row():
+        hint = gr.Button("💡 Give me a hint", variant="primary", elem_id="tutor-hint")
+        next_hint = gr.Button(
+            "➜ Next hint", variant="primary", visible=False, elem_id="tutor-next-hint"
+        )
     with gr.Column(visible=False) as check_box:
         with gr.Row():
             answer = gr.Textbox(
@@ -481,6 +480,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             reveal = gr.Button("Reveal the answer", elem_id="tutor-reveal")
             deeper_button = gr.Button("🔬 Deeper check", visible=False, elem_id="tutor-deeper")
         verdict = gr.Markdown(elem_id="tutor-verdict")
+    hints = gr.Markdown(latex_delimiters=LATEX, elem_id="tutor-hints")  # in view while checking
     with gr.Row():
         progress = gr.Markdown(elem_id="tutor-progress")
         stop = gr.Button("⏹ Stop", size="sm", scale=0, min_width=100, elem_id="tutor-stop")
