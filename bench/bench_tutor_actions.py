@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mathtutor import data, hints, tutor
+from mathtutor import data, hints, tutor, verdicts
 from mathtutor.generate import GenerationSettings
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         timed(
             "check answer + first wrong step (picked)",
             lambda: (
-                tutor.check_answer(
+                verdicts.check_answer(
                     None, janet.question, "27", janet.answer, working, solution=janet.solution
                 ).status
             ),
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         timed(
             f"check answer, k={args.k} samples (pasted)",
             lambda: (
-                tutor.check_answer(
+                verdicts.check_answer(
                     loaded, janet.question, "18", k=args.k, max_new_tokens=args.max_new_tokens
                 ).status
             ),

@@ -33,11 +33,11 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from mathtutor import grounding
-from mathtutor.answers import answers_match, parse_number
+from mathtutor.answers import answers_match, parse_number, reference_answer
 from mathtutor.checks import find_steps
 from mathtutor.generate import GenerationSettings, stream_completions
 from mathtutor.prompts import HINT_STOP, hint_messages
-from mathtutor.tutor import BASE, Progress, _numbers, prepare_problem, render_turns
+from mathtutor.tutor import BASE, Progress, prepare_problem, render_turns, stated_numbers
 
 if TYPE_CHECKING:
     from mathtutor.models import LoadedModel
@@ -143,8 +143,8 @@ def reveals_answer(text: str, answer: str | None, problem: str) -> bool:
         return True
     if not answer:
         return False
-    given = any(answers_match(number, answer) for number in _numbers(problem))
-    return not given and any(answers_match(number, answer) for number in _numbers(text))
+    given = any(answers_match(number, answer) for number in stated_numbers(problem))
+    return not given and any(answers_match(number, answer) for number in stated_numbers(text))
 
 
 def _on_topic(text: str, problem: str) -> bool:
@@ -193,8 +193,13 @@ def check_model_hint(
 def _given_numbers(problem: str) -> set[Fraction]:
     """Numbers a model hint may use: the problem's (digits or words), and 1, 2 and 100 (for
     "half", "twice", "percent")."""
-    words = {Fraction(v) for v in map(parse_number, _numbers(problem)) if v is not None}
+    words = {Fraction(v) for v in map(parse_number, stated_numbers(problem)) if v is not None}
     return grounding.numbers_in(problem) | words | {1, 2, 100}
+
+
+def is_grounded(solution: str | None) -> bool:
+    """Whether hints for a problem with this worked solution come from it (no model needed)."""
+    return bool(solution and grounding.reference_steps(solution))
 
 
 def hint_budget(num_candidates: int = NUM_HINT_CANDIDATES) -> tuple[int, float]:
@@ -217,13 +222,13 @@ def hint_stream(
     """Progress while a model writes, then the next hint (rules in the module doc)."""
     problem, _ = prepare_problem(problem)
     asked = [hint.strip() for hint in hints_so_far if hint.strip()]
-    steps = grounding.reference_steps(solution) if solution else ()
-    if steps:
+    if is_grounded(solution):
+        steps = grounding.reference_steps(solution)
         yield from _grounded(loaded, problem, steps, len(asked), system, rephrase, max_new_tokens)
         return
     if loaded is None:
         raise ValueError("a problem without a worked solution needs a model for hints")
-    answer = reference  # the caller validated it (tutor.expected_answer)
+    answer = reference_answer(reference) if reference else None  # tutor.check_reference'd
     started, tokens = time.perf_counter(), 0
     for round_number in range(2):
         prompt = render_turns(hint_messages(problem, asked), loaded.tokenizer)

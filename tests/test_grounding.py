@@ -135,3 +135,22 @@ def test_rephrasing_that_changes_or_reveals_a_number_is_discarded():
     assert not grounding.safe_rephrasing(
         "How many eggs are left to sell after", hint, steps, problem
     )
+
+
+def test_an_uploaded_problem_with_a_solution_is_grounded(tmp_path):
+    from mathtutor import data
+
+    row = {
+        "question": "Tom has 3 boxes of 12 pens and gives away 5 pens. How many pens are left?",
+        "answer": "31",
+        "solution": "Tom has 3 * 12 = <<3*12=36>>36 pens.\nHe keeps 36 - 5 = <<36-5=31>>31.\n#### 31",
+    }
+    path = tmp_path / "mine.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (problem,) = data.load_user_dataset(path)
+    steps = grounding.reference_steps(problem.solution)
+    assert [s.result for s in steps] == ["36", "31"]
+    hint = next_hint(None, problem.question, [], solution=problem.solution)
+    assert hint.source == "grounded" and "36" not in hint.text and "31" not in hint.text
+    feedback = grounding.first_wrong_step("3 * 12 = 36\n36 - 6 = 30", steps, problem.question)
+    assert (feedback.departs_at, feedback.reference_index) == (1, 1)

@@ -19,19 +19,18 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from mathtutor import hints, tutor
+from mathtutor import hints, tutor, verdicts
 from mathtutor.generate import GenerationSettings
 from mathtutor.hints import FALLBACK_HINTS, next_hint
 from mathtutor.tutor import (
     NO_NUMBERS,
     NOT_MATH,
     RateLimiter,
-    check_answer,
     prepare_problem,
-    read_student_answer,
     self_consistency,
     solve,
 )
+from mathtutor.verdicts import check_answer, read_student_answer
 
 SCRIPT = "Why? 7*8=54."
 PROBLEM = "What is 7 times 8?"
@@ -169,7 +168,7 @@ def test_self_consistency_counts_votes_from_one_batched_call(branching_dir):
         self_consistency(loaded, PROBLEM, k=0)
     # disagreeing samples: below the threshold the tutor says it can't verify, and offers more
     stream = list(
-        tutor.check_answer_stream(loaded, PROBLEM, "54", k=8, threshold=0.9, calculator=False)
+        verdicts.check_answer_stream(loaded, PROBLEM, "54", k=8, threshold=0.9, calculator=False)
     )
     progress, verdict = stream[:-1], stream[-1]
     assert progress and all(isinstance(p, tutor.Progress) for p in progress)

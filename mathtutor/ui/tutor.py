@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from mathtutor import data, generators, tutor
+from mathtutor import data, generators, tutor, verdicts
 from mathtutor import hints as hints_core
 from mathtutor.answers import answers_match, reference_answer
 from mathtutor.checks import format_value
@@ -247,11 +247,12 @@ def give_hint(
         asked = [h["text"] for h in hints or [] if h.get("problem") == text]
         solution = _solution(known, problem)
         reference = tutor.check_reference(_reference(known, problem))
-        loaded = loaded_model(spec) if (rephrase or not solution) else None
+        grounded = hints_core.is_grounded(solution)
+        loaded = loaded_model(spec) if rephrase or not grounded else None
         tokens, seconds = hints_core.hint_budget()
         budget = (
             "Instant: from the known solution."
-            if solution and not rephrase
+            if grounded and not rephrase
             else f"⏱️ Hint budget: up to {tokens} tokens, {seconds:.0f} s."
         )
         keep = (gr.skip(),) * 5
@@ -293,11 +294,11 @@ def _verdict(args: tuple, reveal: bool, request: gr.Request | None, deeper: bool
         _check_rate(request)
         k = int(k)
         if deeper:
-            k, _ = tutor.deeper_check(k, expected.consensus if expected else None)
+            k, _ = verdicts.deeper_check(k, expected.consensus if expected else None)
             expected = None  # sample afresh with more samples
         reference = _reference(known, problem)
         loaded = None if reference else loaded_model(spec)
-        for item in tutor.check_answer_stream(
+        for item in verdicts.check_answer_stream(
             loaded,
             problem,
             answer,
@@ -321,7 +322,7 @@ def _verdict(args: tuple, reveal: bool, request: gr.Request | None, deeper: bool
                 visible=item.deeper_k is not None,
             )
             verdict = html.escape(item.message, quote=False)
-            status = f"Verdict: {tutor.STATUSES[item.status]}."
+            status = f"Verdict: {verdicts.STATUSES[item.status]}."
             yield verdict, item.expected or expected, status, offer
     except Exception as error:
         raise user_error(error) from error
