@@ -23,9 +23,15 @@ from mathtutor.generate import GenerationSettings
 
 
 def timed(label: str, run) -> tuple[str, float, str]:
+    """Run one action; its row is printed at once (a slow machine shows rows as they come)."""
     started = time.perf_counter()
     detail = run()
-    return label, time.perf_counter() - started, detail
+    return report(label, time.perf_counter() - started, detail)
+
+
+def report(label: str, seconds: float, detail: str) -> tuple[str, float, str]:
+    print(f"{label:44s} {seconds:8.2f} s  {detail}", flush=True)
+    return label, seconds, detail
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from mathtutor.models import load_model
 
+    print(f"model {args.model}, max_new_tokens {args.max_new_tokens}, k {args.k}", flush=True)
     janet = data.load_gsm8k("test", "socratic")[0]
     loaded = load_model(args.model)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         return f"{solution.num_tokens} tokens, answer {solution.answer}"
 
     rows.append(timed("solution (pasted problem)", solve))
-    rows.append(("  first token of it", first_token[0] if first_token else float("nan"), ""))
+    rows.append(report("  first token of it", first_token[0] if first_token else float("nan"), ""))
     rows.append(
         timed(
             "model hint, checked (pasted)",
@@ -92,9 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
         )
     )
-    print(f"model {args.model}, max_new_tokens {args.max_new_tokens}, k {args.k}")
-    for label, seconds, detail in rows:
-        print(f"{label:44s} {seconds:8.2f} s  {detail}")
+    print(f"({len(rows)} actions; model {args.model}, max_new_tokens {args.max_new_tokens})")
 
 
 if __name__ == "__main__":
