@@ -434,7 +434,8 @@ def load_problems(
 def random_problem(dataset: str, difficulty: str = "easy", seed: int | None = None) -> Problem:
     """One problem to try: a random GSM8K test problem, or a fresh generated one.
 
-    ``dataset`` is ``gsm8k`` or a generator kind; ``seed`` None draws a different one each
+    ``dataset`` is ``gsm8k``, ``gsm8k-socratic`` (its solution asks a sub-question per step)
+    or a generator kind; ``seed`` None draws a different one each
     call. A GSM8K source that cannot be read raises ValueError saying how to provide it.
 
     >>> random_problem("arithmetic", seed=1) == random_problem("arithmetic", seed=1)
@@ -443,10 +444,12 @@ def random_problem(dataset: str, difficulty: str = "easy", seed: int | None = No
     rng = random.Random(seed)
     if dataset in GENERATED:
         return generators.random_problem(dataset, difficulty or "easy", rng)
-    if dataset != "gsm8k":
-        raise ValueError(f"dataset {dataset!r}: expected gsm8k or one of {', '.join(GENERATED)}")
+    if dataset not in ("gsm8k", "gsm8k-socratic"):
+        raise ValueError(
+            f"dataset {dataset!r}: expected gsm8k, gsm8k-socratic or one of {', '.join(GENERATED)}"
+        )
     try:
-        problems = load_problems("gsm8k", split="test")
+        problems = load_problems(dataset, split="test")
     except (RuntimeError, FileNotFoundError) as error:
         raise ValueError(str(error)) from error
     return rng.choice(problems)

@@ -1,33 +1,25 @@
-"""The tutor: worked solutions with checked arithmetic, one hint at a time, answer checking.
+"""The tutor: worked solutions with checked arithmetic, and the answer to check against.
 
-Three things a student asks for, one function each, shared by the Tutor tab, the CLI and
-the tests:
+Shared by the Tutor tab, the CLI and the tests (hints: ``mathtutor.hints``; verdicts on a
+student's answer: ``mathtutor.verdicts``; a known worked solution: ``mathtutor.grounding``):
 
 - ``solve`` / ``solve_stream``: the model's worked steps (calculator-assisted decoding on by
   default), the extracted final answer, and every arithmetic step verified by
-  ``mathtutor.checks`` (wrong ones carry their true value).
-- ``next_hint``: ONE guiding question in GSM8K's socratic style. The rule that keeps the answer
-  hidden: a hint *reveals* the answer when it writes ``####`` or a number (digits or words)
-  equal to the expected final answer that the problem itself does not already state. Three
-  candidates are sampled in one batched call; the first that reveals nothing and repeats no
-  earlier hint is used; else a candidate with its revealing sentences cut; else a generic
-  question from ``FALLBACK_HINTS``. The expected answer (reference, else self-consistency) is
-  looked up only when a candidate writes a number the problem does not state.
-- ``check_answer``: correct / not yet, never the answer itself unless ``reveal=True``. Against
-  the known reference when there is one, else against ``self_consistency``: k samples in ONE
-  batched generate call, majority-voted (``metrics.majority_vote``); below ``threshold`` vote
-  share the tutor says it is unsure instead of judging.
+  ``mathtutor.checks`` (wrong ones carry their true value). Checked arithmetic is only that:
+  it never makes the model's answer right.
+- ``self_consistency`` / ``self_consistency_stream``: k samples in ONE batched call,
+  majority-voted (``metrics.majority_vote``); ``expected_answer``: the known reference
+  (``check_reference``: it must be a number), else that vote.
 
-Student-safe limits: a problem is cut to ``MAX_PROBLEM_CHARS`` and working to
-``MAX_WORKING_CHARS`` with a notice (never refused, so a student always gets an answer);
-Nothing is written unless ``save_session``; rate limits are ``mathtutor.access``'s.
+Every model call streams ``Progress`` (tokens so far, elapsed, the budget) so the UI can show
+it and stop it. Student-safe limits: a problem is cut to ``MAX_PROBLEM_CHARS`` and working to
+``MAX_WORKING_CHARS`` with a notice (never refused); nothing is written unless
+``save_session``; rate limits are ``mathtutor.access``'s.
 
     python -m mathtutor.tutor "Tom has 3 apples and buys 4 more. How many?" --mode hint
 
 >>> looks_like_math("What is the capital of France?"), looks_like_math("How many eggs are left?")
 (False, True)
->>> reveals_answer("So the answer is 72?", "72", "Natalia sold 48 clips...")
-True
 """
 
 from __future__ import annotations
@@ -42,20 +34,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mathtutor import cli
-from mathtutor.answers import answers_match, extract_answer, parse_number, reference_answer
-from mathtutor.checks import Step, find_steps, format_value, wrong_steps
+from mathtutor.answers import extract_answer, parse_number, reference_answer
+from mathtutor.checks import Step, find_steps
 from mathtutor.compare import clean_problem
-from mathtutor.generate import GenerationSettings, generate_batch, stream_completions
+from mathtutor.generate import GenerationSettings, stream_completions
 from mathtutor.metrics import majority_vote
 from mathtutor.models import BASE
-from mathtutor.prompts import (
-    HINT_STOP,
-    apply_chat,
-    get_format,
-    hint_messages,
-    render,
-    stop_sequences,
-)
+from mathtutor.prompts import apply_chat, get_format, render, stop_sequences
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -70,15 +55,8 @@ MAX_ANSWER_CHARS = 200
 MAX_K = 16
 CONFIDENCE_THRESHOLD = 0.6  # below this vote share the tutor says it is unsure
 NUM_HINT_CANDIDATES = 3
-HINT_TOKENS = 80  # a hint is one short question
+HINT_TOKENS = 80  # one question fits in 80 tokens; more is where hints ramble
 SAMPLING = GenerationSettings(max_new_tokens=256, temperature=0.7, seed=0, calculator=True)
-FALLBACK_HINTS = (
-    "What exactly does the question ask you to find, and in what units?",
-    "Which numbers in the problem do you need, and what does each one stand for?",
-    "What is the first quantity you can work out from those numbers?",
-    "How does that result lead to the next step?",
-    "Can you put your steps together and check the result against the story?",
-)
 NOT_MATH = "I can help with math word problems. This doesn't look like one, but here is my try."
 NO_NUMBERS = "This problem has no numbers in it, so there may be no numeric answer; I'll try."
 
@@ -98,7 +76,6 @@ _NUMBER_WORD = re.compile(rf"\b(?:{_WORDS})\b", re.IGNORECASE)
 # a run of number words, "seventy-two", "one hundred and five", read by answers.parse_number
 _NUMBER_WORDS = re.compile(rf"\b(?:{_WORDS})(?:(?:[\s-]+(?:and\s+)?)(?:{_WORDS}))*\b", re.I)
 _NUMBER = re.compile(r"(?<![\w.])\$?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?%?")
-_SENTENCE = re.compile(r"[^.?!;]+[.?!;]*")
 
 
 # --------------------------------------------------------------------------- problems
@@ -161,7 +138,35 @@ def gpu_work(action: str, k: Any = 5) -> tuple[tuple[int, int], ...]:
         return ((HINT_TOKENS, NUM_HINT_CANDIDATES), consensus)
     if action == "check":
         return (consensus,)
-    raise ValueError(f"action {action!r}: expected one of solve, hint, check")
+    if action == "deeper":  # `verdicts.deeper_check` samples up to MAX_K
+        return ((SAMPLING.max_new_tokens, MAX_K),)
+    raise ValueError(f"action {action!r}: expected one of solve, hint, check, deeper")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a model call is: shown while it runs (every Tutor action streams these)."""
+
+    action: str  # "solution", "hint", "rephrase", "check"
+    num_tokens: int  # generated so far (all rows of a batched call together)
+    seconds: float  # elapsed
+    budget_tokens: int  # the most it may generate
+    budget_seconds: float | None = None  # a time budget, when the action has one
+
+
+def check_reference(reference: str | None) -> str | None:
+    """The reference stripped (None when blank); ValueError when it states no number.
+
+    >>> check_reference(" #### 18 "), check_reference("")
+    ('#### 18', None)
+    """
+    reference = (reference or "").strip() or None
+    if reference is not None and parse_number(reference_answer(reference)) is None:
+        raise ValueError(
+            f"reference: {reference[:60]!r} is not a number; expected e.g. 18, 3/4, or a "
+            "worked solution ending in '#### 18'"
+        )
+    return reference
 
 
 # --------------------------------------------------------------------------- solutions
@@ -178,6 +183,9 @@ class Solution:
     finish_reason: str | None = None
     calculator_calls: int = 0  # results the calculator wrote into the text
     notices: tuple[str, ...] = ()
+    num_tokens: int = 0  # generated so far
+    seconds: float = 0.0  # elapsed
+    max_new_tokens: int = 0  # the length limit
 
     @property
     def wrong_steps(self) -> tuple[Step, ...]:
@@ -195,9 +203,15 @@ def solve_stream(
     problem, notices = prepare_problem(problem)
     prompt = render(PROMPT_FORMAT, problem, loaded.tokenizer)
     settings = _settings(settings, calculator)
+    started = time.perf_counter()
     for (completion,) in stream_completions(loaded, [prompt], [system], settings):
+        timing = {
+            "num_tokens": completion.num_tokens,
+            "seconds": time.perf_counter() - started,
+            "max_new_tokens": settings.max_new_tokens,
+        }
         if completion.finish_reason is None:
-            yield Solution(problem, system, completion.text, notices=notices)
+            yield Solution(problem, system, completion.text, notices=notices, **timing)
             continue
         yield Solution(
             problem,
@@ -209,6 +223,7 @@ def solve_stream(
             finish_reason=completion.finish_reason,
             calculator_calls=completion.calculator_calls,
             notices=notices,
+            **timing,
         )
 
 
@@ -241,14 +256,14 @@ class Consensus:
         return len(self.answers)
 
 
-def self_consistency(
+def self_consistency_stream(
     loaded: LoadedModel,
     problem: str,
     k: int = 5,
     system: str = BASE,
     settings: GenerationSettings | None = None,
-) -> Consensus:
-    """Sample ``k`` solutions in ONE batched generate call and majority-vote their answers.
+) -> Iterator[Progress | Consensus]:
+    """Sample ``k`` solutions in ONE batched call, streaming ``Progress``; then the vote.
 
     Default sampling: ``SAMPLING`` (temperature 0.7, seeded, calculator on). A sample cut off
     by the token limit before writing ``####`` has no answer (its last number is a step).
@@ -260,7 +275,10 @@ def self_consistency(
     settings = _settings(settings, settings.calculator)
     prompt = render(PROMPT_FORMAT, problem, loaded.tokenizer)
     started = time.perf_counter()
-    completions = generate_batch(loaded, [prompt] * k, system, settings, batch_size=k)
+    completions = []
+    for completions in stream_completions(loaded, [prompt] * k, system, settings):
+        tokens = sum(c.num_tokens for c in completions)
+        yield Progress("check", tokens, time.perf_counter() - started, settings.max_new_tokens * k)
     answers = tuple(
         None
         if completion.finish_reason == "length" and "####" not in completion.text
@@ -269,7 +287,20 @@ def self_consistency(
     )
     vote = majority_vote(answers)
     seconds, num_tokens = time.perf_counter() - started, sum(c.num_tokens for c in completions)
-    return Consensus(vote.answer, vote.count, vote.share, answers, seconds, num_tokens)
+    yield Consensus(vote.answer, vote.count, vote.share, answers, seconds, num_tokens)
+
+
+def self_consistency(
+    loaded: LoadedModel,
+    problem: str,
+    k: int = 5,
+    system: str = BASE,
+    settings: GenerationSettings | None = None,
+) -> Consensus:
+    """The ``Consensus`` that ``self_consistency_stream`` ends with."""
+    *_, last = self_consistency_stream(loaded, problem, k, system, settings)
+    assert isinstance(last, Consensus)
+    return last
 
 
 @dataclass(frozen=True)
@@ -304,7 +335,7 @@ def expected_answer(
 ) -> Expected:
     """The known reference answer, else the model's self-consistent one (``cached`` reused)."""
     problem, _ = prepare_problem(problem)
-    reference = (reference or "").strip() or None
+    reference = check_reference(reference)
     if cached is not None and cached.matches(problem, system, reference):
         return cached
     if reference:
@@ -315,251 +346,24 @@ def expected_answer(
     )
 
 
-# --------------------------------------------------------------------------- hints
-def _numbers(text: str) -> list[str]:
-    """Every number ``text`` states, in digits or in words ("seventy-two" -> "72")."""
-    words = [parse_number(run) for run in _NUMBER_WORDS.findall(text)]
-    return _NUMBER.findall(text) + [_fraction_text(v) for v in words if v is not None]
-
-
-def reveals_answer(text: str, answer: str | None, problem: str) -> bool:
-    """Whether ``text`` gives away ``answer``: ``####``, or the answer as a number (digits or
-    words) when the problem does not already state that number.
-
-    >>> reveals_answer("How many clips in May?", "72", "48 clips"), reveals_answer("#### 5", None, "")
-    (False, True)
-    >>> reveals_answer("Is it seventy-two?", "72", ""), reveals_answer("Start from 48.", "48", "48 clips")
-    (True, False)
-    """
-    if "####" in text:
-        return True
-    if not answer:
-        return False
-    given = any(answers_match(number, answer) for number in _numbers(problem))
-    return not given and any(answers_match(number, answer) for number in _numbers(text))
-
-
-def _may_reveal(text: str, problem: str) -> bool:
-    """Whether ``text`` writes ``####`` or a number the problem does not state (any answer)."""
-    given = _numbers(problem)
-    return "####" in text or any(
-        not any(answers_match(number, known) for known in given) for number in _numbers(text)
-    )
-
-
-@dataclass(frozen=True)
-class Hint:
-    """One guiding question and where it came from."""
-
-    text: str
-    source: str  # "model", "cut" (revealing sentences removed) or "fallback"
-    expected: Expected | None  # the hidden answer, if it was needed; pass back as `cached`
-
-
-def _clean_hint(text: str) -> str:
-    """The hint line without list marks, labels ("Hint 2:", "The next question is:") or quotes.
-
-    >>> _clean_hint('The next guiding question is: "How many clips in May?"')
-    'How many clips in May?'
-    """
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    line = re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", line)
-    line = re.sub(r"^[^\"?:]{0,60}?\b(?:question|hint)\b[^\"?:]{0,12}:\s*", "", line, flags=re.I)
-    line = re.sub(r"^\w+:\s*", "", line)
-    return line.strip().strip("\"'“”").strip()[:300]
-
-
-def _key(text: str) -> str:
-    return re.sub(r"\W+", " ", text.lower()).strip()
-
-
-def next_hint(
-    loaded: LoadedModel,
-    problem: str,
-    hints_so_far: list[str],
-    system: str = BASE,
-    reference: str | None = None,
-    k: int = 5,
-    cached: Expected | None = None,
-    calculator: bool = True,
-) -> Hint:
-    """ONE next guiding question that does not reveal the answer (rule in the module doc)."""
-    problem, _ = prepare_problem(problem)
-    asked = [hint.strip() for hint in hints_so_far if hint.strip()]
-    prompt = _render_turns(hint_messages(problem, asked), loaded.tokenizer)
-    settings = GenerationSettings(
-        max_new_tokens=HINT_TOKENS, temperature=0.7, seed=len(asked), stop=HINT_STOP
-    )
-    completions = generate_batch(
-        loaded, [prompt] * NUM_HINT_CANDIDATES, system, settings, batch_size=NUM_HINT_CANDIDATES
-    )
-    seen = {_key(hint) for hint in asked}
-    candidates = [_clean_hint(c.text) for c in completions]
-    fresh = [c for c in candidates if re.search(r"[A-Za-z]{2}", c) and _key(c) not in seen]
-    # The hidden answer costs k samples without a reference, so it is found only when a
-    # candidate writes a number the problem does not state (a hint without one reveals nothing).
-    expected = cached if cached and cached.matches(problem, system, reference) else None
-    if expected is None and (reference or any(_may_reveal(c, problem) for c in fresh)):
-        sampling = replace(SAMPLING, calculator=calculator)
-        expected = expected_answer(loaded, problem, reference, system, k, sampling)
-    answer = expected.answer if expected else None
-    safe = [c for c in fresh if not reveals_answer(c, answer, problem)]
-    if safe:
-        return Hint(next((c for c in safe if "?" in c), safe[0]), "model", expected)
-    for candidate in fresh:
-        kept = [
-            s.strip()
-            for s in _SENTENCE.findall(candidate)
-            if not reveals_answer(s, answer, problem)
-        ]
-        text = " ".join(s for s in kept if re.search(r"[A-Za-z]{2}", s))
-        if text and _key(text) not in seen:
-            return Hint(text, "cut", expected)
-    unused = [h for h in FALLBACK_HINTS if _key(h) not in seen] or list(FALLBACK_HINTS)
-    return Hint(unused[0], "fallback", expected)
-
-
-def _render_turns(turns: list[dict[str, str]], tokenizer: Any) -> str:
-    """Chat turns through the tokenizer's template (system folded in if rejected), else text."""
-    if getattr(tokenizer, "chat_template", None):
-        return apply_chat(tokenizer, turns)
-    return "\n\n".join(turn["content"] for turn in turns) + "\nNext guiding question:"
-
-
-# --------------------------------------------------------------------------- checking answers
-@dataclass(frozen=True)
-class Verdict:
-    """What the tutor says about a student's answer. ``message`` is Markdown for the student."""
-
-    status: str  # "correct", "not-yet", "unsure" (not confident), "unreadable" or "revealed"
-    message: str
-    student: str | None = None  # the student's answer, normalized ("12", "3/4")
-    expected: Expected | None = None  # never shown unless revealed
-    slips: tuple[Step, ...] = ()  # wrong arithmetic in the student's working
-    revealed: bool = False
-
-    @property
-    def is_correct(self) -> bool | None:
-        return {"correct": True, "not-yet": False}.get(self.status)
-
-
-def read_student_answer(text: str) -> str | None:
-    """The number a student's answer states, normalized, or None.
-
-    Plain numbers, words, units, fractions and percentages (``answers.parse_number``); else a
-    sentence with exactly one number in it ("I think it is 12 apples").
-
-    >>> [read_student_answer(t) for t in ["twelve", "12 cm", "3/4", "25%", "I got 12 apples", "lots"]]
-    ['12', '12', '3/4', '25', '12', None]
-    """
-    text = (text or "").strip()
-    if len(text) > MAX_ANSWER_CHARS:  # not an answer; cutting it would change the number
-        return None
-    value = parse_number(text)
-    if value is None:
-        numbers = _NUMBER.findall(text)
-        value = parse_number(numbers[0]) if len(numbers) == 1 else None
-    return None if value is None else _fraction_text(value)
-
-
-def _fraction_text(value) -> str:
+# --------------------------------------------------------------------------- numbers, turns
+def fraction_text(value) -> str:
     return (
         str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
     )
 
 
-def _same_answer(student_text: str, student: str, expected: str) -> bool:
-    """Equal numbers; a percentage also matches its fraction (25% == 0.25)."""
-    if answers_match(student, expected):
-        return True
-    value, target = parse_number(student), parse_number(expected)
-    return (
-        "%" in student_text and value is not None and target is not None and value / 100 == target
-    )
+def stated_numbers(text: str) -> list[str]:
+    """Every number ``text`` states, in digits or in words ("seventy-two" -> "72")."""
+    words = [parse_number(run) for run in _NUMBER_WORDS.findall(text)]
+    return _NUMBER.findall(text) + [fraction_text(v) for v in words if v is not None]
 
 
-def _slip_lines(slips: list[Step], hidden: str | None) -> list[str]:
-    lines = []
-    for step in slips[:5]:
-        value = format_value(step.actual) if step.actual is not None else None
-        if value is None or (hidden is not None and answers_match(value, hidden)):
-            lines.append(
-                f"- In your working, `{step.expression} = {step.claimed}` is not right: redo it."
-            )
-        else:
-            lines.append(
-                f"- In your working, `{step.expression} = {step.claimed}` should be **{value}**."
-            )
-    return lines
-
-
-def check_answer(
-    loaded: LoadedModel,
-    problem: str,
-    student_answer: str,
-    reference: str | None = None,
-    working: str = "",
-    system: str = BASE,
-    k: int = 5,
-    *,
-    threshold: float = CONFIDENCE_THRESHOLD,
-    reveal: bool = False,
-    cached: Expected | None = None,
-    calculator: bool = True,
-) -> Verdict:
-    """Correct / not yet / unsure for ``student_answer``; the answer only with ``reveal=True``.
-
-    A slip whose true value is the hidden answer is pointed out without its value.
-    """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    problem, notices = prepare_problem(problem)
-    notes = list(notices)
-    if len(working or "") > MAX_WORKING_CHARS:
-        notes.append(
-            f"Your working was {len(working):,} characters; I checked the first {MAX_WORKING_CHARS:,}."
-        )
-    student = read_student_answer(student_answer)
-    if student is None and not reveal:
-        told = "I couldn't read a number in your answer"
-        if not (student_answer or "").strip():
-            told = "Type your answer first"
-        elif len(student_answer.strip()) > MAX_ANSWER_CHARS:
-            told = f"Your answer is longer than {MAX_ANSWER_CHARS} characters"
-        message = f"{told}. Write just the number, for example `12`, `3/4`, `25%` or `twelve`."
-        return Verdict("unreadable", "\n\n".join([*notes, message]))
-    sampling = replace(SAMPLING, calculator=calculator)
-    expected = expected_answer(loaded, problem, reference, system, k, sampling, cached)
-    slips = wrong_steps((working or "")[:MAX_WORKING_CHARS])
-    if expected.source == "reference":
-        basis = "checked against the problem's known answer"
-    else:
-        votes = expected.consensus
-        basis = f"checked against my own solutions: {votes.count} of {votes.k} agree"
-    if expected.answer is None or expected.confidence < threshold:
-        status = "unsure"
-        lead = "🤔 I'm not sure about this one: my own attempts disagree"
-        if expected.answer is None:
-            lead = "🤔 I couldn't work this one out myself"
-        lead += f" ({basis}), so I won't say right or wrong. Try a hint, or check each step."
-    elif student is None:  # reveal without an answer to check
-        status, lead = "revealed", f"You asked for the answer ({basis})."
-    elif _same_answer(student_answer, student, expected.answer):
-        status, lead = "correct", f"✅ Correct! **{student}** is right ({basis})."
-    else:
-        status = "not-yet"
-        lead = f"🔎 Not yet: **{student}** isn't what I get. Look at your steps again, or ask "
-        lead += f"for a hint ({basis})."
-    hidden = None if reveal else expected.answer
-    lines = [*notes, lead, *_slip_lines(slips, hidden)]
-    if reveal:
-        if expected.answer is None:
-            lines.append("I have no answer to reveal: none of my attempts reached one.")
-        elif status == "unsure":
-            lines.append(f"My best guess is **{expected.answer}**, but I'm not confident.")
-        else:
-            lines.append(f"The answer is **{expected.answer}**.")
-    return Verdict(status, "\n\n".join(lines), student, expected, tuple(slips), reveal)
+def render_turns(turns: list[dict[str, str]], tokenizer: Any) -> str:
+    """Chat turns through the tokenizer's template (system folded in if rejected), else text."""
+    if getattr(tokenizer, "chat_template", None):
+        return apply_chat(tokenizer, turns)
+    return "\n\n".join(turn["content"] for turn in turns) + "\nNext guiding question:"
 
 
 # --------------------------------------------------------------------------- student safety
@@ -601,8 +405,12 @@ def main(argv: list[str] | None = None) -> None:
             f"\n\nanswer: {solution.answer}; wrong steps: {len(solution.wrong_steps)}",
         )
     elif args.mode == "hint":
-        print(next_hint(loaded, args.problem, [], reference=args.reference, k=args.k).text)
+        from mathtutor.hints import next_hint
+
+        print(next_hint(loaded, args.problem, [], reference=check_reference(args.reference)).text)
     else:
+        from mathtutor.verdicts import check_answer
+
         print(check_answer(loaded, args.problem, args.answer, args.reference, k=args.k).message)
 
 

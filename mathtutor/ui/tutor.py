@@ -16,8 +16,11 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from mathtutor import access, data, generators, tutor
+from mathtutor import access, data, tutor, verdicts
+from mathtutor import hints as hints_core
+from mathtutor.answers import answers_match, reference_answer
 from mathtutor.checks import format_value
+from mathtutor.generate import GenerationSettings
 from mathtutor.models import BASE
 from mathtutor.ui.common import (
     GPU,
@@ -53,8 +56,12 @@ def _plain(text: str) -> str:
     return "".join(parts).replace("\n", "  \n")
 
 
-def solution_markdown(solution: tutor.Solution) -> str:
-    """The worked steps with wrong arithmetic marked, the final answer highlighted."""
+def solution_markdown(solution: tutor.Solution, reference: str | None = None) -> str:
+    """The worked steps with wrong arithmetic marked, the final answer labelled honestly.
+
+    The model's answer is "not verified" unless a known ``reference`` says right or wrong; the
+    arithmetic line names what it checked and carries no tick.
+    """
     text = solution.text
     if not solution.done:
         return _plain(text) + " ▌"
@@ -73,20 +80,55 @@ def solution_markdown(solution: tutor.Solution) -> str:
         position = step.end
     pieces.append(_plain(text[position:body_end].rstrip()))
     lines = ["".join(pieces)]
+    answer = html.escape(solution.answer or "")
     if solution.answer is None:
         lines.append("**No final answer found in this solution.**")
+    elif reference is None:
+        lines.append(
+            f"### The model's final answer: {answer} (not verified)\n\n"
+            "There is no known answer for this problem, so nobody has checked it: use "
+            "**Check my answer** to see how sure the tutor can be."
+        )
+    elif answers_match(solution.answer, reference_answer(reference)):
+        lines.append(f"### ✅ Final answer: <mark>{answer}</mark> (matches the known answer)")
     else:
-        lines.append(f"### 🎯 Final answer: <mark>{html.escape(solution.answer)}</mark>")
+        lines.append(f"### ❌ Final answer: {answer} (differs from the known answer)")
     checked = [s for s in solution.steps if s.is_correct is not None]
-    if solution.wrong_steps:
-        lines.append(f"⚠️ {len(solution.wrong_steps)} arithmetic slip(s) marked above.")
-    elif checked:
-        lines.append(f"✅ All {len(checked)} arithmetic steps check out.")
+    if checked:
+        wrong = len(solution.wrong_steps)
+        lines.append(
+            f"🧮 Arithmetic checked: {len(checked) - wrong} of {len(checked)} steps compute "
+            "correctly (this checks the sums only, not the reasoning or the answer)."
+        )
     if solution.calculator_calls:
         lines.append(f"🧮 The calculator wrote {solution.calculator_calls} result(s).")
     if solution.finish_reason == "length":
         lines.append("✂️ The solution stopped at the length limit.")
     return "\n\n".join(lines)
+
+
+def reference_markdown(solution: str) -> str:
+    """A known worked solution (GSM8K, a generator): its steps, annotations hidden."""
+    body, _, answer = solution.partition("####")
+    lines = [re.sub(r"<<[^<>]*>>", "", line).replace(" ** ", ": ") for line in body.splitlines()]
+    shown = "  \n".join(_plain(line) for line in lines if line.strip())
+    return (
+        f"📘 **Worked solution from the problem's source** (checked, not written by the model)\n\n"
+        f"{shown}\n\n### ✅ Final answer: <mark>{html.escape(answer.strip())}</mark>"
+    )
+
+
+def progress_markdown(progress: tutor.Progress | None, done: str = "") -> str:
+    """The streaming progress line: tokens so far, elapsed, the budget."""
+    if progress is None:
+        return done
+    line = (
+        f"⏳ {progress.action}: {progress.num_tokens} of up to {progress.budget_tokens} tokens, "
+        f"{progress.seconds:.1f} s"
+    )
+    if progress.budget_seconds is not None:
+        line += f" (time budget {progress.budget_seconds:.0f} s)"
+    return line + " · press **Stop** to cancel"
 
 
 def hints_markdown(hints: list[str]) -> str:
@@ -137,21 +179,28 @@ def _on_gpu(action: str):
     return decorate
 
 
+def _solution(known: dict | None, problem: str) -> str | None:
+    """The worked solution of a picked problem, while the problem box still holds it."""
+    if known and known.get("problem", "").strip() == (problem or "").strip():
+        return known.get("solution") or None
+    return None
+
+
 # --------------------------------------------------------------------------- handlers
 def pick_generated(difficulty: str) -> tuple:
-    """A fresh word problem from the generators; outputs cleared, its answer kept hidden."""
+    """A fresh word problem from the generators; outputs cleared, its solution kept hidden."""
     problem = data.random_problem("arithmetic", difficulty or "easy")
-    known = {"problem": problem.question, "reference": problem.answer}
+    known = {"problem": problem.question, "reference": problem.answer, "solution": problem.solution}
     return (problem.question, known, *_cleared())
 
 
 def pick_gsm8k() -> tuple:
-    """A random GSM8K test problem; its answer kept hidden."""
+    """A random GSM8K test problem (socratic solution: one sub-question per step), kept hidden."""
     try:
-        problem = data.random_problem("gsm8k")
+        problem = data.random_problem("gsm8k-socratic")
     except ValueError as error:
         raise user_error(error) from error
-    known = {"problem": problem.question, "reference": problem.answer}
+    known = {"problem": problem.question, "reference": problem.answer, "solution": problem.solution}
     return (problem.question, known, *_cleared())
 
 
@@ -160,27 +209,52 @@ def _cleared() -> tuple:
     return "", "", "", [], None, gr.Button(visible=True), gr.Button(visible=False), ""
 
 
-@in_turn(outputs=2, notice=1)
+def _tokens(max_tokens: float | None) -> int:
+    return int(max_tokens or tutor.SAMPLING.max_new_tokens)
+
+
+@in_turn(outputs=3, notice=2)  # a waiting student sees "waiting: N ahead" on the progress line
 @_on_gpu("solve")
 def show_solution(
     spec: str,
     system: str,
     problem: str,
     calculator: bool,
+    known: dict | None = None,
+    max_tokens: float | None = None,
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
-) -> Iterator[tuple[str, str]]:
-    """Stream the worked solution; yields (solution markdown, notices)."""
+) -> Iterator[tuple[str, str, str]]:
+    """Stream the worked solution; yields (solution markdown, notices, progress line).
+
+    A picked problem shows its known worked solution at once instead of the model's.
+    """
     try:
         _check_rate(request, profile)
+        text, notices = tutor.prepare_problem(problem)
+        solution = _solution(known, problem)
+        if solution:
+            yield (
+                reference_markdown(solution),
+                _notices(notices),
+                "Shown at once: a known solution.",
+            )
+            return
         loaded = loaded_model(spec)
-        for solution in tutor.solve_stream(loaded, problem, system or BASE, None, calculator):
-            yield solution_markdown(solution), _notices(solution.notices)
+        settings = GenerationSettings(max_new_tokens=_tokens(max_tokens))
+        reference = _reference(known, problem)
+        for solution in tutor.solve_stream(loaded, text, system or BASE, settings, calculator):
+            step = tutor.Progress(
+                "solution", solution.num_tokens, solution.seconds, solution.max_new_tokens
+            )
+            done = f"Done: {solution.num_tokens} tokens in {solution.seconds:.1f} s."
+            line = progress_markdown(None if solution.done else step, done)
+            yield solution_markdown(solution, reference), _notices(solution.notices), line
     except Exception as error:
         raise user_error(error) from error
 
 
-@in_turn()
+@in_turn(outputs=7, notice=6)
 @_on_gpu("hint")
 def give_hint(
     spec: str,
@@ -191,57 +265,107 @@ def give_hint(
     expected: tutor.Expected | None,
     calculator: bool,
     k: float,
+    rephrase: bool = False,
+    max_tokens: float | None = None,
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
-) -> tuple:
-    """One more hint: (hints markdown, hints state, expected, hint button, next button, notice)."""
+) -> Iterator[tuple]:
+    """One more hint, streaming: (hints md, hints state, expected, hint button, next button,
+    notice, progress line)."""
     try:
         _check_rate(request, profile, k)
         text, notices = tutor.prepare_problem(problem)
         asked = [h["text"] for h in hints or [] if h.get("problem") == text]
-        hint = tutor.next_hint(
-            loaded_model(spec),
+        solution = _solution(known, problem)
+        reference = tutor.check_reference(_reference(known, problem))
+        grounded = hints_core.is_grounded(solution)
+        loaded = loaded_model(spec) if rephrase or not grounded else None
+        tokens, seconds = hints_core.hint_budget()
+        budget = (
+            "Instant: from the known solution."
+            if grounded and not rephrase
+            else f"⏱️ Hint budget: up to {tokens} tokens, {seconds:.0f} s."
+        )
+        keep = (gr.skip(),) * 5
+        yield (*keep, _notices(notices), budget)
+        for item in hints_core.hint_stream(
+            loaded,
             text,
             asked,
             system or BASE,
-            _reference(known, problem),
-            int(k),
-            expected,
-            calculator,
-        )
-        asked.append(hint.text)
-        state = [{"problem": text, "text": h} for h in asked]
-        hidden, shown = gr.Button(visible=False), gr.Button(visible=True)
-        expected = hint.expected or expected
-        return hints_markdown(asked), state, expected, hidden, shown, _notices(notices)
+            reference,
+            solution,
+            rephrase=rephrase,
+            max_new_tokens=min(_tokens(max_tokens), hints_core.HINT_TOKENS),
+        ):
+            if isinstance(item, tutor.Progress):
+                yield (*keep, gr.skip(), progress_markdown(item))
+                continue
+            asked.append(item.text)
+            state = [{"problem": text, "text": h} for h in asked]
+            hidden, shown = gr.Button(visible=False), gr.Button(visible=True)
+            done = f"{_HINT_SOURCES[item.source]} ({item.seconds:.1f} s)."
+            yield hints_markdown(asked), state, expected, hidden, shown, _notices(notices), done
     except Exception as error:
         raise user_error(error) from error
+
+
+_HINT_SOURCES = {
+    "grounded": "From the known solution",
+    "rephrased": "From the known solution, reworded by the model and checked",
+    "done": "All steps of the known solution are out",
+    "model": "Written by the model; its numbers and arithmetic checked",
+    "fallback": "The model's hints did not pass the checks, so this is a general question",
+}
 
 
 def _verdict(
-    args: tuple, reveal: bool, request: gr.Request | None, profile: gr.OAuthProfile | None
-) -> tuple:
-    spec, system, problem, known, answer, working, expected, calculator, k = args
+    args: tuple,
+    reveal: bool,
+    request: gr.Request | None,
+    profile: gr.OAuthProfile | None,
+    deeper: bool = False,
+):
+    spec, system, problem, known, answer, working, expected, calculator, k, max_tokens = args
     try:
         _check_rate(request, profile, k)
-        verdict = tutor.check_answer(
-            loaded_model(spec),
+        k = int(k)
+        if deeper:
+            k, _ = verdicts.deeper_check(k, expected.consensus if expected else None)
+            expected = None  # sample afresh with more samples
+        reference = _reference(known, problem)
+        loaded = None if reference else loaded_model(spec)
+        for item in verdicts.check_answer_stream(
+            loaded,
             problem,
             answer,
-            _reference(known, problem),
+            reference,
             working,
             system or BASE,
-            int(k),
+            k,
             reveal=reveal,
             cached=expected,
             calculator=calculator,
-        )
-        return html.escape(verdict.message, quote=False), verdict.expected or expected
+            solution=_solution(known, problem),
+            max_new_tokens=_tokens(max_tokens),
+        ):
+            if isinstance(item, tutor.Progress):
+                yield gr.skip(), gr.skip(), progress_markdown(item), gr.skip()
+                continue
+            offer = gr.Button(
+                f"🔬 Deeper check ({item.deeper_k} samples, about {item.deeper_seconds:.0f} s)"
+                if item.deeper_seconds is not None
+                else f"🔬 Deeper check ({item.deeper_k} samples)",
+                visible=item.deeper_k is not None,
+            )
+            verdict = html.escape(item.message, quote=False)
+            status = f"Verdict: {verdicts.STATUSES[item.status]}."
+            yield verdict, item.expected or expected, status, offer
     except Exception as error:
         raise user_error(error) from error
 
 
-@in_turn()
+@in_turn(outputs=4, notice=2)
 @_on_gpu("check")
 def check(
     spec: str,
@@ -253,15 +377,16 @@ def check(
     expected: tutor.Expected | None,
     calculator: bool,
     k: float,
+    max_tokens: float | None = None,
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
-) -> tuple[str, tutor.Expected | None]:
-    """Check the answer: (verdict markdown, expected answer kept for the next check)."""
-    args = (spec, system, problem, known, answer, working, expected, calculator, k)
-    return _verdict(args, False, request, profile)
+) -> Iterator[tuple]:
+    """Check the answer: (verdict markdown, expected answer kept, progress, deeper button)."""
+    args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
+    yield from _verdict(args, False, request, profile)
 
 
-@in_turn()
+@in_turn(outputs=4, notice=2)
 @_on_gpu("check")
 def reveal_answer(
     spec: str,
@@ -273,12 +398,34 @@ def reveal_answer(
     expected: tutor.Expected | None,
     calculator: bool,
     k: float,
+    max_tokens: float | None = None,
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
-) -> tuple[str, tutor.Expected | None]:
+) -> Iterator[tuple]:
     """Like `check`, and the answer is shown (the student asked for it)."""
-    args = (spec, system, problem, known, answer, working, expected, calculator, k)
-    return _verdict(args, True, request, profile)
+    args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
+    yield from _verdict(args, True, request, profile)
+
+
+@in_turn(outputs=4, notice=2)
+@_on_gpu("deeper")
+def deeper(
+    spec: str,
+    system: str,
+    problem: str,
+    known: dict | None,
+    answer: str,
+    working: str,
+    expected: tutor.Expected | None,
+    calculator: bool,
+    k: float,
+    max_tokens: float | None = None,
+    request: gr.Request = None,
+    profile: gr.OAuthProfile | None = None,
+) -> Iterator[tuple]:
+    """The deeper check offered by an unverified verdict: more samples, same outputs."""
+    args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
+    yield from _verdict(args, False, request, profile, deeper=True)
 
 
 def save(
@@ -313,11 +460,20 @@ def save(
     return f"💾 Saved to `{html.escape(str(path))}`. Nothing else is ever stored."
 
 
+MODEL_HELP = "The base model or a LoRA adapter; the newest adapter by default."
+
+
+def default_system(choices: list[str]) -> str:
+    """The Model picker's default, as ``MODEL_HELP`` says: the newest adapter, else the base
+    (``system_choices`` lists adapters newest first after "base")."""
+    return choices[1] if len(choices) > 1 else BASE
+
+
 def refresh_systems(spec: str, current: str | None = None) -> gr.Dropdown:
-    """Re-read adapters; keep the student's pick, else the newest adapter, else the base."""
+    """Re-read adapters; keep the student's pick, else ``default_system``."""
     choices = system_choices(spec)
-    default = choices[1] if len(choices) > 1 else BASE
-    return gr.Dropdown(choices=choices, value=current if current in choices else default)
+    value = current if current in choices else default_system(choices)
+    return gr.Dropdown(choices=choices, value=value)
 
 
 def switch_mode(mode: str) -> tuple[gr.Column, gr.Column, gr.Column]:
@@ -327,7 +483,7 @@ def switch_mode(mode: str) -> tuple[gr.Column, gr.Column, gr.Column]:
 # --------------------------------------------------------------------------- layout
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     choices = system_choices(ctx.model_spec.value)
-    known = gr.State(None)  # {"problem", "reference"} of a picked problem: server side only
+    known = gr.State(None)  # {"problem", "reference", "solution"} of a picked problem: server only
     hint_state = gr.State([])
     expected = gr.State(None)
     gr.Markdown(INTRO)
@@ -345,7 +501,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
         with gr.Column(scale=1, min_width=220):
             difficulty = gr.Radio(
-                list(generators.DIFFICULTIES),
+                list(data.DIFFICULTIES),
                 value="easy",
                 label="Level",
                 elem_id="tutor-difficulty",
@@ -357,13 +513,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     with gr.Column(visible=True) as solution_box:
         solve = gr.Button("Show me the solution", variant="primary", elem_id="tutor-solve")
         solution = gr.Markdown(latex_delimiters=LATEX, elem_id="tutor-solution")
-    with gr.Column(visible=False) as hint_box:
-        with gr.Row():
-            hint = gr.Button("💡 Give me a hint", variant="primary", elem_id="tutor-hint")
-            next_hint = gr.Button(
-                "➜ Next hint", variant="primary", visible=False, elem_id="tutor-next-hint"
-            )
-        hints = gr.Markdown(latex_delimiters=LATEX, elem_id="tutor-hints")
+    with gr.Column(visible=False) as hint_box, gr.Row():
+        hint = gr.Button("💡 Give me a hint", variant="primary", elem_id="tutor-hint")
+        next_hint = gr.Button(
+            "➜ Next hint", variant="primary", visible=False, elem_id="tutor-next-hint"
+        )
     with gr.Column(visible=False) as check_box:
         with gr.Row():
             answer = gr.Textbox(
@@ -374,7 +528,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
                 min_width=160,
             )
             working = gr.Textbox(
-                label="Your working (optional)",
+                label="Your working (optional: I point at the first step that goes wrong)",
                 lines=3,
                 max_lines=10,
                 placeholder="e.g. 48 / 2 = 24, then 48 + 24 = 72",
@@ -385,13 +539,18 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         with gr.Row():
             check_button = gr.Button("Check my answer", variant="primary", elem_id="tutor-check")
             reveal = gr.Button("Reveal the answer", elem_id="tutor-reveal")
+            deeper_button = gr.Button("🔬 Deeper check", visible=False, elem_id="tutor-deeper")
         verdict = gr.Markdown(elem_id="tutor-verdict")
+    hints = gr.Markdown(latex_delimiters=LATEX, elem_id="tutor-hints")  # in view while checking
+    with gr.Row():
+        progress = gr.Markdown(elem_id="tutor-progress")
+        stop = gr.Button("⏹ Stop", size="sm", scale=0, min_width=100, elem_id="tutor-stop")
     with gr.Row():
         system = gr.Dropdown(
             choices,
-            value=choices[1] if len(choices) > 1 else BASE,
+            value=default_system(choices),
             label="Model",
-            info="The base model or a LoRA adapter; the newest adapter by default.",
+            info=MODEL_HELP,
             elem_id="tutor-system",
             min_width=200,
         )
@@ -412,6 +571,23 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             elem_id="tutor-k",
             min_width=200,
         )
+        max_tokens = gr.Slider(
+            32,
+            512,
+            value=tutor.SAMPLING.max_new_tokens,
+            step=32,
+            label="Length limit (tokens)",
+            info="The most the model may write per solution or sample (hints: at most 80).",
+            elem_id="tutor-max-tokens",
+            min_width=200,
+        )
+        rephrase = gr.Checkbox(
+            False,
+            label="Let the model reword hints",
+            info="Known-solution hints only; a rewording that changes a number is dropped.",
+            elem_id="tutor-rephrase",
+            min_width=160,
+        )
     with gr.Row():
         save_button = gr.Button(
             "💾 Save this session", size="sm", scale=0, min_width=200, elem_id="tutor-save"
@@ -423,25 +599,27 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     gsm8k.click(pick_gsm8k, None, [problem, known, *cleared])
     mode.change(switch_mode, mode, [solution_box, hint_box, check_box])
     heavy = {"concurrency_id": GPU, "concurrency_limit": GPU_LIMIT}
-    solve.click(
-        show_solution, [ctx.model_spec, system, problem, calculator], [solution, notice], **heavy
-    )
-    hint_inputs = [ctx.model_spec, system, problem, known, hint_state, expected, calculator, k]
-    hint_outputs = [hints, hint_state, expected, hint, next_hint, notice]
-    gr.on([hint.click, next_hint.click], give_hint, hint_inputs, hint_outputs, **heavy)
-    check_inputs = [
-        ctx.model_spec,
-        system,
-        problem,
-        known,
-        answer,
-        working,
-        expected,
-        calculator,
-        k,
+    solve_inputs = [ctx.model_spec, system, problem, calculator, known, max_tokens]
+    events = [solve.click(show_solution, solve_inputs, [solution, notice, progress], **heavy)]
+    hint_inputs = [
+        *(ctx.model_spec, system, problem, known, hint_state, expected, calculator, k),
+        *(rephrase, max_tokens),
     ]
-    gr.on([check_button.click, answer.submit], check, check_inputs, [verdict, expected], **heavy)
-    reveal.click(reveal_answer, check_inputs, [verdict, expected], **heavy)
+    hint_outputs = [hints, hint_state, expected, hint, next_hint, notice, progress]
+    events.append(
+        gr.on([hint.click, next_hint.click], give_hint, hint_inputs, hint_outputs, **heavy)
+    )
+    check_inputs = [
+        *(ctx.model_spec, system, problem, known, answer, working, expected, calculator, k),
+        max_tokens,
+    ]
+    check_outputs = [verdict, expected, progress, deeper_button]
+    events.append(
+        gr.on([check_button.click, answer.submit], check, check_inputs, check_outputs, **heavy)
+    )
+    events.append(reveal.click(reveal_answer, check_inputs, check_outputs, **heavy))
+    events.append(deeper_button.click(deeper, check_inputs, check_outputs, **heavy))
+    stop.click(lambda: "⏹ Stopped.", None, progress, cancels=events)
     save_button.click(save, [problem, system, solution, hint_state, answer, verdict], saved)
     tab.select(refresh_systems, [ctx.model_spec, system], system)
     ctx.model_spec.change(refresh_systems, ctx.model_spec, system)
