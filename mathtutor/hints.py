@@ -1,6 +1,6 @@
 """Hints, one at a time: grounded in a known solution when there is one, checked when not.
 
-    python -m mathtutor.tutor "Tom has 3 apples and buys 4 more. How many?" --mode hint
+    python -m mathtutor.hints "Tom has 3 apples and buys 4 more. How many?"
 
 ``hint_stream`` yields ``Progress`` while a model writes and then ONE ``Hint``:
 
@@ -26,13 +26,14 @@ True
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from mathtutor import grounding
+from mathtutor import cli, grounding
 from mathtutor.answers import answers_match, parse_number, reference_answer
 from mathtutor.checks import find_steps
 from mathtutor.generate import GenerationSettings, stream_completions
@@ -306,3 +307,21 @@ def next_hint(loaded: LoadedModel | None, problem: str, hints_so_far: list[str],
     *_, last = hint_stream(loaded, problem, hints_so_far, **kwargs)
     assert isinstance(last, Hint)
     return last
+
+
+def main(argv: list[str] | None = None) -> None:
+    """One hint for a pasted problem (no worked solution: a checked model hint)."""
+    parser = cli.ArgumentParser(prog="python -m mathtutor.hints", epilog=cli.DEBUG_HELP)
+    parser.add_argument("problem")
+    parser.add_argument("--model", default="bundled")
+    parser.add_argument("--reference", default=None)
+    args = parser.parse_args(argv)
+    from mathtutor.models import load_model
+    from mathtutor.tutor import check_reference
+
+    loaded = load_model(args.model)
+    print(next_hint(loaded, args.problem, [], reference=check_reference(args.reference)).text)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -16,7 +16,7 @@ it and stop it. Student-safe limits: a problem is cut to ``MAX_PROBLEM_CHARS`` a
 ``MAX_WORKING_CHARS`` with a notice (never refused); nothing is written unless
 ``save_session``; rate limits are ``mathtutor.access``'s.
 
-    python -m mathtutor.tutor "Tom has 3 apples and buys 4 more. How many?" --mode hint
+    python -m mathtutor.tutor "Tom has 3 apples and buys 4 more. How many?"
 
 >>> looks_like_math("What is the capital of France?"), looks_like_math("How many eggs are left?")
 (False, True)
@@ -383,35 +383,20 @@ def save_session(record: dict[str, Any], path: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The model's worked solution with its arithmetic checked (hints: ``python -m
+    mathtutor.hints``; checking an answer: ``python -m mathtutor.verdicts``)."""
     parser = cli.ArgumentParser(
         prog="python -m mathtutor.tutor",
         description=__doc__.splitlines()[0],
         epilog=cli.DEBUG_HELP,
     )
     parser.add_argument("problem")
-    parser.add_argument("--mode", choices=("solve", "hint", "check"), default="solve")
     parser.add_argument("--model", default="bundled")
-    parser.add_argument("--answer", default="", help="the student's answer (check mode)")
-    parser.add_argument("--reference", default=None)
-    parser.add_argument("--k", type=int, default=5)
     args = parser.parse_args(argv)
     from mathtutor.models import load_model
 
-    loaded = load_model(args.model)
-    if args.mode == "solve":
-        solution = solve(loaded, args.problem)
-        print(
-            solution.text,
-            f"\n\nanswer: {solution.answer}; wrong steps: {len(solution.wrong_steps)}",
-        )
-    elif args.mode == "hint":
-        from mathtutor.hints import next_hint
-
-        print(next_hint(loaded, args.problem, [], reference=check_reference(args.reference)).text)
-    else:
-        from mathtutor.verdicts import check_answer
-
-        print(check_answer(loaded, args.problem, args.answer, args.reference, k=args.k).message)
+    solution = solve(load_model(args.model), args.problem)
+    print(solution.text, f"\n\nanswer: {solution.answer}; wrong steps: {len(solution.wrong_steps)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Verdicts on a student's answer: right or wrong only when a known answer says so.
 
-    python -m mathtutor.tutor "Tom has 3 apples and buys 4 more. How many?" --mode check --answer 7
+    python -m mathtutor.verdicts "Tom has 3 apples and buys 4 more. How many?" --answer 7
 
 ``check_answer_stream`` yields ``tutor.Progress`` while the model samples and then ONE
 ``Verdict`` in one of ``STATUSES``, never the answer itself unless ``reveal=True``:
@@ -23,10 +23,12 @@ value is the hidden answer is pointed out without its value.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from mathtutor import cli
 from mathtutor.answers import answers_match, parse_number
 from mathtutor.checks import Step, find_steps, format_value, wrong_steps
 from mathtutor.grounding import StepFeedback, first_wrong_step, reference_steps
@@ -303,3 +305,22 @@ def check_answer(
     *_, last = check_answer_stream(loaded, problem, student_answer, *args, **kwargs)
     assert isinstance(last, Verdict)
     return last
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Check a student's answer to a pasted problem (against --reference, else the model's vote)."""
+    parser = cli.ArgumentParser(prog="python -m mathtutor.verdicts", epilog=cli.DEBUG_HELP)
+    parser.add_argument("problem")
+    parser.add_argument("--answer", default="", help="the student's answer")
+    parser.add_argument("--reference", default=None)
+    parser.add_argument("--model", default="bundled")
+    parser.add_argument("--k", type=int, default=5)
+    args = parser.parse_args(argv)
+    from mathtutor.models import load_model
+
+    loaded = load_model(args.model)
+    print(check_answer(loaded, args.problem, args.answer, args.reference, k=args.k).message)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

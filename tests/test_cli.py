@@ -26,11 +26,17 @@ REPO = Path(__file__).resolve().parent.parent
 # Every module with a `__main__` block; each must exit through `cli.run`.
 CLI_MODULES = [
     "mathtutor.evaluate", "mathtutor.hub", "mathtutor.compare", "mathtutor.models",
-    "mathtutor.store", "mathtutor.tutor", "training.sft", "training.grpo", "training.runs",
+    "mathtutor.store", "mathtutor.tutor", "mathtutor.hints", "mathtutor.verdicts", "training.sft", "training.grpo", "training.runs",
 ]  # fmt: skip
 
 
-REQUIRED = {"mathtutor.hub": ["list"], "mathtutor.compare": ["1+1?"], "mathtutor.tutor": ["1+1?"]}
+REQUIRED = {
+    "mathtutor.hub": ["list"],
+    "mathtutor.compare": ["1+1?"],
+    "mathtutor.tutor": ["1+1?"],
+    "mathtutor.hints": ["1+1?"],
+    "mathtutor.verdicts": ["1+1?"],
+}
 
 
 def run_cli(module: str, *args: str, home: Path, **env: str) -> subprocess.CompletedProcess:

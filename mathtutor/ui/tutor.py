@@ -21,6 +21,7 @@ from mathtutor import hints as hints_core
 from mathtutor.answers import answers_match, reference_answer
 from mathtutor.checks import format_value
 from mathtutor.generate import GenerationSettings
+from mathtutor.generators import DIFFICULTIES
 from mathtutor.models import BASE
 from mathtutor.ui.common import (
     GPU,
@@ -501,7 +502,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
         with gr.Column(scale=1, min_width=220):
             difficulty = gr.Radio(
-                list(data.DIFFICULTIES),
+                list(DIFFICULTIES),
                 value="easy",
                 label="Level",
                 elem_id="tutor-difficulty",
