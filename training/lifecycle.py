@@ -85,7 +85,11 @@ def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval
     if setup.device == "cpu" and half == "fp16":
         raise ValueError("precision: fp16 needs a GPU; use auto, bf16 or fp32 on CPU")
     save_steps = config.save_steps
-    early = bool(config.early_stopping_patience and has_eval)
+    # best-by-loss: transformers tracks eval_loss and loads the best checkpoint at the end
+    by_loss = config.keep_best_by == "loss" or (
+        config.early_stopping_patience and config.keep_best_by != "accuracy"
+    )
+    early = bool(by_loss and has_eval)
     if early:  # load_best_model_at_end needs checkpoints on evaluation steps
         save_steps = config.eval_steps * max(1, round(save_steps / config.eval_steps))
     kwargs: dict[str, Any] = {
@@ -202,6 +206,14 @@ def run_training(
             stop_callback = StopCallback(run_dir / "STOP")
             trainer.add_callback(MetricsCallback(run_dir / "metrics.jsonl", echo=main))
             trainer.add_callback(stop_callback)
+            if config.eval_every:  # after Stop: a stopped run's last step is measured too
+                from training.callbacks import AccuracyCallback
+                from training.data import load_eval_problems
+
+                problems = load_eval_problems(config)
+                log(run_dir, f"task accuracy: {len(problems)} held-out problems "
+                             f"({config.eval_problems}) at step 0 and every {config.eval_every} steps")  # fmt: skip
+                trainer.add_callback(AccuracyCallback(config, run_dir, setup, problems, echo=main))
             for callback in callbacks or []:
                 trainer.add_callback(callback)
             if resume:
@@ -348,6 +360,7 @@ def model_card(config: TrainConfig, setup: Setup, result: RunResult) -> str:
             final_train_loss=result.train_loss,
             final_eval_loss=result.eval_loss,
             seconds=result.seconds,
+            **runs.best_accuracy_fields(result.run_dir, config.keep_best_by),
         ),
         description=f"Run `{result.run_id}` ({result.status}).",
     )

@@ -17,6 +17,7 @@ came from one, and the newest evaluation in the store that included it as a syst
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -184,6 +185,11 @@ def card_info(adapter_dir: str, repo_id: str) -> CardInfo:
         info.hyperparameters = {k: train_config[k] for k in keys if k in train_config}
         info.recipe = train_config.get("recipe") or None
         info.training = training_summary(run_dir / "metrics.jsonl")
+        if info.training is not None:
+            from training.runs import best_accuracy_fields
+
+            fields = best_accuracy_fields(run_dir, train_config.get("keep_best_by", "last"))
+            info.training = dataclasses.replace(info.training, **fields)
         dataset = train_config.get("dataset")
         if dataset and dataset not in EVAL_DATASETS:
             info.datasets = []  # generated or uploaded problems: no Hub dataset to name
