@@ -137,8 +137,12 @@ def sft_rows(problems: list[Problem], config: TrainConfig, tokenizer: Any) -> li
 
 
 def grpo_rows(problems: list[Problem], config: TrainConfig, tokenizer: Any) -> list[dict]:
-    """Prompt rows with the reference `answer` and `answer_style` for the rewards."""
+    """Prompt rows with the reference `answer`, `answer_style` and `grader` (the evaluator's
+    grader mode for the prompt format) for the rewards."""
+    from mathtutor.evaluate import grader_mode
+
     style = "boxed" if get_format(config.prompt_format).answer_style == "boxed" else "hash"
+    grader = grader_mode(config.prompt_format)
     chat = is_conversational(config, tokenizer)
     rows = []
     for problem in problems:
@@ -150,7 +154,10 @@ def grpo_rows(problems: list[Problem], config: TrainConfig, tokenizer: Any) -> l
             tokenizer=tokenizer,
             conversational=chat,
         )
-        rows.append({"prompt": example["prompt"], "answer": problem.answer, "answer_style": style})
+        rows.append(
+            {"prompt": example["prompt"], "answer": problem.answer, "answer_style": style,
+             "grader": grader}
+        )  # fmt: skip
     return rows
 
 

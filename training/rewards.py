@@ -40,16 +40,22 @@ def completion_text(completion: Any) -> str:
 
 
 def correctness_reward(
-    prompts: list, completions: list, answer: list[str], **_: Any
+    prompts: list, completions: list, answer: list[str], grader: list[str] | None = None, **_: Any
 ) -> list[float]:
     """1.0 when `mathtutor.answers.grade` finds the reference answer, else 0.0.
 
+    `grader` (a dataset column) is the grader mode per completion, the one the evaluation
+    uses for the prompt format (`mathtutor.evaluate.grader_mode`); "auto" when absent.
+
     >>> correctness_reward(["q", "q"], ["#### 1,000", "#### 999"], answer=["1000", "1000"])
     [1.0, 0.0]
+    >>> correctness_reward(["q"], ["so 7"], answer=["7"], grader=["boxed"])
+    [0.0]
     """
+    modes = grader or ["auto"] * len(completions)
     return [
-        1.0 if grade(completion_text(completion), str(reference)).is_correct else 0.0
-        for completion, reference in zip(completions, answer, strict=True)
+        1.0 if grade(completion_text(completion), str(reference), mode).is_correct else 0.0
+        for completion, reference, mode in zip(completions, answer, modes, strict=True)
     ]
 
 
