@@ -287,9 +287,22 @@ def _finish(
         )  # fmt: skip
     if result.status == "finished":  # a stopped run keeps its checkpoint to resume from
         runs.prune_checkpoints(run_dir, config.keep_checkpoints)
+        _record_step_time(config, run_dir)
     store.upsert_train_run(run_dir.name, status=result.status, run_dir=run_dir, error="")
     log(run_dir, f"{result.status} at step {result.global_step}: {result.adapter_dir}")
     return result
+
+
+def _record_step_time(config: TrainConfig, run_dir: Path) -> None:
+    """Calibrate later estimates with this run's measured step time (never fails the run)."""
+    from training.estimate import measured_seconds_per_step, record_step_time
+
+    try:
+        seconds = measured_seconds_per_step(runs.read_metrics(run_dir.name))
+        if seconds and record_step_time(config, seconds):
+            log(run_dir, f"measured {seconds:.2f} s/step: recorded for later estimates")
+    except (OSError, ValueError) as error:
+        log(run_dir, f"step time not recorded: {error}")
 
 
 def save_adapter(
