@@ -106,7 +106,8 @@ def test_grpo_each_loss_type_trains_two_steps(picker, loss_type):
         temperature=1.0, max_completion_length=8, learning_rate=1e-2, lora_rank=4,
         save_steps=1000, seed=1, loss_type=loss_type,
         scale_rewards="none" if loss_type == "dr_grpo" else "group",
-        mask_truncated_completions=loss_type == "dapo",
+        mask_truncated_completions=loss_type == "dapo", eval_every=2, eval_problems="upload",
+        eval_path=str(data), eval_num_problems=2, eval_max_new_tokens=4, eval_max_share=1.0,
     )  # fmt: skip
     from training.grpo import train as train_grpo
 
@@ -119,6 +120,12 @@ def test_grpo_each_loss_type_trains_two_steps(picker, loss_type):
     ]
     b_matrices = [name for name in snapshot.before if "lora_B" in name]
     assert b_matrices and set(b_matrices) <= set(moved)
+    rows = [
+        json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    measured = [row for row in rows if row.get("event") == "accuracy"]
+    assert [row["step"] for row in measured] == [0, 2]  # task accuracy during GRPO too
+    assert all(row["eval_n"] == 2 for row in measured)
 
 
 def test_grpo_options_reach_trl_and_vllm_is_refused_clearly(picker, monkeypatch):
