@@ -27,10 +27,12 @@ REPO = Path(__file__).resolve().parent.parent
 CLI_MODULES = [
     "mathtutor.evaluate", "mathtutor.hub", "mathtutor.compare", "mathtutor.models",
     "mathtutor.store", "mathtutor.tutor", "training.sft", "training.grpo", "training.runs",
+    "mathtutor.export",
 ]  # fmt: skip
 
 
-REQUIRED = {"mathtutor.hub": ["list"], "mathtutor.compare": ["1+1?"], "mathtutor.tutor": ["1+1?"]}
+REQUIRED = {"mathtutor.hub": ["list"], "mathtutor.compare": ["1+1?"], "mathtutor.tutor": ["1+1?"],
+            "mathtutor.export": ["adapter", "out"]}  # fmt: skip
 
 
 def run_cli(module: str, *args: str, home: Path, **env: str) -> subprocess.CompletedProcess:
