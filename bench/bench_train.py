@@ -135,7 +135,12 @@ def _print_curve(rows: list[dict], share: float | None) -> None:
 
 
 def quick(
-    num_samples: int, adapter: str | None = None, recipe: Path = QUICK, max_steps: int = 0
+    num_samples: int,
+    adapter: str | None = None,
+    recipe: Path = QUICK,
+    max_steps: int = 0,
+    eval_every: int = 0,
+    calculator_too: bool = True,
 ) -> dict:
     """Train `recipe` (unless `adapter` is given), then evaluate base vs adapter.
 
@@ -153,6 +158,8 @@ def quick(
     }
     if max_steps:
         changes |= {"max_steps": max_steps, "save_steps": max_steps}
+    if eval_every:
+        changes["eval_every"] = eval_every
     config = TrainConfig.from_yaml(recipe, **changes)
     if not config.eval_every:
         config = config.replace(eval_every=max(1, config.max_steps // 4))
@@ -178,7 +185,7 @@ def quick(
         _print_curve(curve, summary.get("eval_share"))
         results["curve"] = curve
         results["eval_share"] = summary.get("eval_share")
-    for calculator in (False, True):
+    for calculator in (False, True) if calculator_too else (False,):
         totals = _evaluate(config, ["base", adapter], num_samples, calculator)
         before, after = totals["base"], totals[adapter]
         mode = "with calculator" if calculator else "greedy"
@@ -216,11 +223,18 @@ def main() -> None:
         "--recipe", type=Path, default=QUICK, help="quick: the recipe YAML to train (a variant)"
     )
     parser.add_argument("--max_steps", type=int, default=0, help="quick: a shorter run")
+    parser.add_argument("--eval_every", type=int, default=0, help="quick: steps between accuracy")
+    parser.add_argument(
+        "--greedy_only", action="store_true", help="quick: skip the evaluation with the calculator"
+    )
     args = parser.parse_args()
     if args.claim == "throughput":
         results = throughput(args.steps)
     else:
-        results = quick(args.num_samples, args.adapter, args.recipe, args.max_steps)
+        results = quick(
+            args.num_samples, args.adapter, args.recipe, args.max_steps, args.eval_every,
+            calculator_too=not args.greedy_only,
+        )  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"bench_train-{args.claim}.json").write_text(json.dumps(results, indent=2) + "\n")
 
