@@ -1,4 +1,5 @@
-"""Trainer callbacks: metrics as JSON lines, a stop file honoured at step boundaries.
+"""Trainer callbacks: metrics as JSON lines, a stop file honoured at step boundaries, task
+accuracy measured during training.
 
 `MetricsCallback` appends one JSON object per log event to `metrics.jsonl` (flushed at once, so
 the app can follow it while the run goes on): `step`, `max_steps`, `epoch`, `loss`,
@@ -9,6 +10,10 @@ per log event, which lands in the run's `log.txt`.
 `StopCallback` looks for the file `runs/<id>/STOP` after every optimizer step; when it is there
 it asks the trainer to save a checkpoint and stop, so the adapter written next is usable and
 `resume` can continue from that step.
+
+`AccuracyCallback` (with `eval_every`) measures task accuracy on held-out problems with the
+evaluation engine at step 0, every k steps and the last step (`"event": "accuracy"` rows),
+and keeps the best step's adapter with `keep_best_by: accuracy`; see its docstring.
 
 `training.runs.read_metrics(run_id)` parses the file back.
 """
