@@ -77,7 +77,13 @@ def throughput(steps: int) -> dict:
     return results
 
 
-def _evaluate(config, systems: list[str], num_samples: int, calculator: bool = False) -> dict:
+def _evaluate(
+    config,
+    systems: list[str],
+    num_samples: int,
+    calculator: bool = False,
+    max_new_tokens: int = 200,
+) -> dict:
     """Accuracy and format rate per system on held-out problems of the recipe's own kind.
 
     The problems come from the generator's test split (disjoint questions from training), split
@@ -97,7 +103,7 @@ def _evaluate(config, systems: list[str], num_samples: int, calculator: bool = F
                 difficulty=difficulty,
                 num_samples=num_samples // len(levels) + (index < num_samples % len(levels)),
                 prompt_format=config.prompt_format,
-                max_new_tokens=200,
+                max_new_tokens=max_new_tokens,
                 seed=0,
                 calculator=calculator,
             )
@@ -141,6 +147,7 @@ def quick(
     max_steps: int = 0,
     eval_every: int = 0,
     calculator_too: bool = True,
+    max_new_tokens: int = 200,
 ) -> dict:
     """Train `recipe` (unless `adapter` is given), then evaluate base vs adapter.
 
@@ -151,9 +158,11 @@ def quick(
     from training import runs
     from training.config import TrainConfig
 
+    # every evaluation measured (no eval_max_share skips): the curve is what this bench prints
     changes = {
         "eval_num_problems": num_samples,
-        "eval_max_new_tokens": 200,
+        "eval_max_new_tokens": max_new_tokens,
+        "eval_max_share": 1.0,
         "eval_problems": "test",
     }
     if max_steps:
@@ -186,7 +195,7 @@ def quick(
         results["curve"] = curve
         results["eval_share"] = summary.get("eval_share")
     for calculator in (False, True) if calculator_too else (False,):
-        totals = _evaluate(config, ["base", adapter], num_samples, calculator)
+        totals = _evaluate(config, ["base", adapter], num_samples, calculator, max_new_tokens)
         before, after = totals["base"], totals[adapter]
         mode = "with calculator" if calculator else "greedy"
         results[mode] = {"base": before, "tuned": after}
@@ -224,6 +233,7 @@ def main() -> None:
     )
     parser.add_argument("--max_steps", type=int, default=0, help="quick: a shorter run")
     parser.add_argument("--eval_every", type=int, default=0, help="quick: steps between accuracy")
+    parser.add_argument("--max_new_tokens", type=int, default=200, help="quick: per completion")
     parser.add_argument(
         "--greedy_only", action="store_true", help="quick: skip the evaluation with the calculator"
     )
@@ -234,6 +244,7 @@ def main() -> None:
         results = quick(
             args.num_samples, args.adapter, args.recipe, args.max_steps, args.eval_every,
             calculator_too=not args.greedy_only,
+            max_new_tokens=args.max_new_tokens,
         )  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"bench_train-{args.claim}.json").write_text(json.dumps(results, indent=2) + "\n")
