@@ -350,16 +350,12 @@ def score_model(model: Any, setup: Any, config: Any, problems: list) -> dict[str
     from mathtutor.evaluate import BASE, score_loaded
     from mathtutor.models import LoadedModel
 
-    adapters = {}
-    adapter = BASE
-    active = getattr(model, "active_adapter", None)
-    if hasattr(model, "peft_config") and isinstance(active, str):
-        adapters = {active: Path(".")}
-        adapter = active
+    # No adapter names: the peft model runs with its active (trained) adapter applied to every
+    # row, which is what is measured; peft's per-row adapter path is ~1.5x slower here.
     device = str(next(model.parameters()).device.type)
     loaded = LoadedModel(
         spec=config.model, base_model=setup.base_model, model=model, tokenizer=setup.tokenizer,
-        device=device, dtype=next(model.parameters()).dtype, adapters=adapters,
+        device=device, dtype=next(model.parameters()).dtype,
     )  # fmt: skip
     padding_side = setup.tokenizer.padding_side
     setup.tokenizer.padding_side = "left"  # decoding pads on the left (SFT trains right-padded)
@@ -367,7 +363,7 @@ def score_model(model: Any, setup: Any, config: Any, problems: list) -> dict[str
     model.eval()
     try:
         return score_loaded(
-            loaded, adapter, problems, config.prompt_format, config.eval_max_new_tokens
+            loaded, BASE, problems, config.prompt_format, config.eval_max_new_tokens
         )
     finally:
         setup.tokenizer.padding_side = padding_side
