@@ -156,3 +156,22 @@ def test_accuracy_settings_are_checked():
     assert len(problems) == 5 and all("test" in p.id or p.id for p in problems)
     with pytest.raises(ValueError, match="eval_problems: "):
         load_eval_problems(TrainConfig(eval_problems="upload", eval_path="/nonexistent.jsonl"))
+
+
+def test_keep_best_by_loss_keeps_the_lowest_eval_loss_checkpoint(tiny_model_dir):
+    config = accuracy_config(
+        tiny_model_dir, eval_every=0, val_fraction=0.25, eval_steps=1, save_steps=1, max_steps=3,
+        keep_best_by="loss", learning_rate=0.3,
+    )  # fmt: skip
+    result = train(config)
+    rows = [
+        json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    losses = {row["step"]: row["eval_loss"] for row in rows if "eval_loss" in row}
+    best = min(losses, key=losses.get)
+    assert best < 3  # lr 0.3 overshoots: the best checkpoint is not the last one
+    kept = load_file(result.adapter_dir / "adapter_model.safetensors")
+    chosen = load_file(
+        result.run_dir / "checkpoints" / f"checkpoint-{best}" / "adapter_model.safetensors"
+    )
+    assert all(torch.equal(kept[key], chosen[key]) for key in kept)
