@@ -11,6 +11,9 @@ Two measured claims:
    path: a subprocess of the CLI), with held-out accuracy and `#### N` format adherence before
    and after, measured by the evaluation engine (`mathtutor.evaluate`) on problems of the same
    kind and difficulty from the generator's test split (disjoint questions from training).
+   The accuracy curve measured during training (`eval_every`, the same problems) is printed
+   step by step, and its first and last points are checked against the separate evaluations
+   of the base and of the adapter. `--max_steps N` runs a shorter variant.
 
     python bench/bench_train.py throughput --steps 6
     nohup python bench/bench_train.py quick > bench/out/quick.log 2>&1 &
@@ -74,7 +77,13 @@ def throughput(steps: int) -> dict:
     return results
 
 
-def _evaluate(config, systems: list[str], num_samples: int, calculator: bool = False) -> dict:
+def _evaluate(
+    config,
+    systems: list[str],
+    num_samples: int,
+    calculator: bool = False,
+    max_new_tokens: int = 200,
+) -> dict:
     """Accuracy and format rate per system on held-out problems of the recipe's own kind.
 
     The problems come from the generator's test split (disjoint questions from training), split
@@ -94,7 +103,7 @@ def _evaluate(config, systems: list[str], num_samples: int, calculator: bool = F
                 difficulty=difficulty,
                 num_samples=num_samples // len(levels) + (index < num_samples % len(levels)),
                 prompt_format=config.prompt_format,
-                max_new_tokens=200,
+                max_new_tokens=max_new_tokens,
                 seed=0,
                 calculator=calculator,
             )
@@ -108,7 +117,38 @@ def _evaluate(config, systems: list[str], num_samples: int, calculator: bool = F
     return totals
 
 
-def quick(num_samples: int, adapter: str | None = None, recipe: Path = QUICK) -> dict:
+def _curve(run_id: str) -> list[dict]:
+    """The task-accuracy rows the run wrote while it trained."""
+    from training import runs
+
+    return [row for row in runs.read_metrics(run_id) if row.get("event") == "accuracy"]
+
+
+def _print_curve(rows: list[dict], share: float | None) -> None:
+    print("\nTask accuracy measured during training (held-out, greedy, the format's grader):")
+    print(
+        f"{'step':>6s} {'accuracy':>14s} {'strict':>8s} {'flexible':>9s} {'format':>7s} {'s':>6s}"
+    )
+    for row in rows:
+        n = row["eval_n"]
+        print(
+            f"{row['step']:6d} {round(row['accuracy'] * n):5d}/{n:<3d} ± {100 * row['accuracy_stderr']:4.1f}% "
+            f"{100 * row['strict']:7.1f}% {100 * row['flexible']:8.1f}% {100 * row['format']:6.1f}% "
+            f"{row['eval_seconds']:6.1f}"
+        )
+    if share is not None:
+        print(f"evaluation took {100 * share:.0f}% of this run")
+
+
+def quick(
+    num_samples: int,
+    adapter: str | None = None,
+    recipe: Path = QUICK,
+    max_steps: int = 0,
+    eval_every: int = 0,
+    calculator_too: bool = True,
+    max_new_tokens: int = 200,
+) -> dict:
     """Train `recipe` (unless `adapter` is given), then evaluate base vs adapter.
 
     Evaluated twice: plain greedy decoding, and with the calculator (`GenerationSettings.
@@ -118,8 +158,22 @@ def quick(num_samples: int, adapter: str | None = None, recipe: Path = QUICK) ->
     from training import runs
     from training.config import TrainConfig
 
-    config = TrainConfig.from_yaml(recipe)
-    results: dict = {"recipe": str(recipe)}
+    # every evaluation measured (no eval_max_share skips): the curve is what this bench prints
+    changes = {
+        "eval_num_problems": num_samples,
+        "eval_max_new_tokens": max_new_tokens,
+        "eval_max_share": 1.0,
+        "eval_problems": "test",
+    }
+    if max_steps:
+        changes |= {"max_steps": max_steps, "save_steps": max_steps}
+    if eval_every:
+        changes["eval_every"] = eval_every
+    config = TrainConfig.from_yaml(recipe, **changes)
+    if not config.eval_every:
+        config = config.replace(eval_every=max(1, config.max_steps // 4))
+    results: dict = {"recipe": str(recipe), "max_steps": config.max_steps}
+    curve: list[dict] = []
     if adapter is None:
         started = time.time()
         run_id = runs.launch(config)
@@ -133,8 +187,15 @@ def quick(num_samples: int, adapter: str | None = None, recipe: Path = QUICK) ->
         print(
             f"trained in {results['train_minutes']:.1f} min (subprocess wall time, model load included)"
         )
-    for calculator in (False, True):
-        totals = _evaluate(config, ["base", adapter], num_samples, calculator)
+        curve = _curve(run_id)
+        summary = next(
+            (r for r in runs.read_metrics(run_id) if r.get("event") == "accuracy_summary"), {}
+        )
+        _print_curve(curve, summary.get("eval_share"))
+        results["curve"] = curve
+        results["eval_share"] = summary.get("eval_share")
+    for calculator in (False, True) if calculator_too else (False,):
+        totals = _evaluate(config, ["base", adapter], num_samples, calculator, max_new_tokens)
         before, after = totals["base"], totals[adapter]
         mode = "with calculator" if calculator else "greedy"
         results[mode] = {"base": before, "tuned": after}
@@ -146,6 +207,18 @@ def quick(num_samples: int, adapter: str | None = None, recipe: Path = QUICK) ->
             print(
                 f"{label:14s} {row['correct']:4d}/{row['n']:<5d} {row['formatted']:8d}/{row['n']}"
             )
+        if curve and not calculator:
+            first, last = curve[0], curve[-1]
+            during = (
+                round(first["accuracy"] * first["eval_n"]),
+                round(last["accuracy"] * last["eval_n"]),
+            )
+            after_training = (before["correct"], after["correct"])
+            verdict = "agree" if during == after_training else "DISAGREE"
+            print(f"during training: step 0 {during[0]}/{first['eval_n']}, step {last['step']} "
+                  f"{during[1]}/{last['eval_n']}; separate evaluations: base {after_training[0]}, "
+                  f"adapter {after_training[1]}: {verdict}")  # fmt: skip
+            results["curve_agrees"] = during == after_training
     return results
 
 
@@ -158,11 +231,21 @@ def main() -> None:
     parser.add_argument(
         "--recipe", type=Path, default=QUICK, help="quick: the recipe YAML to train (a variant)"
     )
+    parser.add_argument("--max_steps", type=int, default=0, help="quick: a shorter run")
+    parser.add_argument("--eval_every", type=int, default=0, help="quick: steps between accuracy")
+    parser.add_argument("--max_new_tokens", type=int, default=200, help="quick: per completion")
+    parser.add_argument(
+        "--greedy_only", action="store_true", help="quick: skip the evaluation with the calculator"
+    )
     args = parser.parse_args()
     if args.claim == "throughput":
         results = throughput(args.steps)
     else:
-        results = quick(args.num_samples, args.adapter, args.recipe)
+        results = quick(
+            args.num_samples, args.adapter, args.recipe, args.max_steps, args.eval_every,
+            calculator_too=not args.greedy_only,
+            max_new_tokens=args.max_new_tokens,
+        )  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"bench_train-{args.claim}.json").write_text(json.dumps(results, indent=2) + "\n")
 

@@ -509,7 +509,7 @@ def _train_config(check: Check, **changes: Any) -> Any:
     """bundled-quick with the check's changes (tiny sizes and the tiny model in the dry mode)."""
     from training.config import TrainConfig
 
-    values: dict[str, Any] = {"save_steps": 1000, "logging_steps": 1}
+    values: dict[str, Any] = {"save_steps": 1000, "logging_steps": 1, "eval_every": 0}
     if check.dry:
         values.update(model=check.main_model, num_train_samples=16, batch_size=2)
     return TrainConfig.from_yaml(QUICK, **{**values, **changes})

@@ -38,6 +38,7 @@ OWNER_ONLY = {
     "resume_run": "Resuming a training run on this Space",
     "delete_eval": "Deleting an evaluation on this Space",
     "stop_eval": "Stopping another visitor's evaluation on this Space",
+    "export": "Exporting a merged model on this Space",
     "pull": "Pulling an adapter onto this Space",
     "space_token": "Using this Space's own Hub token",
 }

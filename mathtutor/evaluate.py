@@ -468,6 +468,51 @@ def _problems(config: EvalConfig) -> list[Problem]:
         raise ValueError(f"dataset {config.dataset!r}: {error}") from error
 
 
+def score_loaded(
+    loaded: Any,
+    adapter: str,
+    problems: Sequence[Problem],
+    prompt_format: str,
+    max_new_tokens: int = 256,
+    seed: int = 0,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Greedy-decode `problems` on a model already in memory and grade them as `evaluate` does.
+
+    `loaded` is a `mathtutor.models.LoadedModel` (training wraps the peft model it is training
+    in one, so the adapter is measured as it is, without a copy of the base); `adapter` is the
+    row adapter (`"base"` for none). Returns `metrics.summarize`'s metrics of that one system
+    (accuracy, strict, flexible with standard errors, format_rate, n, ...), plus `format`
+    (format adherence as an estimate with its standard error) and `records` (the graded
+    records, as an evaluation run stores them).
+    """
+    from mathtutor.generate import GenerationSettings, default_batch_size, generate_batch
+
+    if not problems:
+        raise ValueError("no problems to score")
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, temperature=0.0, seed=seed,
+        stop=tuple(stop_sequences(prompt_format)),
+    )  # fmt: skip
+    prompts = [render(prompt_format, p.question, loaded.tokenizer) for p in problems]
+    completions = generate_batch(
+        loaded,
+        prompts,
+        adapter,
+        settings,
+        batch_size=batch_size or default_batch_size(loaded.device),
+    )
+    records = [
+        _record(problem, position, adapter, [completion], prompt_format, completion.seconds)
+        for position, (problem, completion) in enumerate(zip(problems, completions, strict=True))
+    ]
+    result = results.summarize(records, [adapter]).to_dict()["systems"][adapter]
+    formats = metrics.accuracy([record["follows_format"] for record in records])
+    result["format"] = {"value": formats.value, "stderr": formats.stderr, "n": formats.n}
+    result["records"] = records
+    return result
+
+
 def _generate_all(
     run_id: str,
     config: EvalConfig,

@@ -293,6 +293,35 @@ def push_adapter(
     return f"{hub_endpoint()}/{repo_id}"
 
 
+def push_model(
+    model_dir: str | Path,
+    repo_id: str,
+    token: str | None,
+    private: bool = True,
+    commit_message: str = "Upload merged model with mathtutor",
+) -> str:
+    """Upload a merged model folder (`mathtutor.export.merge_adapter`: safetensors, config,
+    tokenizer, its README.md card) as one commit; return the repo URL."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file() or not any(model_dir.glob("*.safetensors")):
+        raise ValueError(f"{model_dir} is not a saved model (config.json and *.safetensors)")
+    repo_id = validate_repo_id(repo_id)
+    token = _require_token(token, "Pushing a model")
+    from huggingface_hub import CommitOperationAdd
+
+    operations = [
+        CommitOperationAdd(path, str(model_dir / path))
+        for path in _matching_files(model_dir, allow=None, ignore=["*.gguf", ".*"])
+    ]
+    api = _api(token)
+    with _hub_errors(f"pushing to {repo_id}", token, repo_id, None):
+        if "/" not in repo_id:
+            repo_id = f"{api.whoami()['name']}/{repo_id}"
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.create_commit(repo_id, operations, commit_message=commit_message)
+    return f"{hub_endpoint()}/{repo_id}"
+
+
 def pull_adapter(
     repo_id: str,
     revision: str | None = None,

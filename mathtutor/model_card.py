@@ -16,6 +16,7 @@ Rendering is pure (PyYAML only); `card_info` reads the store and the run directo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -82,6 +83,12 @@ class TrainingSummary:
     final_eval_loss: float | None = None
     epochs: float | None = None
     seconds: float | None = None  # wall-clock training time
+    # held-out task accuracy measured during training (training/callbacks.py AccuracyCallback)
+    best_step: int | None = None  # step of the highest accuracy
+    best_accuracy: float | None = None  # fraction in [0, 1]
+    best_accuracy_stderr: float | None = None
+    best_accuracy_n: int | None = None  # problems evaluated
+    adapter_is_best: bool = False  # the adapter holds best_step's weights (keep_best_by accuracy)
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 0:
@@ -249,6 +256,16 @@ def _training(info: CardInfo) -> str:
         if summary.seconds is not None:
             facts.append(f"{summary.seconds / 60:.1f} min")
         lines.append("Run: " + ", ".join(facts) + ".")
+        if summary.best_step is not None and summary.best_accuracy is not None:
+            n = f", n = {summary.best_accuracy_n}" if summary.best_accuracy_n else ""
+            held = (
+                " This adapter holds the weights of that step." if summary.adapter_is_best else ""
+            )
+            lines.append(
+                f"Best held-out task accuracy during training: "
+                f"{percent(summary.best_accuracy, summary.best_accuracy_stderr)}{n} at step "
+                f"{summary.best_step}.{held}"
+            )
     if info.hyperparameters:
         lines += ["", "| Hyperparameter | Value |", "|---|---|"]
         lines += [f"| `{key}` | `{value}` |" for key, value in info.hyperparameters.items()]
@@ -372,6 +389,11 @@ def card_info(
         info.hyperparameters = {k: train_config[k] for k in keys if k in train_config}
         info.recipe = train_config.get("recipe") or None
         info.training = training_summary(run / "metrics.jsonl")
+        if info.training is not None:  # the best held-out accuracy measured during training
+            from training.runs import best_accuracy_fields
+
+            best = best_accuracy_fields(run, train_config.get("keep_best_by", "last"))
+            info.training = dataclasses.replace(info.training, **best)
         dataset = train_config.get("dataset")
         if dataset and dataset not in EVAL_DATASETS:
             info.datasets = []  # generated or uploaded problems: no Hub dataset to name

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 CLI_MODULES = [
     "mathtutor.evaluate", "mathtutor.hub", "mathtutor.compare", "mathtutor.models",
     "mathtutor.store", "mathtutor.tutor", "mathtutor.hints", "mathtutor.verdicts", "training.sft", "training.grpo", "training.runs",
+    "mathtutor.export",
 ]  # fmt: skip
 
 
@@ -36,6 +37,7 @@ REQUIRED = {
     "mathtutor.tutor": ["1+1?"],
     "mathtutor.hints": ["1+1?"],
     "mathtutor.verdicts": ["1+1?"],
+    "mathtutor.export": ["adapter", "out"],
 }
 
 

@@ -171,3 +171,18 @@ def test_usage_code_in_the_card_runs(tiny_model_dir, tiny_adapter_dir, capsys):
 
 def test_doctests():
     assert doctest.testmod(model_card).failed == 0
+
+
+def test_training_section_carries_the_best_step_and_its_held_out_accuracy():
+    """Issue 13: best step and its accuracy with standard error and n, measured in training."""
+    summary = TrainingSummary(
+        steps=40, best_step=30, best_accuracy=0.7292, best_accuracy_stderr=0.0648,
+        best_accuracy_n=48, adapter_is_best=True,
+    )  # fmt: skip
+    card = render_model_card(CardInfo(base_model="a/b", adapter_repo="me/x", training=summary))
+    assert "Best held-out task accuracy during training: 72.9% ± 6.5, n = 48 at step 30." in card
+    assert "This adapter holds the weights of that step." in card
+    last = render_model_card(
+        CardInfo(base_model="a/b", adapter_repo="me/x", training=TrainingSummary(steps=40))
+    )
+    assert "Best held-out" not in last

@@ -23,6 +23,7 @@ SEED_REPORT_RECIPES = {
     "qwen2-0.5b-gsm8k-lora",
     "qwen2.5-math-1.5b-inequalities-qlora",
     "llama-qlora-grpo",
+    "gsm8k-grpo-qwen05b",
     "bundled-quick",
 }
 

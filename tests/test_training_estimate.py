@@ -60,7 +60,7 @@ def test_launch_is_refused_when_the_device_cannot_fit_it(tiny_model_dir):
 
 def test_every_seed_recipe_states_its_gpu_need_or_why_not():
     """Recipes on the bundled model are estimated offline; Hub models need their config."""
-    assert len(RECIPES) == 7
+    assert len(RECIPES) == 8
     for path in RECIPES:
         config = TrainConfig.from_yaml(path)
         try:
@@ -80,3 +80,48 @@ def test_the_train_tab_shows_the_gpu_need(tiny_model_dir):
 
     text = tab.estimate_markdown(tab.form_values(tiny_config(tiny_model_dir)))
     assert "| Needs on a GPU | ~" in text and "(16 GB) or larger" in text
+
+
+def test_estimate_calibrates_from_measured_step_times(tiny_model_dir, tmp_path, monkeypatch):
+    """Issue 13: the time rests on runs measured here, and says when it extrapolates."""
+    monkeypatch.setattr(estimate_module, "step_times_path", lambda: tmp_path / "step_times.json")
+    config = tiny_config(tiny_model_dir)
+    memory = ("cpu", 100.0)
+    rough = estimate(config, memory)
+    assert not rough.calibrated and rough.calibration.startswith("rough")
+    assert rough.seconds_per_step == pytest.approx(rough.raw_seconds_per_step)
+
+    estimate_module.record_step_time(config, 4 * rough.raw_seconds_per_step, memory)
+    calibrated = estimate(config, memory)
+    assert calibrated.calibrated and not calibrated.extrapolating
+    assert calibrated.seconds_per_step == pytest.approx(4 * rough.raw_seconds_per_step, rel=1e-3)
+    assert calibrated.total_seconds == pytest.approx(4 * rough.total_seconds, rel=1e-3)
+    assert "calibrated from 1 run measured here" in calibrated.calibration
+
+    bigger = estimate(config.replace(batch_size=16), memory)  # 8x the tokens per step
+    assert bigger.extrapolating and "extrapolating from 1 run" in bigger.calibration
+    other = estimate(config.replace(lora_rank=8, finetune="full"), memory)
+    assert other.extrapolating and "other models or settings" in other.calibration
+    elsewhere = estimate(config, ("cuda (NVIDIA H200)", 100.0))  # another device: not used
+    assert not elsewhere.calibrated
+
+
+def test_a_finished_run_records_its_step_time(tiny_model_dir, tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    from training.sft import train
+
+    monkeypatch.setattr(estimate_module, "step_times_path", lambda: tmp_path / "step_times.json")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train(tiny_config(tiny_model_dir, max_steps=3))
+    finally:
+        torch.set_num_threads(threads)
+    records = json.loads((tmp_path / "step_times.json").read_text())
+    assert [row["model"] for row in records] == [str(tiny_model_dir)]
+    measured = estimate_module.measured_seconds_per_step(runs.read_metrics(result.run_id))
+    assert records[0]["measured_seconds_per_step"] == pytest.approx(measured, rel=1e-3)
+    assert estimate(tiny_config(tiny_model_dir)).calibrated

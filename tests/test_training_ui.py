@@ -35,7 +35,7 @@ def tiny_values(model_dir, **changes) -> list:
 
 def test_every_recipe_fills_the_form_and_comes_back_unchanged():
     names = tab.recipe_choices()
-    assert tab.CUSTOM in names and "bundled-quick" in names and len(names) == 8
+    assert tab.CUSTOM in names and "bundled-quick" in names and len(names) == 9
     for name in names[1:]:
         values = tab.load_recipe(name)
         assert len(values) == len(tab.FORM_FIELDS)
@@ -67,8 +67,9 @@ def test_preview_and_estimate(tiny_model_dir):
 def test_following_and_comparing_finished_runs(tiny_model_dir):
     first = train(tab.form_config(tiny_values(tiny_model_dir, seed=1)))
     second = train(tab.form_config(tiny_values(tiny_model_dir, seed=2)))
-    status, bar, loss, lr, log = tab.follow(first.run_id)
+    status, bar, loss, lr, log, accuracy = tab.follow(first.run_id)
     assert "finished" in status and "step 3/3" in status and "100%" in bar
+    assert accuracy is None and "Task accuracy" not in status  # this run measured none
     assert {trace.name for trace in loss.data} == {"loss", "eval_loss"}
     assert list(lr.data[0].x) == [1, 2, 3]
     assert "finished at step 3" in log
@@ -78,6 +79,37 @@ def test_following_and_comparing_finished_runs(tiny_model_dir):
     both = tab.overlay(first.run_id, second.run_id)
     assert {trace.name for trace in both.data} >= {f"{first.run_id} loss", f"{second.run_id} loss"}
     assert tab.follow(None)[0] == "No run selected."
+
+
+def test_accuracy_is_followed_compared_listed_and_the_adapter_exported(tiny_model_dir):
+    """Issue 13: the accuracy curve beside the loss, the overlay, the run list's best step,
+    and the merged export of the run's adapter."""
+    values = tiny_values(
+        tiny_model_dir, val_fraction=0.0, max_steps=2, eval_every=1, eval_num_problems=2,
+        eval_max_new_tokens=4, eval_max_share=1.0,
+    )  # fmt: skip
+    first = train(tab.form_config(values))
+    second = train(tab.form_config(values))
+    status, _, loss, _, log, accuracy = tab.follow(first.run_id)
+    assert {trace.name for trace in loss.data} == {"loss"}
+    assert "evaluation took" in log or "task accuracy" in log
+    assert {trace.name for trace in accuracy.data} == {"accuracy", "strict", "flexible", "format"}
+    assert list(accuracy.data[0].x) == [0, 1, 2]
+    assert "2 held-out problems" in accuracy.layout.title.text
+    assert "Task accuracy: accuracy " in status and "evaluation takes" in status
+    table, _ = tab.runs_table()
+    row = next(r for r in table["data"] if r[0] == first.run_id)
+    assert row[tab.RUN_COLUMNS.index("best accuracy")].endswith("@ step 0")  # tie: the first
+    both = tab.overlay_accuracy(first.run_id, second.run_id)
+    assert {trace.name for trace in both.data} == {
+        f"{first.run_id} accuracy",
+        f"{second.run_id} accuracy",
+    }
+    text = tab.export_merged(first.run_id)
+    assert "Merged model saved to" in text and "GGUF" in text
+    assert (first.run_dir / "merged" / "model.safetensors").is_file()
+    with pytest.raises(ValueError, match="Pick a finished run"):
+        tab.export_merged(None)
 
 
 def test_eta_from_the_metrics_of_a_running_run():
@@ -98,7 +130,9 @@ def test_the_tab_builds_with_stable_element_ids():
     ids = {block.elem_id for block in demo.blocks.values()}
     for elem_id in ("train-recipe", "train-launch", "train-stop", "train-resume", "train-loss-plot",
                     "train-lr-plot", "train-status", "train-progress", "train-log", "train-runs",
-                    "train-estimate", "train-preview", "train-lora-rank", "train-learning-rate"):  # fmt: skip
+                    "train-estimate", "train-preview", "train-lora-rank", "train-learning-rate",
+                    "train-accuracy-plot", "train-compare-accuracy-plot", "train-export",
+                    "train-eval-every", "train-keep-best-by", "train-loss-type"):  # fmt: skip
         assert elem_id in ids, elem_id
 
 

@@ -170,6 +170,8 @@ def test_card_of_a_training_run_adapter_carries_its_run_and_evaluation(
         {"event": "begin", "step": 0, "max_steps": 3},
         {"step": 1, "max_steps": 3, "epoch": 0.5, "loss": 2.5, "elapsed": 1.0},
         {"step": 3, "max_steps": 3, "epoch": 1.0, "loss": 1.25, "eval_loss": 1.5, "elapsed": 2.0},
+        {"event": "accuracy", "step": 2, "accuracy": 0.5, "accuracy_stderr": 0.1, "eval_n": 24},
+        {"event": "accuracy", "step": 3, "accuracy": 0.25, "accuracy_stderr": 0.09, "eval_n": 24},
         {"event": "end", "step": 3, "max_steps": 3, "train_runtime": 84.0},
     ]
     text = "\n".join(json.dumps(row) for row in rows) + '\n{"step": 4, "lo'  # cut by a crash
@@ -189,6 +191,9 @@ def test_card_of_a_training_run_adapter_carries_its_run_and_evaluation(
     assert "| `lora_rank` | `4` |" in preview and "| `max_steps` | `3` |" in preview
     assert "value: 0.75" in preview and "75.0% ± 25.0" in preview  # strict 3/4 with its stderr
     assert "Trained in the mathtutor run `tiny-sft-1`" in preview
+    # the best step measured during training (issue 13); this run kept its last step
+    assert "Best held-out task accuracy during training: 50.0% ± 10.0, n = 24 at step 2." in preview
+    assert "holds the weights of that step" not in preview
 
 
 # --------------------------------------------------------------------------- pull and search

@@ -1,4 +1,5 @@
-"""Trainer callbacks: metrics as JSON lines, a stop file honoured at step boundaries.
+"""Trainer callbacks: metrics as JSON lines, a stop file honoured at step boundaries, task
+accuracy measured during training.
 
 `MetricsCallback` appends one JSON object per log event to `metrics.jsonl` (flushed at once, so
 the app can follow it while the run goes on): `step`, `max_steps`, `epoch`, `loss`,
@@ -10,6 +11,10 @@ per log event, which lands in the run's `log.txt`.
 it asks the trainer to save a checkpoint and stop, so the adapter written next is usable and
 `resume` can continue from that step.
 
+`AccuracyCallback` (with `eval_every`) measures task accuracy on held-out problems with the
+evaluation engine at step 0, every k steps and the last step (`"event": "accuracy"` rows),
+and keeps the best step's adapter with `keep_best_by: accuracy`; see its docstring.
+
 `training.runs.read_metrics(run_id)` parses the file back.
 """
 
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -135,3 +142,249 @@ class StopCallback(TrainerCallback):
             control.should_save = True
             print(f"stop requested: saving a checkpoint at step {state.global_step}", flush=True)
         return control
+
+
+# ---------------------------------------------------------------- task accuracy during training
+ACCURACY_KEYS = ("accuracy", "strict", "flexible", "format")
+
+
+def accuracy_row(step: int, max_steps: int, result: dict[str, Any], seconds: float) -> dict:
+    """The metrics.jsonl row of one task-accuracy evaluation (`mathtutor.evaluate.score_loaded`).
+
+    >>> estimate = {"value": 0.5, "stderr": 0.1, "n": 26}
+    >>> row = accuracy_row(4, 8, {key: estimate for key in ACCURACY_KEYS}, 2.0)
+    >>> row["event"], row["accuracy"], row["accuracy_stderr"], row["eval_n"]
+    ('accuracy', 0.5, 0.1, 26)
+    """
+    row: dict[str, Any] = {"event": "accuracy", "step": step, "max_steps": max_steps}
+    for key in ACCURACY_KEYS:
+        estimate = result.get(key) or {}
+        if estimate.get("value") is not None:
+            row[key] = float(estimate["value"])
+            row[f"{key}_stderr"] = float(estimate.get("stderr") or 0.0)
+    row["eval_n"] = int((result.get("accuracy") or {}).get("n") or 0)
+    row["eval_seconds"] = round(seconds, 3)
+    row["time"] = time.time()
+    return row
+
+
+class AccuracyCallback(TrainerCallback):
+    """Task accuracy on held-out problems at step 0, every `eval_every` steps and the last step.
+
+    The model being trained is wrapped as a `mathtutor.models.LoadedModel` (no copy of the
+    base: the adapter as it is at that step) and scored by `mathtutor.evaluate.score_loaded`
+    in eval mode (dropout off, inference mode inside the decoding loop), then put back in
+    train mode. Strict, flexible, the format's grader and format adherence, each with n and
+    standard error, go to metrics.jsonl as `"event": "accuracy"` rows; the graded answers of
+    each evaluation to `accuracy/step-<N>.jsonl`.
+
+    Cost: an evaluation that would take evaluation past `eval_max_share` of the run's time so
+    far is skipped (and logged); step 0 and the last step are always measured. The share is
+    logged at the end ("evaluation took 14% of this run").
+
+    Best checkpoint (`keep_best_by: accuracy`): the adapter of the best step (first highest
+    accuracy) is saved to `best/` with `best.json`; at the end its weights are loaded back into
+    the model, so the run's adapter is that step. Early stopping then counts evaluations
+    without a better accuracy (`early_stopping_patience`).
+    """
+
+    def __init__(self, config: Any, run_dir: Path, setup: Any, problems: list, echo: bool = True):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.setup = setup
+        self.problems = problems
+        self.echo = echo
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.started = time.time()
+        self.eval_seconds = 0.0
+        self.last_seconds = 0.0
+        self.evaluations = 0
+        self.skipped = 0
+        self.best: dict[str, Any] | None = self._read_best()
+        self.since_best = 0
+        self.last_step: int | None = None
+
+    # ------------------------------------------------------------ state
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best"
+
+    def _read_best(self) -> dict[str, Any] | None:
+        path = self.run_dir / "best.json"
+        if path.is_file() and (self.best_path / "adapter_config.json").is_file():
+            try:
+                return json.loads(path.read_text("utf-8"))
+            except json.JSONDecodeError:
+                return None
+        return None
+
+    def _say(self, message: str) -> None:
+        if self.echo:
+            print(message, flush=True)
+
+    def _write(self, row: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    # ------------------------------------------------------------ events
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.started = time.time()
+        if state.global_step == 0:
+            self._evaluate(model, state, control, always=True)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = state.global_step
+        last = step >= state.max_steps or control.should_training_stop
+        if last or step % self.config.eval_every == 0:
+            self._evaluate(model, state, control, always=last)
+        return control
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        total = time.time() - self.started
+        share = self.eval_seconds / total if total > 0 else 0.0
+        summary = {
+            "event": "accuracy_summary",
+            "step": state.global_step,
+            "max_steps": state.max_steps,
+            "evaluations": self.evaluations,
+            "skipped": self.skipped,
+            "eval_seconds": round(self.eval_seconds, 3),
+            "eval_share": round(share, 4),
+            "time": time.time(),
+        }
+        if self.best:
+            summary |= {"best_step": self.best["step"], "best_accuracy": self.best["accuracy"]}
+        self._write(summary)
+        self._say(
+            f"evaluation took {100 * share:.0f}% of this run ({self.evaluations} evaluations of "
+            f"{len(self.problems)} problems, {self.eval_seconds:.0f} s"
+            + (
+                f"; {self.skipped} skipped to stay under {self.config.eval_max_share:.0%})"
+                if self.skipped
+                else ")"
+            )
+        )
+        keep = self.config.keep_best_by == "accuracy" and self.best and model is not None
+        if keep and self.best["step"] != state.global_step:
+            self._load_best(model)
+            self._say(
+                f"adapter: best step {self.best['step']} (accuracy {self.best['accuracy']:.3f}), "
+                f"not the last step {state.global_step}"
+            )
+
+    # ------------------------------------------------------------ work
+    def _evaluate(self, model: Any, state: Any, control: Any, always: bool) -> None:
+        if model is None or state.global_step == self.last_step:
+            return
+        if not always and self.evaluations:
+            elapsed = time.time() - self.started
+            projected = (self.eval_seconds + self.last_seconds) / max(
+                elapsed + self.last_seconds, 1e-9
+            )
+            if projected > self.config.eval_max_share:
+                self.skipped += 1
+                self._say(
+                    f"accuracy at step {state.global_step} skipped: evaluation would take "
+                    f"{projected:.0%} of the run (eval_max_share {self.config.eval_max_share:.0%})"
+                )
+                return
+        self.last_step = state.global_step
+        begun = time.time()
+        result = score_model(model, self.setup, self.config, self.problems)
+        seconds = time.time() - begun
+        self.eval_seconds += seconds
+        self.last_seconds = seconds
+        self.evaluations += 1
+        if not state.is_world_process_zero:
+            return
+        row = accuracy_row(state.global_step, state.max_steps, result, seconds)
+        self._write(row)
+        self._save_records(state.global_step, result.get("records") or [])
+        self._say(accuracy_line(row))
+        if self.config.keep_best_by == "accuracy":
+            self._track_best(model, row, control)
+
+    def _save_records(self, step: int, records: list[dict[str, Any]]) -> None:
+        """What the model answered at this step: `accuracy/step-<N>.jsonl` (graded records)."""
+        folder = self.run_dir / "accuracy"
+        folder.mkdir(exist_ok=True)
+        keys = ("problem_id", "question", "answer", "completion", "extracted", "is_correct",
+                "strict_correct", "flexible_correct", "follows_format", "finish_reason",
+                "num_tokens")  # fmt: skip
+        with open(folder / f"step-{step:06d}.jsonl", "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps({key: record.get(key) for key in keys}) + "\n")
+
+    def _track_best(self, model: Any, row: dict[str, Any], control: Any) -> None:
+        if self.best is None or row["accuracy"] > self.best["accuracy"]:
+            self.best = {key: row[key] for key in ("step", "accuracy", "accuracy_stderr", "eval_n")}
+            self.since_best = 0
+            temp = self.run_dir / f"best.tmp-{os.getpid()}"
+            shutil.rmtree(temp, ignore_errors=True)
+            model.save_pretrained(temp)
+            shutil.rmtree(self.best_path, ignore_errors=True)
+            os.replace(temp, self.best_path)
+            (self.run_dir / "best.json").write_text(json.dumps(self.best) + "\n", encoding="utf-8")
+            return
+        self.since_best += 1
+        patience = self.config.early_stopping_patience
+        if patience and self.since_best >= patience:
+            control.should_training_stop = True
+            self._say(
+                f"early stopping: {self.since_best} evaluations without a better accuracy than "
+                f"{self.best['accuracy']:.3f} (step {self.best['step']})"
+            )
+
+    def _load_best(self, model: Any) -> None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(str(self.best_path / "adapter_model.safetensors"))
+        set_peft_model_state_dict(model, weights)
+
+
+def score_model(model: Any, setup: Any, config: Any, problems: list) -> dict[str, Any]:
+    """Score the model being trained, in place, with the evaluation engine; train mode restored."""
+    from mathtutor.evaluate import BASE, score_loaded
+    from mathtutor.models import LoadedModel
+
+    # No adapter names: the peft model runs with its active (trained) adapter applied to every
+    # row, which is what is measured; peft's per-row adapter path is ~1.5x slower here.
+    device = str(next(model.parameters()).device.type)
+    loaded = LoadedModel(
+        spec=config.model, base_model=setup.base_model, model=model, tokenizer=setup.tokenizer,
+        device=device, dtype=next(model.parameters()).dtype,
+    )  # fmt: skip
+    padding_side = setup.tokenizer.padding_side
+    setup.tokenizer.padding_side = "left"  # decoding pads on the left (SFT trains right-padded)
+    was_training = model.training
+    model.eval()
+    try:
+        return score_loaded(
+            loaded, BASE, problems, config.prompt_format, config.eval_max_new_tokens
+        )
+    finally:
+        setup.tokenizer.padding_side = padding_side
+        if was_training:
+            model.train()
+
+
+def accuracy_line(row: dict[str, Any]) -> str:
+    """One log line for an accuracy row.
+
+    >>> accuracy_line({"step": 0, "max_steps": 8, "accuracy": 0.25, "accuracy_stderr": 0.05,
+    ...                "strict": 0.2, "flexible": 0.3, "format": 0.5, "eval_n": 48, "eval_seconds": 3.0})
+    'step 0/8 | accuracy 25.0% ± 5.0 (n 48) | strict 20.0% | flexible 30.0% | format 50.0% | 3 s'
+    """
+    parts = [
+        f"step {row['step']}/{row['max_steps']}",
+        f"accuracy {100 * row.get('accuracy', 0):.1f}% ± {100 * row.get('accuracy_stderr', 0):.1f} "
+        f"(n {row.get('eval_n', 0)})",
+    ]
+    for key in ("strict", "flexible", "format"):
+        if key in row:
+            parts.append(f"{key} {100 * row[key]:.1f}%")
+    parts.append(f"{row.get('eval_seconds', 0):.0f} s")
+    return " | ".join(parts)

@@ -49,7 +49,13 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OPTIMIZERS = ("auto", "adamw_torch", "adamw_8bit", "paged_adamw_8bit")
 SCHEDULERS = ("linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup")
 DIFFICULTIES = ("easy", "medium", "hard")
-SECTIONS = ("model", "lora", "data", "optimization", "grpo", "run")
+EVAL_PROBLEMS = ("test", "gsm8k", "upload")
+KEEP_BEST = ("last", "accuracy", "loss")
+LOSS_TYPES = ("dapo", "grpo", "dr_grpo", "bnpo")
+SCALE_REWARDS = ("group", "batch", "none")
+SECTIONS = ("model", "lora", "data", "optimization", "accuracy", "grpo", "run")
+# Evaluations per run at most: beyond this the curve is no clearer, only slower.
+MAX_EVALUATIONS = 101
 
 
 def _field(
@@ -227,7 +233,10 @@ class TrainConfig:
         50, "Steps between evaluations of the validation loss.", "optimization"
     )
     early_stopping_patience: int = _field(
-        0, "Stop after this many evaluations without a better eval loss; 0 = off.", "optimization"
+        0,
+        "Stop after this many evaluations without a better eval loss (task accuracy when "
+        "keep_best_by is accuracy); 0 = off.",
+        "optimization",
     )
     logging_steps: int = _field(1, "Steps between metric lines in metrics.jsonl.", "optimization")
     save_steps: int = _field(
@@ -245,7 +254,73 @@ class TrainConfig:
         "optimization",
         card=True,
     )
+    # ---------------------------------------------------------------- task accuracy
+    eval_every: int = _field(
+        0,
+        "Steps between task-accuracy evaluations (held-out problems graded as Evaluate does, "
+        "step 0 included); 0 = off.",
+        "accuracy",
+    )
+    eval_problems: str = _field(
+        "test",
+        "Held-out problems: test = the training dataset's own test split (generators: same "
+        "difficulty), gsm8k = GSM8K test, upload = the file in eval_path.",
+        "accuracy",
+        EVAL_PROBLEMS,
+    )
+    eval_path: str = _field(
+        "",
+        "File of held-out problems when eval_problems is 'upload' (JSONL, JSON or CSV).",
+        "accuracy",
+    )
+    eval_num_problems: int = _field(
+        48,
+        "Held-out problems per evaluation (seeded sample, the same ones every time).",
+        "accuracy",
+    )
+    eval_max_new_tokens: int = _field(
+        256, "Token limit per evaluation completion (greedy decoding).", "accuracy"
+    )
+    eval_max_share: float = _field(
+        0.5,
+        "Cap on evaluation time as a share of the run: an evaluation that would push it past "
+        "this is skipped (logged); 1 = never skip.",
+        "accuracy",
+    )
+    keep_best_by: str = _field(
+        "last",
+        "Which weights become the run's adapter: last step, best task accuracy (needs "
+        "eval_every), or lowest eval loss (needs val_fraction). Early stopping follows it.",
+        "accuracy",
+        KEEP_BEST,
+    )
     # ---------------------------------------------------------------- GRPO
+    loss_type: str = _field(
+        "dapo",
+        "trl GRPO loss: dapo (tokens of the whole batch), grpo (per sequence, length bias), "
+        "dr_grpo (a constant, no length bias), bnpo (tokens of the local batch).",
+        "grpo",
+        LOSS_TYPES,
+        card=True,
+    )
+    scale_rewards: str = _field(
+        "group",
+        "Advantage scaling: by the std within each group, over the batch, or none (Dr. GRPO).",
+        "grpo",
+        SCALE_REWARDS,
+        card=True,
+    )
+    mask_truncated_completions: bool = _field(
+        False,
+        "Leave completions cut off at max_completion_length out of the loss (DAPO).",
+        "grpo",
+        card=True,
+    )
+    use_vllm: bool = _field(
+        False,
+        "Generate completions with vLLM colocated on the training GPU (CUDA + pip install vllm).",
+        "grpo",
+    )
     num_generations: int = _field(
         4, "Completions sampled per prompt (the group).", "grpo", card=True
     )
@@ -406,6 +481,9 @@ _MAXIMUM = {
     "logging_steps": 10_000_000,
     "save_steps": 10_000_000,
     "early_stopping_patience": 10_000,
+    "eval_every": 10_000_000,
+    "eval_num_problems": 5000,
+    "eval_max_new_tokens": 4096,
     "num_train_samples": 100_000_000,
     "weight_decay": 10,
     "max_grad_norm": 1e6,
@@ -443,6 +521,9 @@ def _validate(config: TrainConfig) -> None:
         "num_train_samples": 0,
         "early_stopping_patience": 0,
         "seed": 0,  # numpy's seeding refuses negatives
+        "eval_every": 0,
+        "eval_num_problems": 1,
+        "eval_max_new_tokens": 1,
     }
     for name, low in minimum.items():
         if getattr(config, name) < low:
@@ -487,8 +568,9 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(
             f"difficulty: {config.difficulty!r}; expected {', '.join(DIFFICULTIES)} (comma-separated)"
         )
-    if config.early_stopping_patience and not config.val_fraction:
-        raise ValueError("early_stopping_patience: needs a validation split (val_fraction > 0)")
+    _validate_accuracy(config)
+    if config.use_vllm and config.method != "grpo":
+        raise ValueError("use_vllm: generates GRPO completions; set method to grpo or turn it off")
     if config.packing and config.padding_free:
         raise ValueError(
             "padding_free: packing already trains without padding; set only one of the two"
@@ -503,6 +585,46 @@ def _validate(config: TrainConfig) -> None:
         if config.packing or config.padding_free:
             raise ValueError(
                 "packing: not available for GRPO (completions are generated, not packed)"
+            )
+        if config.keep_best_by == "loss":
+            raise ValueError("keep_best_by: GRPO has no eval loss; use 'accuracy' or 'last'")
+
+
+def _validate_accuracy(config: TrainConfig) -> None:
+    """eval_* / keep_best_by / early stopping: each needs what it measures."""
+    if not 0 < config.eval_max_share <= 1:
+        raise ValueError(f"eval_max_share: must be in (0, 1], got {config.eval_max_share}")
+    if config.eval_problems == "upload" and config.eval_every and not config.eval_path:
+        raise ValueError("eval_path: required when eval_problems is 'upload' (JSONL, JSON or CSV)")
+    if config.eval_problems == "test" and config.dataset == "upload" and config.eval_every:
+        raise ValueError(
+            "eval_problems: an uploaded dataset has no test split; use gsm8k or upload (eval_path)"
+        )
+    if config.eval_every and config.max_steps:
+        count = config.max_steps // config.eval_every + 1
+        if count > MAX_EVALUATIONS:
+            raise ValueError(
+                f"eval_every: {config.eval_every} means {count} evaluations in {config.max_steps} "
+                f"steps; at most {MAX_EVALUATIONS} (use eval_every >= "
+                f"{math.ceil(config.max_steps / (MAX_EVALUATIONS - 1))})"
+            )
+    if config.keep_best_by == "accuracy" and not config.eval_every:
+        raise ValueError(
+            "keep_best_by: 'accuracy' needs eval_every > 0 (task-accuracy evaluations)"
+        )
+    if config.keep_best_by == "accuracy" and config.finetune == "full":
+        raise ValueError(
+            "keep_best_by: 'accuracy' keeps LoRA adapters; for finetune=full use 'loss' or 'last'"
+        )
+    if config.keep_best_by == "loss" and not config.val_fraction:
+        raise ValueError("keep_best_by: 'loss' needs a validation split (val_fraction > 0)")
+    if config.early_stopping_patience:
+        if config.keep_best_by == "accuracy":
+            return  # counted in accuracy evaluations
+        if not config.val_fraction:
+            raise ValueError(
+                "early_stopping_patience: needs a validation split (val_fraction > 0), or "
+                "keep_best_by accuracy with eval_every"
             )
 
 
@@ -529,12 +651,30 @@ def model_linear_names(model: str) -> dict[str, tuple[int, int]]:
     return names
 
 
+def check_vllm(config: TrainConfig) -> None:
+    """use_vllm needs CUDA and an importable vllm; never required, refused clearly otherwise."""
+    import importlib.util
+
+    if not config.use_vllm:
+        return
+    if importlib.util.find_spec("vllm") is None:
+        raise ValueError(
+            "use_vllm: vLLM is not installed (pip install vllm, on a CUDA machine); turn "
+            "use_vllm off to generate with transformers"
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError("use_vllm: vLLM needs a CUDA GPU and none is visible; turn use_vllm off")
+
+
 def check_model(config: TrainConfig) -> None:
     """Checks that need the model's architecture: target modules exist; QLoRA has bitsandbytes."""
     import importlib.util
 
     if config.finetune == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         raise ValueError("finetune: 'qlora' needs bitsandbytes: pip install bitsandbytes")
+    check_vllm(config)
     if config.finetune == "full" or config.target_modules == "all-linear":
         model_linear_names(config.model)  # still proves the model's config is readable
         return

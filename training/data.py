@@ -76,6 +76,49 @@ def load_training_problems(config: TrainConfig) -> tuple[list[Problem], list[Pro
     return split_train_val(problems, config.val_fraction, config.seed)
 
 
+EVAL_SEED = 0  # held-out problems are drawn with one seed: runs of any seed are compared alike
+
+
+def load_eval_problems(config: TrainConfig) -> list[Problem]:
+    """The held-out problems of the task-accuracy evaluations (`eval_problems`), seeded.
+
+    test: the training dataset's test split (a generator's test questions are disjoint from its
+    train ones; several difficulties are split evenly, as `bench/bench_train.py` does), gsm8k:
+    GSM8K test, upload: `eval_path`. The same problems every evaluation of the run.
+    """
+    count = config.eval_num_problems
+    try:
+        if config.eval_problems == "upload":
+            problems = load_problems(
+                "upload", "test", None, seed=EVAL_SEED, path=config.eval_path,
+                question_field=config.question_field, answer_field=config.answer_field,
+            )  # fmt: skip
+            return _sample_at_most(problems, count)
+        dataset = "gsm8k" if config.eval_problems == "gsm8k" else config.dataset
+        if dataset == "upload":
+            raise ValueError("an uploaded dataset has no test split; use gsm8k or upload")
+        if dataset not in GENERATED:
+            return _sample_at_most(load_problems(dataset, "test", None, seed=EVAL_SEED), count)
+        levels = config.difficulties
+        problems = []
+        for index, level in enumerate(levels):
+            share = count // len(levels) + (index < count % len(levels))
+            if share:
+                problems += load_problems(dataset, "test", share, seed=EVAL_SEED, difficulty=level)
+        return problems
+    except ValueError as error:
+        raise ValueError(f"eval_problems: {error}") from error
+
+
+def _sample_at_most(problems: list[Problem], count: int) -> list[Problem]:
+    from mathtutor.data import sample
+
+    problems = [p for p in problems if p.question.strip() and str(p.answer).strip()]
+    if not problems:
+        raise ValueError("no usable rows (question and answer)")
+    return sample(problems, count, EVAL_SEED) if count < len(problems) else problems
+
+
 def is_conversational(config: TrainConfig, tokenizer: Any) -> bool:
     """Chat rows when the format is a chat format and the tokenizer has a chat template."""
     return uses_chat_template(config.prompt_format, tokenizer)

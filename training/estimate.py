@@ -19,6 +19,14 @@ run, `python bench/bench_train.py quick`: 10.6 s per LoRA step of ~980 tokens on
 issue 4's reference machine managed ~40; CUDA: 40% of a nominal 200 TFLOP/s bf16). GRPO adds
 generation: `num_generations` x `max_completion_length` decode steps, bounded by memory
 bandwidth.
+
+Calibration: those throughput figures are guesses; a busy machine can be 5x slower. Every
+finished run records its measured seconds per step (evaluation time left out) against the
+uncalibrated figure for the same config, in `<home>/step_times.json`, keyed by model, method,
+finetune, gradient checkpointing and device (`record_step_time`). The estimate then scales its
+time by the median measured/estimated ratio of the matching runs (`calibration`), and says so:
+"calibrated from 3 runs here", or "extrapolating" when the nearest runs used another model or
+settings, or tokens per step outside 0.5-2x of what was measured, or "rough" with none.
 The verdict compares the total with the free device memory: fits (< 80%), tight (< 100%),
 will not fit (`check_fits` refuses that one before launch, `training.runs.check_launchable`).
 `gpu_gb` is the same run on a CUDA GPU whatever this machine has, so the Train tab can say
@@ -27,9 +35,13 @@ which common GPU it needs (`gpu_requirement`).
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import statistics
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from mathtutor.metrics import format_duration
 from training.config import TrainConfig
@@ -60,6 +72,10 @@ class Estimate:
     total_steps: int
     total_seconds: float
     gpu_gb: float = 0.0  # the same run's total on a CUDA GPU (bf16; 8-bit AdamW with `auto`)
+    raw_seconds_per_step: float = 0.0  # before calibration (the FLOP/s guess)
+    calibration: str = "rough: no run measured on this machine yet"  # what the time rests on
+    calibrated: bool = False  # scaled by runs measured here
+    extrapolating: bool = False  # ... from runs unlike this one
 
     def summary(self) -> str:
         """One paragraph for the UI."""
@@ -70,7 +86,7 @@ class Estimate:
             f"{self.optimizer_gb:.2f}, activations {self.activations_gb:.2f}) of "
             f"{self.device_memory_gb:.1f} GB free on {self.device}: {self.verdict}. "
             f"~{self.tokens_per_step:,} tokens/step, ~{self.seconds_per_step:.1f} s/step, "
-            f"{self.total_steps} steps ~{format_duration(self.total_seconds)} (rough)."
+            f"{self.total_steps} steps ~{format_duration(self.total_seconds)} ({self.calibration})."
         )
 
 
@@ -233,6 +249,10 @@ def estimate(config: TrainConfig, memory: tuple[str, float] | None = None) -> Es
         bandwidth = 1.5e12 if cuda else 10e9
         prompts = config.batch_size * config.gradient_accumulation_steps
         seconds += config.max_completion_length * weights / bandwidth * max(1, prompts // 8)
+    raw_seconds = seconds
+    calibration = calibrate(config, device, tokens_per_step)
+    if calibration is not None:
+        seconds *= calibration[0]
     examples = _num_train_examples(config)
     sequences_per_step = config.batch_size * config.gradient_accumulation_steps
     if config.method == "grpo":
@@ -254,7 +274,129 @@ def estimate(config: TrainConfig, memory: tuple[str, float] | None = None) -> Es
         total_steps=steps,
         total_seconds=seconds * steps,
         gpu_gb=gpu_gb,
+        raw_seconds_per_step=raw_seconds,
+        **(
+            {"calibration": calibration[1], "calibrated": True, "extrapolating": calibration[2]}
+            if calibration
+            else {}
+        ),
     )
+
+
+# ---------------------------------------------------------------- calibration from measured runs
+MAX_RECORDS = 200  # per file; the oldest go first
+
+
+def step_times_path() -> Path:
+    from mathtutor.models import home_dir
+
+    return home_dir() / "step_times.json"
+
+
+def _key(config: TrainConfig, device: str) -> dict[str, object]:
+    return {
+        "model": config.model, "method": config.method, "finetune": config.finetune,
+        "gradient_checkpointing": config.gradient_checkpointing, "device": device,
+    }  # fmt: skip
+
+
+def _records() -> list[dict]:
+    path = step_times_path()
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    return [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+
+
+def record_step_time(
+    config: TrainConfig, seconds_per_step: float, memory: tuple[str, float] | None = None
+) -> dict | None:
+    """Store a finished run's measured seconds per step beside the uncalibrated estimate of the
+    same config on this device (atomically); returns the record, None when unusable."""
+    if not (seconds_per_step > 0 and math.isfinite(seconds_per_step)):
+        return None
+    device = (memory or device_memory())[0]
+    result = estimate(config, (device, 1e9))
+    if result.raw_seconds_per_step <= 0:
+        return None
+    record = {
+        **_key(config, device),
+        "batch_size": config.batch_size,
+        "tokens_per_step": result.tokens_per_step,
+        "measured_seconds_per_step": round(seconds_per_step, 4),
+        "estimated_seconds_per_step": round(result.raw_seconds_per_step, 4),
+        "time": time.time(),
+    }
+    records = [*_records(), record][-MAX_RECORDS:]
+    path = step_times_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+    return record
+
+
+def measured_seconds_per_step(rows: list[dict]) -> float | None:
+    """Seconds per optimizer step of a run's last session (metrics.jsonl rows), from its first
+    to its last logged step, leaving out task-accuracy evaluations; None with under 2 steps.
+
+    >>> rows = [{"event": "begin", "step": 0, "time": 0}, {"step": 1, "loss": 1, "time": 10},
+    ...         {"event": "accuracy", "step": 2, "eval_seconds": 6, "time": 22},
+    ...         {"step": 2, "loss": 1, "time": 22}, {"step": 3, "loss": 1, "time": 26}]
+    >>> measured_seconds_per_step(rows)
+    5.0
+    """
+    begins = [i for i, row in enumerate(rows) if row.get("event") == "begin"]
+    session = rows[begins[-1] :] if begins else rows
+    timed = [row for row in session if ("loss" in row or "reward" in row) and "time" in row]
+    if len(timed) < 2 or timed[-1]["step"] <= timed[0]["step"]:
+        return None
+    first, last = timed[0], timed[-1]
+    evaluating = sum(
+        row.get("eval_seconds", 0.0)
+        for row in session
+        if row.get("event") == "accuracy" and first["time"] < row.get("time", 0) <= last["time"]
+    )
+    seconds = last["time"] - first["time"] - evaluating
+    return seconds / (last["step"] - first["step"]) if seconds > 0 else None
+
+
+def calibrate(
+    config: TrainConfig, device: str, tokens_per_step: int
+) -> tuple[float, str, bool] | None:
+    """(factor on the estimated time, what it rests on, extrapolating?) from measured runs.
+
+    Runs with the same key (model, method, finetune, checkpointing, device) are used first;
+    else runs of the same method on this device (extrapolating: another model or settings).
+    Tokens per step outside 0.5-2x of the measured ones is extrapolating too.
+    """
+    records = [row for row in _records() if row.get("device") == device]
+    key = _key(config, device)
+    same = [row for row in records if all(row.get(k) == v for k, v in key.items())]
+    extrapolating = not same
+    chosen = same or [row for row in records if row.get("method") == config.method]
+    ratios = [
+        row["measured_seconds_per_step"] / row["estimated_seconds_per_step"]
+        for row in chosen
+        if row.get("estimated_seconds_per_step", 0) > 0
+        and row.get("measured_seconds_per_step", 0) > 0
+    ]
+    if not ratios:
+        return None
+    factor = statistics.median(ratios[-20:])
+    tokens = [row.get("tokens_per_step") or 0 for row in chosen]
+    low, high = min(tokens), max(tokens)
+    outside = not (0.5 * low <= tokens_per_step <= 2 * high)
+    runs = f"{len(ratios)} run{'s' if len(ratios) > 1 else ''}"
+    if extrapolating:
+        text = f"extrapolating from {runs} of other models or settings measured here"
+    elif outside:
+        text = (f"extrapolating from {runs} measured here at {low:,}-{high:,} tokens/step "
+                f"to {tokens_per_step:,}")  # fmt: skip
+    else:
+        text = f"calibrated from {runs} measured here"
+    return factor, f"{text}: ×{factor:.1f} on the FLOP/s guess", extrapolating or outside
 
 
 def check_fits(config: TrainConfig, memory: tuple[str, float] | None = None) -> Estimate:

@@ -1,8 +1,12 @@
 """GRPO with a verifiable reward, on trl's `GRPOTrainer` (LoRA, QLoRA or full).
 
 Each prompt gets `num_generations` sampled completions; rewards are exact-match correctness
-from `mathtutor.answers.grade` and the answer format (`training/rewards.py`), weighted by
-`correctness_weight` / `format_weight`; `beta` is the KL penalty towards the base model. The
+from `mathtutor.answers.grade` in the prompt format's own grader mode (the one Evaluate uses,
+`PromptFormat.grader_for`) and the answer format (`training/rewards.py`), weighted by
+`correctness_weight` / `format_weight`; `beta` is the KL penalty towards the base model.
+trl's current options are exposed: `loss_type` (dapo, grpo, dr_grpo, bnpo), `scale_rewards`
+(group, batch, none), `mask_truncated_completions`, and on CUDA `use_vllm` (colocate mode,
+only when vLLM is installed; never required). The
 seed reports' RL stages: LLaMA QLoRA + GRPO (seed 004), Gemma's exact-match reward (seed 001).
 
     python -m training.grpo --config training/recipes/llama-qlora-grpo.yaml
@@ -36,7 +40,11 @@ def build_trainer(config: TrainConfig, setup: Setup, run_dir: Path) -> Any:
         temperature=config.temperature,
         max_completion_length=config.max_completion_length,
         reward_weights=[config.correctness_weight, config.format_weight],
+        loss_type=config.loss_type,
+        scale_rewards=config.scale_rewards,
+        mask_truncated_completions=config.mask_truncated_completions,
         log_completions=False,
+        **vllm_arguments(config, setup),
     )
     return GRPOTrainer(
         model=setup.model,
@@ -46,6 +54,20 @@ def build_trainer(config: TrainConfig, setup: Setup, run_dir: Path) -> Any:
         processing_class=setup.tokenizer,
         peft_config=setup.peft_config,
     )
+
+
+def vllm_arguments(config: TrainConfig, setup: Setup) -> dict[str, Any]:
+    """GRPOConfig's vLLM settings: colocated on the training GPU, only when asked for and
+    available (`training.config.check_vllm` refuses otherwise, naming what is missing)."""
+    if not config.use_vllm:
+        return {}
+    from training.config import check_vllm
+
+    check_vllm(config)
+    if setup.device != "cuda":
+        raise ValueError("use_vllm: vLLM needs a CUDA GPU; turn use_vllm off")
+    setup.notes.append("GRPO completions: vLLM, colocated on the training GPU")
+    return {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.3}
 
 
 def train(

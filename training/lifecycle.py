@@ -86,7 +86,11 @@ def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval
     if setup.device == "cpu" and half == "fp16":
         raise ValueError("precision: fp16 needs a GPU; use auto, bf16 or fp32 on CPU")
     save_steps = config.save_steps
-    early = bool(config.early_stopping_patience and has_eval)
+    # best-by-loss: transformers tracks eval_loss and loads the best checkpoint at the end
+    by_loss = config.keep_best_by == "loss" or (
+        config.early_stopping_patience and config.keep_best_by != "accuracy"
+    )
+    early = bool(by_loss and has_eval)
     if early:  # load_best_model_at_end needs checkpoints on evaluation steps
         save_steps = config.eval_steps * max(1, round(save_steps / config.eval_steps))
     kwargs: dict[str, Any] = {
@@ -203,6 +207,14 @@ def run_training(
             stop_callback = StopCallback(run_dir / "STOP")
             trainer.add_callback(MetricsCallback(run_dir / "metrics.jsonl", echo=main))
             trainer.add_callback(stop_callback)
+            if config.eval_every:  # after Stop: a stopped run's last step is measured too
+                from training.callbacks import AccuracyCallback
+                from training.data import load_eval_problems
+
+                problems = load_eval_problems(config)
+                log(run_dir, f"task accuracy: {len(problems)} held-out problems "
+                             f"({config.eval_problems}) at step 0 and every {config.eval_every} steps")  # fmt: skip
+                trainer.add_callback(AccuracyCallback(config, run_dir, setup, problems, echo=main))
             for callback in callbacks or []:
                 trainer.add_callback(callback)
             if resume:
@@ -276,9 +288,22 @@ def _finish(
         )  # fmt: skip
     if result.status == "finished":  # a stopped run keeps its checkpoint to resume from
         runs.prune_checkpoints(run_dir, config.keep_checkpoints)
+        _record_step_time(config, run_dir)
     store.upsert_train_run(run_dir.name, status=result.status, run_dir=run_dir, error="")
     log(run_dir, f"{result.status} at step {result.global_step}: {result.adapter_dir}")
     return result
+
+
+def _record_step_time(config: TrainConfig, run_dir: Path) -> None:
+    """Calibrate later estimates with this run's measured step time (never fails the run)."""
+    from training.estimate import measured_seconds_per_step, record_step_time
+
+    try:
+        seconds = measured_seconds_per_step(runs.read_metrics(run_dir.name))
+        if seconds and record_step_time(config, seconds):
+            log(run_dir, f"measured {seconds:.2f} s/step: recorded for later estimates")
+    except (OSError, ValueError) as error:
+        log(run_dir, f"step time not recorded: {error}")
 
 
 def save_adapter(trainer: Any, config: TrainConfig, run_dir: Path, setup: Setup) -> Path:

@@ -367,6 +367,44 @@ def read_metrics(run_id: str, since: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
+def best_accuracy(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The task-accuracy row with the highest accuracy (the first such step), or None.
+
+    >>> best_accuracy([{"event": "accuracy", "step": 0, "accuracy": 0.1},
+    ...                {"event": "accuracy", "step": 4, "accuracy": 0.5},
+    ...                {"event": "accuracy", "step": 8, "accuracy": 0.5}])["step"]
+    4
+    """
+    best = None
+    for row in rows:
+        measured = row.get("event") == "accuracy" and isinstance(row.get("accuracy"), (int, float))
+        if measured and (best is None or row["accuracy"] > best["accuracy"]):
+            best = row
+    return best
+
+
+def best_accuracy_fields(directory: Path, keep_best_by: str = "last") -> dict[str, Any]:
+    """`mathtutor.model_card.TrainingSummary` fields for a run's best held-out accuracy."""
+    path = Path(directory) / "metrics.jsonl"
+    rows = []
+    if path.is_file():
+        for line in path.read_text("utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    best = best_accuracy([row for row in rows if isinstance(row, dict)])
+    if best is None:
+        return {}
+    return {
+        "best_step": int(best["step"]),
+        "best_accuracy": float(best["accuracy"]),
+        "best_accuracy_stderr": best.get("accuracy_stderr"),
+        "best_accuracy_n": int(best.get("eval_n") or 0) or None,
+        "adapter_is_best": keep_best_by == "accuracy",
+    }
+
+
 def log_tail(run_id: str, lines: int = 40) -> str:
     path = run_dir(run_id) / "log.txt"
     if not path.is_file():
@@ -388,6 +426,10 @@ def check_launchable(config: TrainConfig, memory: tuple[str, float] | None = Non
 
     check_model(config)
     load_training_problems(config)
+    if config.eval_every:
+        from training.data import load_eval_problems
+
+        load_eval_problems(config)
     check_fits(config, memory)
 
 

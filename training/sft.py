@@ -46,7 +46,11 @@ def build_trainer(config: TrainConfig, setup: Setup, run_dir: Path) -> Any:
         completion_only_loss=True,
     )
     callbacks = []
-    if config.early_stopping_patience and eval_dataset is not None:
+    if (
+        config.early_stopping_patience
+        and eval_dataset is not None
+        and config.keep_best_by != "accuracy"
+    ):
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)
         )

@@ -5,7 +5,8 @@ dropdowns), grouped by their `section`; a recipe fills it. Launch calls
 `training.runs.launch`, which starts `python -m training.sft|grpo` as a subprocess (the app
 stays responsive and the device memory is freed when the run ends); a second launch while one
 runs is queued and shown as such. A `gr.Timer` polls the selected run's `metrics.jsonl` and
-log for the loss/learning-rate plots, the progress bar with ETA and the log tail. Finished
+log for the loss/learning-rate plots, the task-accuracy plot (held-out problems graded during
+training, `eval_every`), the progress bar with ETA and the log tail (kept scrolled to its end). Finished
 adapters are registered in the store, so Compare and Evaluate list them without a restart.
 The handlers are plain functions over lists of form values (tests call them directly). On a
 Space, launch, stop and resume are for its owner and admins (`mathtutor.access`): the handlers
@@ -46,10 +47,18 @@ SECTION_TITLES = {
     "lora": "LoRA adapter",
     "data": "Data",
     "optimization": "Optimization",
+    "accuracy": "Task accuracy during training and best checkpoint",
     "grpo": "GRPO (method = grpo)",
     "run": "Run",
 }
-RUN_COLUMNS = ["run", "status", "step", "loss", "eval_loss", "reward", "recipe", "model", "started"]
+RUN_COLUMNS = ["run", "status", "step", "loss", "eval_loss", "reward", "best accuracy", "recipe",
+               "model", "started"]  # fmt: skip
+ACCURACY_KEYS = ("accuracy", "strict", "flexible", "format")
+# Follows the log box to its last line when new lines arrive.
+SCROLL_LOG_JS = (
+    "() => { const box = document.querySelector('#train-log textarea');"
+    " if (box) { box.scrollTop = box.scrollHeight; } }"
+)
 ZEROGPU_NOTE = (
     "⚠️ This Space runs on ZeroGPU, which lends a GPU for at most a few minutes per call: "
     "training needs dedicated GPU hardware (Settings → Hardware, e.g. an L4 or A10G). "
@@ -133,7 +142,7 @@ def estimate_markdown(values: list[Any]) -> str:
         (
             "Time",
             f"~{result.seconds_per_step:.1f} s/step × {result.total_steps} steps "
-            f"≈ {format_duration(result.total_seconds)} (rough)",
+            f"â {format_duration(result.total_seconds)} ({result.calibration})",
         ),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
@@ -187,7 +196,36 @@ def progress(info: runs.RunInfo, rows: list[dict[str, Any]]) -> tuple[float, str
     return percent, f"{per_step:.1f} s/step, about {format_duration(remaining)} left"
 
 
-def status_markdown(info: runs.RunInfo, eta: str) -> str:
+def accuracy_text(rows: list[dict[str, Any]]) -> str:
+    """Last and best task accuracy and the evaluation's share of the run, for the status line.
+
+    >>> accuracy_text([{"event": "accuracy", "step": 0, "accuracy": 0.1, "accuracy_stderr": 0.04,
+    ...   "eval_n": 48}, {"event": "accuracy", "step": 20, "accuracy": 0.7, "accuracy_stderr": 0.07,
+    ...   "eval_n": 48}, {"event": "accuracy_summary", "eval_share": 0.14}])
+    'accuracy 70.0% ± 7.0 (n 48) at step 20, best at step 20 · evaluation takes 14% of this run'
+    """
+    measured = [row for row in rows if row.get("event") == "accuracy" and "accuracy" in row]
+    if not measured:
+        return ""
+    last, best = measured[-1], runs.best_accuracy(measured)
+    text = (
+        f"accuracy {100 * last['accuracy']:.1f}% ± {100 * last.get('accuracy_stderr', 0):.1f} "
+        f"(n {last.get('eval_n', 0)}) at step {last['step']}, best at step {best['step']}"
+    )
+    if best["step"] != last["step"]:
+        text += f" ({100 * best['accuracy']:.1f}%)"
+    summary = next((row for row in reversed(rows) if row.get("event") == "accuracy_summary"), None)
+    if summary is not None:
+        share = summary.get("eval_share", 0.0)
+    else:  # running: the time of the evaluations so far over the time since the run began
+        begin = next((row for row in reversed(rows) if row.get("event") == "begin"), None)
+        spent = sum(row.get("eval_seconds", 0.0) for row in measured)
+        elapsed = (rows[-1].get("time", 0) - begin["time"]) if begin else 0
+        share = spent / elapsed if elapsed > 0 else 0.0
+    return text + f" · evaluation takes {100 * share:.0f}% of this run"
+
+
+def status_markdown(info: runs.RunInfo, eta: str, rows: list[dict[str, Any]] | None = None) -> str:
     parts = [f"**`{info.run_id}`** — {info.status}", f"step {info.step}/{info.max_steps or '?'}"]
     for key in ("loss", "eval_loss", "reward"):
         if key in info.last:
@@ -195,6 +233,9 @@ def status_markdown(info: runs.RunInfo, eta: str) -> str:
     if eta:
         parts.append(eta)
     text = " · ".join(parts)
+    accuracy = accuracy_text(rows or [])
+    if accuracy:
+        text += f"\n\nTask accuracy: {accuracy}"
     if info.status == "queued":
         text += "\n\nWaiting for the device: one run at a time."
     if info.status == "failed" and info.error:
@@ -230,22 +271,61 @@ def curves_figure(series: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]
     return figure
 
 
-def follow(run_id: str | None) -> tuple[str, str, Any, Any, str]:
-    """Handler (timer): status, progress bar, loss plot, learning-rate plot, log tail."""
+def accuracy_figure(series: dict[str, list[dict[str, Any]]], keys: tuple[str, ...] = ACCURACY_KEYS):
+    """Task accuracy (%) over steps with ± one standard error, one line per (run, key)."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for run_id, rows in series.items():
+        measured = [row for row in rows if row.get("event") == "accuracy"]
+        for key in keys:
+            points = [row for row in measured if key in row]
+            if not points:
+                continue
+            name = key if len(series) == 1 else f"{run_id} {key}"
+            figure.add_trace(
+                go.Scatter(
+                    x=[row["step"] for row in points],
+                    y=[100 * row[key] for row in points],
+                    error_y={"type": "data", "visible": True,
+                             "array": [100 * row.get(f"{key}_stderr", 0) for row in points]},
+                    mode="lines+markers", name=name,
+                )
+            )  # fmt: skip
+    n = next(
+        (row.get("eval_n") for rows in series.values() for row in rows if row.get("eval_n")), 0
+    )
+    figure.update_layout(
+        title=f"Task accuracy on {n} held-out problems (± 1 s.e.)" if n else "Task accuracy",
+        xaxis_title="step", yaxis_title="%", yaxis_range=[0, 100], height=320,
+        margin={"t": 40, "b": 40},
+    )  # fmt: skip
+    return figure
+
+
+def follow(run_id: str | None) -> tuple[str, str, Any, Any, str, Any]:
+    """Handler (timer): status, progress bar, loss plot, learning-rate plot, log tail, and the
+    task-accuracy plot (None when the run measures none)."""
     if not run_id:
-        return "No run selected.", progress_html(0), None, None, ""
+        return "No run selected.", progress_html(0), None, None, "", None
     info = runs.get_run(run_id)
     rows = runs.read_metrics(run_id)
     percent, eta = progress(info, rows)
     loss_keys = ("loss", "eval_loss")
     if info.config.get("method") == "grpo":
         loss_keys += ("reward",)
+    measured = any(row.get("event") == "accuracy" for row in rows)
     return (
-        status_markdown(info, eta),
+        status_markdown(info, eta, rows),
         progress_html(percent),
-        curves_figure({run_id: rows}, loss_keys, "Loss (train and eval)"),
+        curves_figure(
+            {run_id: rows},
+            loss_keys,
+            "Reward and loss" if info.config.get("method") == "grpo" else "Loss (train and eval)",
+        ),
         curves_figure({run_id: rows}, ("lr",), "Learning rate"),
         runs.log_tail(run_id, 40),
+        accuracy_figure({run_id: rows}) if measured or info.config.get("eval_every") else None,
     )
 
 
@@ -253,6 +333,7 @@ def runs_table() -> tuple[dict[str, Any], list[str]]:
     """Handler: every run with its status (queued ones included), and the run ids."""
     table = []
     for info in runs.list_runs():
+        best = runs.best_accuracy(runs.read_metrics(info.run_id))
         table.append(
             {
                 "run": info.run_id,
@@ -261,6 +342,9 @@ def runs_table() -> tuple[dict[str, Any], list[str]]:
                 "loss": round(info.last["loss"], 4) if "loss" in info.last else "",
                 "eval_loss": round(info.last["eval_loss"], 4) if "eval_loss" in info.last else "",
                 "reward": round(info.last["reward"], 3) if "reward" in info.last else "",
+                "best accuracy": (
+                    f"{100 * best['accuracy']:.1f}% @ step {best['step']}" if best else ""
+                ),
                 "recipe": info.config.get("recipe", ""),
                 "model": info.config.get("model", ""),
                 "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created)),
@@ -276,6 +360,44 @@ def overlay(first: str | None, second: str | None) -> Any:
         return None
     series = {run_id: runs.read_metrics(run_id) for run_id in dict.fromkeys(chosen)}
     return curves_figure(series, ("loss", "eval_loss"), "Loss: runs compared")
+
+
+def overlay_accuracy(first: str | None, second: str | None) -> Any:
+    """Handler: two runs' task-accuracy curves (the format's grader) on one plot."""
+    chosen = [run_id for run_id in (first, second) if run_id]
+    if not chosen:
+        return None
+    series = {run_id: runs.read_metrics(run_id) for run_id in dict.fromkeys(chosen)}
+    if not any(row.get("event") == "accuracy" for rows in series.values() for row in rows):
+        return None
+    return accuracy_figure(series, ("accuracy",))
+
+
+def export_merged(run_id: str | None, user: str | None = None) -> str:
+    """Handler: merge the run's adapter into its base, saved as `runs/<id>/merged`.
+
+    It writes a whole model to the disk, so on a Space it is the owner's (`mathtutor.access`).
+    """
+    from mathtutor.export import gguf_problem, merge_adapter
+
+    access.require("export", user)
+    if not run_id:
+        raise ValueError("Pick a finished run to export.")
+    info = runs.get_run(run_id)
+    adapter = info.run_dir / "adapter"
+    if not adapter.is_dir():
+        raise ValueError(f"run {run_id} has no adapter yet (status {info.status})")
+    out = merge_adapter(adapter, info.run_dir / "merged")
+    problem = gguf_problem()
+    gguf = (
+        f"GGUF: `python -m mathtutor.export {adapter} <folder> --gguf`"
+        if problem is None
+        else f"GGUF is not available here: {problem}."
+    )
+    return (
+        f"Merged model saved to `{out}` (safetensors, with a card naming the adapter). Push it "
+        f"with `python -m mathtutor.export {adapter} <new folder> --push you/name`. {gguf}"
+    )
 
 
 # --------------------------------------------------------------------------- layout
@@ -340,13 +462,24 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     progress_bar = gr.HTML(progress_html(0), elem_id="train-progress")
     with gr.Row():
         loss_plot = gr.Plot(label="Loss", elem_id="train-loss-plot")
+        accuracy_plot = gr.Plot(label="Task accuracy", elem_id="train-accuracy-plot")
+    with gr.Row():
         lr_plot = gr.Plot(label="Learning rate", elem_id="train-lr-plot")
     log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log")
+    with gr.Row():
+        export_button = gr.Button(
+            "Export merged model (adapter folded into the base)", elem_id="train-export", scale=0
+        )
+        export_status = gr.Markdown(elem_id="train-export-status")
     runs_view = gr.Dataframe(label="All runs", interactive=False, elem_id="train-runs")
     with gr.Row():
         first = gr.Dropdown([], label="Compare run", elem_id="train-compare-a")
         second = gr.Dropdown([], label="with run", elem_id="train-compare-b")
-    compare_plot = gr.Plot(label="Loss curves overlaid", elem_id="train-compare-plot")
+    with gr.Row():
+        compare_plot = gr.Plot(label="Loss curves overlaid", elem_id="train-compare-plot")
+        compare_accuracy = gr.Plot(
+            label="Accuracy curves overlaid", elem_id="train-compare-accuracy-plot"
+        )
     timer = gr.Timer(2.0)
 
     def on_runs():
@@ -369,6 +502,12 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     def on_resume(run_id: str | None, profile: gr.OAuthProfile | None) -> str:
         try:
             return resume(run_id, signed_in_user(profile))
+        except Exception as error:
+            raise user_error(error) from error
+
+    def on_export(run_id: str | None, profile: gr.OAuthProfile | None) -> str:
+        try:
+            return export_merged(run_id, signed_in_user(profile))
         except Exception as error:
             raise user_error(error) from error
 
@@ -406,9 +545,16 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     gated = [launch_button, stop_button, resume_button, gate]
     gr.on([tab.select], on_gate, None, gated, api_visibility="private")
     gr.on(None, on_gate, None, gated, api_visibility="private")  # page load, i.e. after sign-in
-    follow_outputs = [status, progress_bar, loss_plot, lr_plot, log]
+    follow_outputs = [status, progress_bar, loss_plot, lr_plot, log, accuracy_plot]
     run_picker.change(_handle(follow), run_picker, follow_outputs)
     timer.tick(_handle(follow), run_picker, follow_outputs, show_progress="hidden")
     timer.tick(lambda: runs_table()[0], None, runs_view, show_progress="hidden")
     gr.on([first.change, second.change], _handle(overlay), [first, second], compare_plot)
+    gr.on(
+        [first.change, second.change], _handle(overlay_accuracy), [first, second], compare_accuracy
+    )
+    log.change(None, None, None, js=SCROLL_LOG_JS)
+    export_button.click(
+        on_export, run_picker, export_status, concurrency_limit=1, api_name="train_export"
+    )
     tab.select(on_runs, None, run_lists, api_name="train_runs")

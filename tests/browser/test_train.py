@@ -1,4 +1,5 @@
-"""Train tab in headless Chromium: launch a tiny LoRA run, watch the loss curve grow, stop it.
+"""Train tab in headless Chromium: launch a tiny LoRA run, watch the loss curve grow, stop it;
+launch one with task-accuracy evaluation and watch the accuracy curve grow.
 
 The user picks "(custom)" (the form fills with defaults on the app's base model, the tiny
 llama), makes the run small (generated arithmetic problems, short sequences, rank 4), and
@@ -99,6 +100,73 @@ def test_launch_watch_the_curve_and_stop(app, page, tiny_model_dir):
     open_tab(page, "Compare")
     page.locator("#compare-refresh").click()
     choose(page, "compare-right-system", run_id)
+
+
+def accuracy_points(page) -> int:
+    """Markers on the task-accuracy plot (4 series: accuracy, strict, flexible, format)."""
+    return page.locator("#train-accuracy-plot .scatterlayer .point").count()
+
+
+def test_accuracy_curve_grows_while_the_run_trains(app, page, tiny_model_dir):
+    """Issue 13: a tiny run with task-accuracy evaluation every step; the accuracy plot gets
+    its step-0 point, then more as the run goes; the log box follows its last line."""
+    open_app(page, app, "Train")
+    choose(page, "train-recipe", "(custom)")
+    choose(page, "train-dataset", "arithmetic")
+    set_number(page, "train-num-train-samples", 64)
+    set_number(page, "train-val-fraction", 0)
+    open_accordion(page, "LoRA adapter")
+    set_number(page, "train-lora-rank", 4)
+    open_accordion(page, "Optimization")
+    set_number(page, "train-max-steps", 12)
+    set_number(page, "train-batch-size", 2)
+    set_number(page, "train-max-seq-length", 640)
+    set_number(page, "train-save-steps", 100)
+    open_accordion(page, "Task accuracy during training")
+    set_number(page, "train-eval-every", 2)
+    set_number(page, "train-eval-num-problems", 3)
+    set_number(page, "train-eval-max-new-tokens", 8)
+    set_number(page, "train-eval-max-share", 1)
+    choose(page, "train-keep-best-by", "accuracy")
+
+    page.locator("#train-launch").click()
+    page.wait_for_function(
+        "document.querySelector('#train-run input').value !== ''"
+        " || document.querySelector('[data-testid=toast-body].error') !== null"
+    )
+    expect(toasts(page)).to_have_count(0)
+    run_id = page.locator("#train-run input[role=combobox]").input_value()
+    status = markdown(page, "train-status")
+    page.wait_for_function(
+        "document.querySelectorAll('#train-accuracy-plot .scatterlayer .point').length >= 4",
+        timeout=START_S,
+    )
+    seen = accuracy_points(page)
+    page.wait_for_function(
+        f"document.querySelectorAll('#train-accuracy-plot .scatterlayer .point').length > {seen}",
+        timeout=START_S,
+    )
+    expect(page.locator("#train-accuracy-plot")).to_contain_text("3 held-out problems")
+    expect(status).to_contain_text(re.compile(r"Task accuracy: accuracy \d+\.\d% ± "))
+    expect(status).to_contain_text("evaluation takes")
+    expect(status).to_contain_text("finished", timeout=START_S)
+    # 0, 2, ..., 12: seven evaluations, four series each
+    page.wait_for_function(
+        "document.querySelectorAll('#train-accuracy-plot .scatterlayer .point').length >= 28",
+        timeout=30_000,
+    )
+    log = page.locator("#train-log textarea")
+    page.wait_for_function(
+        "(() => { const t = document.querySelector('#train-log textarea');"
+        " return t && t.scrollHeight > t.clientHeight"
+        " && t.scrollTop + t.clientHeight >= t.scrollHeight - 4; })()",
+        timeout=30_000,
+    )
+    expect(log).to_have_value(re.compile("evaluation took"))
+    runs_table = page.locator("#train-runs")
+    expect(runs_table).to_contain_text(re.compile(r"\d+\.\d% @ step \d+"))
+    assert run_id in runs_table.inner_text()
+    screenshot(page, "train-accuracy")
 
 
 def test_a_negative_learning_rate_is_refused_with_the_field_named(app, page):
