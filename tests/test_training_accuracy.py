@@ -61,7 +61,7 @@ def test_accuracy_rows_equal_a_separate_evaluation(tiny_model_dir):
                 max_new_tokens=12,
             )
         )  # fmt: skip
-        stats = report.summary["systems"][report.summary["order"][0]]
+        stats = report.summary.to_dict()["systems"][report.summary.order[0]]
         assert stats["n"] == row["eval_n"]
         assert stats["accuracy"]["value"] == row["accuracy"]
         assert stats["strict"]["value"] == row["strict"]

@@ -324,8 +324,8 @@ def record_step_time(
         **_key(config, device),
         "batch_size": config.batch_size,
         "tokens_per_step": result.tokens_per_step,
-        "measured_seconds_per_step": round(seconds_per_step, 4),
-        "estimated_seconds_per_step": round(result.raw_seconds_per_step, 4),
+        "measured_seconds_per_step": float(f"{seconds_per_step:.6g}"),  # 6 significant digits
+        "estimated_seconds_per_step": float(f"{result.raw_seconds_per_step:.6g}"),
         "time": time.time(),
     }
     records = [*_records(), record][-MAX_RECORDS:]
