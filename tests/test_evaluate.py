@@ -373,6 +373,11 @@ def _comparable(records: list[dict]) -> list[dict]:
 def test_killed_mid_run_shows_failed_then_resume_equals_an_uninterrupted_run(
     home, tiny_model_dir, tiny_adapter_dir
 ):
+    from mathtutor.models import clear_cache
+
+    # The killed run labels the adapter as a fresh process does; so must the runs in this
+    # process (an earlier test may have loaded the same adapter under another name).
+    clear_cache()
     args = ["--model", str(tiny_model_dir), "--systems", "base", str(tiny_adapter_dir)]
     args += ["--dataset", "arithmetic", "--num_samples", "16", "--max_new_tokens", "24"]
     args += ["--batch_size", "2", "--prompt_format", "qa"]
