@@ -1,11 +1,13 @@
 """Generation benchmarks on the bundled SmolLM2-135M (CPU or GPU), measured side by side.
 
-    python bench/bench_generate.py [--max_new_tokens 128] [--num_prompts 16]
+    python bench/bench_generate.py [--max_new_tokens 128] [--num_prompts 16] [--slots 4]
 
 Prints: bundled-model load (first conversion in a fresh home, then from the safetensors
 cache, each in a fresh process), time to first token and tokens/s of the Compare tab's
-streaming path vs a bare `model.generate` on the same prompt, and batched vs one-by-one
-throughput on GSM8K prompts (with a check that greedy answers are identical).
+streaming path vs a bare `model.generate` on the same prompt, batched vs one-by-one
+throughput on GSM8K prompts (with a check that greedy answers are identical), and continuous
+batching with `slots` rows vs fixed chunks of `slots` prompts (the loop before continuous
+batching: a chunk's batch empties as its rows finish).
 """
 
 from __future__ import annotations
@@ -124,13 +126,43 @@ def bench_batch(loaded, prompts: list[str], max_new_tokens: int) -> None:
     print(f"  identical completions: {same}/{len(prompts)}")
 
 
+def bench_continuous(loaded, prompts: list[str], max_new_tokens: int, slots: int) -> None:
+    from mathtutor.generate import GenerationSettings, generate_batch
+    from mathtutor.prompts import stop_sequences
+
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, stop=tuple(stop_sequences("chat")))
+    start, cpu = time.perf_counter(), time.process_time()
+    continuous = generate_batch(loaded, prompts, settings=settings, batch_size=slots)
+    continuous_s, continuous_cpu = time.perf_counter() - start, time.process_time() - cpu
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    chunked: dict[int, object] = {}
+    start, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, len(order), slots):
+        chunk = order[first : first + slots]
+        results = generate_batch(loaded, [prompts[i] for i in chunk], settings=settings)
+        chunked.update(zip(chunk, results, strict=True))
+    chunked_s, chunked_cpu = time.perf_counter() - start, time.process_time() - cpu
+    tokens = sum(c.num_tokens for c in continuous)
+    same = sum(c.text == chunked[i].text for i, c in enumerate(continuous))
+    print(f"\n{len(prompts)} GSM8K prompts, {slots} rows at a time, max {max_new_tokens} tokens:")
+    print(f"  continuous batching: {continuous_s:6.1f} s, CPU {continuous_cpu:6.1f} s "
+          f"({tokens / continuous_s:6.1f} tokens/s)")  # fmt: skip
+    print(f"  fixed chunks:        {chunked_s:6.1f} s, CPU {chunked_cpu:6.1f} s "
+          f"({tokens / chunked_s:6.1f} tokens/s)")  # fmt: skip
+    print(f"  speed-up continuous / chunks: {chunked_s / continuous_s:.2f}x wall, "
+          f"{chunked_cpu / continuous_cpu:.2f}x CPU")  # fmt: skip
+    print(f"  identical completions: {same}/{len(prompts)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max_new_tokens", type=int, default=128)
     parser.add_argument("--num_prompts", type=int, default=16)
+    parser.add_argument("--slots", type=int, default=4, help="rows at a time (continuous)")
     parser.add_argument("--skip_load", action="store_true")
+    parser.add_argument("--only_continuous", action="store_true")
     args = parser.parse_args()
-    if not args.skip_load:
+    if not (args.skip_load or args.only_continuous):
         bench_load()
     from mathtutor.data import load_problems, sample
     from mathtutor.models import load_model
@@ -139,8 +171,10 @@ def main() -> None:
     loaded = load_model("bundled", device="cpu")
     problems = sample(load_problems("gsm8k", split="test"), args.num_prompts, seed=0)
     prompts = [render("chat", p.question, loaded.tokenizer) for p in problems]
-    bench_stream(loaded, prompts[0], args.max_new_tokens)
-    bench_batch(loaded, prompts, args.max_new_tokens)
+    if not args.only_continuous:
+        bench_stream(loaded, prompts[0], args.max_new_tokens)
+        bench_batch(loaded, prompts, args.max_new_tokens)
+    bench_continuous(loaded, prompts, args.max_new_tokens, args.slots)
 
 
 if __name__ == "__main__":

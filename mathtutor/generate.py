@@ -169,13 +169,14 @@ class DecodedText:
     """The text of a growing list of tokens, decoding only a short tail for each new token.
 
     `tokenizer.decode(tokens)` at every step is quadratic in the length: at 1024 tokens it
-    cost 0.65 ms per row per step, 10 ms a step for 16 rows (`bench/bench_decode_step.py`;
-    this class: 7 us per row). Here the text is committed up to the last token where the decoded
-    text ended on a whole character; a new token re-decodes only the tokens since that commit
-    plus the tokens of the commit before it, as context: SentencePiece drops the leading space
-    of a text's first token, and the context is decoded alone too, so their difference is
-    exactly the new text. A character split over several byte tokens stays in the tail (as
-    U+FFFD, like a full decode shows it) until its last byte arrives.
+    cost 0.65 ms per row per step, 10 ms a step for 16 rows; this class takes 0.01-0.02 ms
+    per row (`bench/bench_decode_step.py`). Here the text is committed up to the last token
+    where the decoded text ended on a whole character; a new token re-decodes only the tokens
+    since that commit plus the tokens of the commit before it, as context: SentencePiece drops
+    the leading space of a text's first token, and the context is decoded alone too, so their
+    difference is exactly the new text. A character split over several byte tokens stays in the
+    tail (as U+FFFD, like a full decode shows it) until its last byte arrives; an unbroken run
+    of undecodable bytes keeps the tail open until a character decodes (at worst, the old cost).
 
     `text` always equals `tokenizer.decode(tokens, skip_special_tokens=True)` (tests check it
     after every token on multi-byte text, for byte-level and SentencePiece-style tokenizers).
@@ -491,6 +492,8 @@ _NUCLEUS_HEAD = 64  # tokens sorted first for top-p sampling
 
 
 def _choose(logits, settings: GenerationSettings, generator):
+    """One token id per row, left on the logits' device (`generator` lives there too): only
+    the ids cross to the host, not the vocabulary-sized distribution."""
     import torch
 
     if settings.temperature == 0.0:
