@@ -50,7 +50,7 @@ from mathtutor.answers import grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
 from mathtutor.generate import Completion, GenerationSettings, default_batch_size, generate_batch
-from mathtutor.models import BASE
+from mathtutor.models import BASE, DTYPES, check_dtype
 from mathtutor.paths import check_id, check_readable, home_dir
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
 
@@ -153,6 +153,14 @@ class EvalConfig:
             "choices": BACKENDS,
         },
     )
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "Weights dtype; auto = bf16 where the hardware runs it natively (GPUs, CPUs "
+            "with AMX/AVX512-BF16), else fp32 on CPU. bf16 and fp32 greedy texts differ.",
+            "choices": DTYPES,
+        },
+    )
     run_id: str | None = field(
         default=None, metadata={"help": "Resume this run (skips finished problems)."}
     )
@@ -166,6 +174,7 @@ class EvalConfig:
         duplicates = sorted({s for s in self.systems if self.systems.count(s) > 1})
         if duplicates:
             raise ValueError(f"systems lists {', '.join(duplicates)} more than once")
+        self.dtype = check_dtype(self.dtype)
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
             if "choices" in spec.metadata:
@@ -314,6 +323,7 @@ def _run(
     engine = _Systems(config, backend)
     labels = existing["config"].get("labels") if existing else None
     labels = labels if labels and len(labels) == len(config.systems) else engine.labels
+    config = dataclasses.replace(config, dtype=engine.loaded.dtype_name)  # auto, resolved
     if existing is None:
         store.create_eval_run(run_id, {**asdict(config), "run_id": run_id, "labels": labels})
     else:
@@ -334,6 +344,7 @@ def _run(
         grader=get_format(config.prompt_format).grader,
         num_votes=config.num_votes,
         backend=backend,
+        dtype=config.dtype,
     )
     store.update_eval_run(run_id, status=status, summary=summary.to_dict())
     return EvalReport(run_id, status, config, summary, len(records), time.perf_counter() - started)
@@ -398,40 +409,45 @@ def _generate_all(
         for label in labels
         if (label, problem.id) not in done
     ]
-    # Similar lengths in one batch waste little padding; systems of a problem stay together.
-    work.sort(key=lambda item: (len(prompts[item[1].id]), item[0]))
     total = len(problems) * len(labels)
     finished = total - len(work)
-    items_per_batch = max(1, engine.batch_size // config.num_votes)
     if on_progress:
         on_progress(finished, total)
-    for start in range(0, len(work), items_per_batch):
-        if should_stop and should_stop():
-            return "stopped"
-        chunk = work[start : start + items_per_batch]
-        rows = [(item, vote) for item in chunk for vote in range(config.num_votes)]
-        begun = time.perf_counter()
-        completions = engine.generate(
-            [prompts[item[1].id] for item, _ in rows],
-            [engine.adapter_of[labels.index(item[2])] for item, _ in rows],
-        )
-        per_row = (time.perf_counter() - begun) / len(rows)
-        records = [
-            _record(
-                problem,
-                position,
-                label,
-                completions[index * config.num_votes : (index + 1) * config.num_votes],
-                config.prompt_format,
-                per_row,
-            )
-            for index, (position, problem, label) in enumerate(chunk)
-        ]
-        store.save_records(run_id, records)
-        finished += len(chunk)
+    if not work:
+        return "finished"
+    if should_stop and should_stop():
+        return "stopped"
+    votes = config.num_votes
+    rows = [(item, vote) for item in work for vote in range(votes)]
+    pending: dict[int, dict[int, Any]] = {}  # work item -> its finished votes so far
+    begun, rows_done = time.perf_counter(), 0
+
+    def on_row(row: int, completion: Completion) -> None:
+        nonlocal finished, rows_done
+        item, rows_done = row // votes, rows_done + 1
+        pending.setdefault(item, {})[row % votes] = completion
+        if len(pending[item]) < votes:
+            return
+        samples = pending.pop(item)
+        completions = [samples[vote] for vote in range(votes)]
+        position, problem, label = work[item]
+        # rows decode together: a row's cost is the call's mean time per finished row so far
+        per_row = (time.perf_counter() - begun) / rows_done
+        record = _record(problem, position, label, completions, config.prompt_format, per_row)
+        store.save_records(run_id, [record])
+        finished += 1
         if on_progress:
             on_progress(finished, total)
-    return "finished"
+
+    # One call for every pending row: when a row finishes its record is saved and the next
+    # prompt takes its slot (continuous batching); Stop is asked between decoding steps.
+    stopped = engine.generate(
+        [prompts[item[1].id] for item, _ in rows],
+        [engine.adapter_of[labels.index(item[2])] for item, _ in rows],
+        on_row,
+        should_stop,
+    )
+    return "stopped" if stopped else "finished"
 
 
 def _record(
@@ -531,11 +547,11 @@ class _Systems:
 
         self.config = config
         self.backend = backend
-        self.loaded = load_model(config.model)
+        self.loaded = load_model(config.model, dtype=config.dtype)
         self.tokenizer = self.loaded.tokenizer
         self.adapter_of = [self._add(system) for system in config.systems]
         self.labels = list(self.adapter_of)
-        self.batch_size = config.batch_size or default_batch_size(self.loaded.device)
+        self.batch_size = config.batch_size or default_batch_size(self.loaded)
         self.settings = GenerationSettings(
             max_new_tokens=config.max_new_tokens,
             temperature=config.temperature,
@@ -554,12 +570,30 @@ class _Systems:
                 return self.loaded.add_adapter(registered[system], system)
         return self.loaded.add_adapter(hub.adapter_dir(system))
 
-    def generate(self, prompts: list[str], adapters: list[str]) -> list[Any]:
+    def generate(
+        self,
+        prompts: list[str],
+        adapters: list[str],
+        on_row: Callable[[int, Completion], None],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Generate every row, calling `on_row(index, completion)` as each finishes; True when
+        `should_stop` ended it early. vLLM runs chunks of `batch_size` rows (it batches
+        inside), asking `should_stop` between chunks."""
         if self.backend == "vllm":
-            return self._generate_vllm(prompts, adapters)
-        return generate_batch(
-            self.loaded, prompts, adapters, self.settings, batch_size=len(prompts)
-        )
+            for start in range(0, len(prompts), self.batch_size):
+                if start and should_stop and should_stop():
+                    return True
+                chunk = slice(start, start + self.batch_size)
+                completions = self._generate_vllm(prompts[chunk], adapters[chunk])
+                for offset, completion in enumerate(completions):
+                    on_row(start + offset, completion)
+            return False
+        results = generate_batch(
+            self.loaded, prompts, adapters, self.settings, batch_size=self.batch_size,
+            on_row=on_row, should_stop=should_stop,
+        )  # fmt: skip
+        return any(result is None for result in results)
 
     def _generate_vllm(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         """vLLM with per-request LoRA (`LoRARequest`); GPU only, see `pick_backend`."""

@@ -86,6 +86,7 @@ class EvalSummary:
     grader: str | None = None  # the answers.grade mode of `accuracy` (PromptFormat.grader)
     num_votes: int = 1
     backend: str | None = None
+    dtype: str | None = None  # the weights' dtype the completions were decoded in
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
