@@ -92,7 +92,10 @@ def warm_up(spec: str, adapter: str | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from mathtutor.cli import configure_threads
+
     logging.basicConfig(level=logging.INFO)
+    logging.getLogger("mathtutor").info("torch threads: %d", configure_threads())
     adapter = space_settings().get("adapter")
     threading.Thread(target=warm_up, args=(default_model(), adapter), daemon=True).start()
     demo.queue(default_concurrency_limit=4).launch(
