@@ -280,6 +280,8 @@ def results_rows(summary: EvalSummary) -> list[dict[str, Any]]:
     for name in summary.order:
         system = summary.systems[name]
         row: dict[str, Any] = {"system": name, "n": system.n}
+        if summary.dtype:  # greedy texts differ between bf16 and fp32: shown with the figures
+            row["dtype"] = summary.dtype
         for key, label in (("accuracy", "accuracy"), ("strict", "strict"), ("flexible", "flex")):
             estimate = getattr(system, key)
             row[f"{label} %"] = pct(estimate.value if estimate else None)

@@ -590,10 +590,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--answer", default="", help="the student's answer (check mode)")
     parser.add_argument("--reference", default=None)
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     args = parser.parse_args(argv)
     from mathtutor.models import load_model
 
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, dtype=args.dtype)
     if args.mode == "solve":
         solution = solve(loaded, args.problem)
         print(

@@ -35,6 +35,9 @@ from mathtutor.metrics import format_duration
 from training.config import TrainConfig
 
 CPU_FLOPS_PER_CORE = 25e9
+# Step-time ratio fp32 / bf16 mixed precision on a CPU with native bf16 (AVX512-BF16 or AMX),
+# measured side by side by `python bench/bench_train.py precision` (see docs/design.md).
+CPU_BF16_SPEEDUP = 1.0
 GPU_FLOPS = 0.4 * 200e12
 OVERHEAD = 0.3e9  # framework overhead, bytes
 # Common GPUs a Space or a notebook offers, by total memory (GB): the "needs on a GPU" line.
@@ -228,6 +231,8 @@ def estimate(config: TrainConfig, memory: tuple[str, float] | None = None) -> Es
     factor = 6 if config.finetune == "full" else 4
     factor += 2 if config.gradient_checkpointing else 0
     throughput = GPU_FLOPS if cuda else CPU_FLOPS_PER_CORE * (torch.get_num_threads() or 1)
+    if not cuda and _cpu_dtype(config) == "bfloat16":
+        throughput *= CPU_BF16_SPEEDUP
     seconds = factor * params * tokens_per_step / throughput
     if config.method == "grpo":  # one decode step per completion token, ~bandwidth bound
         bandwidth = 1.5e12 if cuda else 10e9
@@ -255,6 +260,16 @@ def estimate(config: TrainConfig, memory: tuple[str, float] | None = None) -> Es
         total_seconds=seconds * steps,
         gpu_gb=gpu_gb,
     )
+
+
+def _cpu_dtype(config: TrainConfig) -> str:
+    """What `precision` resolves to on this machine's CPU (fp16 is refused there at launch)."""
+    from mathtutor.models import resolve_dtype
+
+    try:
+        return resolve_dtype(config.precision, "cpu")
+    except ValueError:
+        return "float32"
 
 
 def check_fits(config: TrainConfig, memory: tuple[str, float] | None = None) -> Estimate:
