@@ -90,7 +90,7 @@ def lmeval_child(problems_path: str, batch: int, max_new_tokens: int) -> None:
     text = TASK_YAML.read_text().format(gsm8k_yaml=gsm8k_yaml, problems=problems_path)
     (task_dir / "gsm8k_local.yaml").write_text(text)
     model = HFLM(pretrained=str(bundled_model_dir()), dtype="float32", device="cpu",
-                 batch_size=batch, max_gen_toks=max_new_tokens)  # fmt: skip
+                 batch_size=batch)  # fmt: skip
     wall, cpu = time.perf_counter(), time.process_time()
     result = lm_eval.simple_evaluate(
         model=model,
@@ -101,8 +101,9 @@ def lmeval_child(problems_path: str, batch: int, max_new_tokens: int) -> None:
         gen_kwargs=f"max_gen_toks={max_new_tokens}",
     )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    samples = sorted(result["samples"]["gsm8k_mathtutor_local"], key=lambda s: s["doc_id"])
-    texts = [sample["resps"][0][0] for sample in samples]
+    # one sample per (doc, filter): the raw response is the same under both filters
+    by_doc = {s["doc_id"]: s["resps"][0][0] for s in result["samples"]["gsm8k_mathtutor_local"]}
+    texts = [by_doc[doc] for doc in sorted(by_doc)]
     metrics = result["results"]["gsm8k_mathtutor_local"]
     print(json.dumps({"wall": wall, "cpu": cpu, "texts": texts, "batch": batch,
                       "strict": metrics.get("exact_match,strict-match")}))  # fmt: skip

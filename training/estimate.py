@@ -16,7 +16,9 @@ Time per step is FLOPs / throughput: 6 x params x tokens for full fine-tuning, 4
 tokens for LoRA (no weight gradients), +2 x params x tokens with checkpointing; throughput is
 a rough figure per device kind (CPU: ~25 GFLOP/s per thread, from the measured bundled-quick
 run, `python bench/bench_train.py quick`: 10.6 s per LoRA step of ~980 tokens on 2 idle cores;
-issue 4's reference machine managed ~40; CUDA: 40% of a nominal 200 TFLOP/s bf16). GRPO adds
+issue 4's reference machine managed ~40; times `CPU_BF16_SPEEDUP` when `precision` resolves
+to bf16 on the CPU, measured by `python bench/bench_train.py precision`; CUDA: 40% of a nominal
+200 TFLOP/s bf16). GRPO adds
 generation: `num_generations` x `max_completion_length` decode steps, bounded by memory
 bandwidth.
 The verdict compares the total with the free device memory: fits (< 80%), tight (< 100%),
@@ -35,9 +37,11 @@ from mathtutor.metrics import format_duration
 from training.config import TrainConfig
 
 CPU_FLOPS_PER_CORE = 25e9
-# Step-time ratio fp32 / bf16 mixed precision on a CPU with native bf16 (AVX512-BF16 or AMX),
-# measured side by side by `python bench/bench_train.py precision` (see docs/design.md).
-CPU_BF16_SPEEDUP = 1.0
+# Step-time ratio fp32 / bf16 mixed precision on a CPU with native bf16 (AVX512-BF16 or AMX):
+# `python bench/bench_train.py precision --steps 4` on this project's 2-core AVX512-BF16 EPYC
+# (shared, 1 thread): 77.2 vs 45.2 CPU seconds for the whole call, model load included (1.7x);
+# 150 vs 74 s/step wall (2.0x, the load on the machine varied).
+CPU_BF16_SPEEDUP = 1.7
 GPU_FLOPS = 0.4 * 200e12
 OVERHEAD = 0.3e9  # framework overhead, bytes
 # Common GPUs a Space or a notebook offers, by total memory (GB): the "needs on a GPU" line.
