@@ -1,11 +1,12 @@
 """Evaluation runs: the same problems for base and every adapter, graded, saved as they finish.
 
 `evaluate(config)` loads the base model once, adds each adapter system onto it, samples the
-problems once (seeded), and generates for all systems in mixed-adapter batches (one
-`generate_batch` call serves base and adapter rows together). Every completion is graded with
+problems once (seeded), and generates for all systems in one continuous mixed-adapter batch
+(one `generate_batch` call serves every pending base and adapter row; when a row finishes the
+next prompt takes its slot), in `dtype` (`auto`: `models.resolve_dtype`, recorded resolved). Every completion is graded with
 lm-eval's strict and flexible gsm8k filters and with the format's own grader (`boxed` for
 `qwen-boxed`, else `auto`), categorized (`mathtutor.metrics.categorize`), and saved to the
-SQLite store as soon as its batch finishes, so a crash loses only the batch in flight. A run
+SQLite store as soon as its rows finish, so a crash loses only the rows in flight. A run
 is resumed by passing its `run_id`: finished (system, problem) pairs are skipped (other settings
 under an existing `run_id` are refused). The run records its pid: a run whose process died
 reads as failed with the reason (`mathtutor.store`), and Resume continues it. The summary
@@ -251,8 +252,9 @@ def evaluate(
 ) -> EvalReport:
     """Run (or resume, with `config.run_id`) an evaluation; see the module docstring.
 
-    `on_progress(done, total)` counts (system, problem) records after every batch;
-    `should_stop()` is asked between batches (the run is then saved with status "stopped").
+    `on_progress(done, total)` counts (system, problem) records, called as each is saved;
+    `should_stop()` is asked between decoding steps (the run is then saved with status
+    "stopped"; rows not finished by then are generated again on resume).
     A second call while one runs raises ValueError, or queues behind it with `wait=True`.
     """
     if not _RUN_LOCK.acquire(blocking=wait):
