@@ -84,6 +84,22 @@ def default_model() -> str:
     return os.environ.get("MATHTUTOR_MODEL") or space_settings().get("base_model") or BUNDLED
 
 
+def precision_note() -> str:
+    """The dtype Tutor, Compare and Evaluate (`auto`) run in here, shown under the picker."""
+    from mathtutor.models import DTYPE_ENV, pick_device, resolve_dtype
+
+    device = pick_device()
+    try:
+        dtype = resolve_dtype("auto", device)
+    except ValueError as error:
+        return f"Precision: {error}"
+    source = f"{DTYPE_ENV}" if os.environ.get(DTYPE_ENV) else "auto for this hardware"
+    return (
+        f"Precision: **{dtype}** on {device} ({source}; bf16 greedy answers can differ from "
+        f"fp32, so every evaluation records its dtype). Set {DTYPE_ENV} to change it."
+    )
+
+
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as blocks:
         gr.Markdown(f"# 🧮 {TITLE}\n{INTRO}")
@@ -97,6 +113,8 @@ def build_demo() -> gr.Blocks:
                 "directory; or a Hub id (needs the network).",
                 elem_id="model-spec",
             )
+        precision = gr.Markdown(elem_id="precision-note")
+        blocks.load(precision_note, outputs=precision)
         with gr.Tabs() as tabs:
             ctx = AppContext(model_spec=model_spec, tabs=tabs)
             with gr.Tab("Tutor", id="tutor") as tab:
@@ -131,7 +149,10 @@ def warm_up(spec: str, adapter: str | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from mathtutor.cli import configure_threads
+
     logging.basicConfig(level=logging.INFO)
+    logging.getLogger("mathtutor").info("torch threads: %d", configure_threads())
     adapter = space_settings().get("adapter")
     threading.Thread(target=warm_up, args=(default_model(), adapter), daemon=True).start()
     demo.queue(default_concurrency_limit=4).launch(

@@ -7,7 +7,11 @@ Two measured claims:
    Tokens are the non-padding tokens trl counts (`num_tokens`), so the figures compare work
    done, not padding pushed through the model.
 
-2. `quick`: the `bundled-quick` recipe run for real through `training.runs.launch` (the app's
+2. `precision`: seconds per step of `bundled-quick` in fp32 vs bf16 mixed precision (autocast
+   on AMX/AVX512-BF16 CPUs), side by side in one run, wall and CPU time (on a shared machine
+   CPU time is the steadier figure).
+
+3. `quick`: the `bundled-quick` recipe run for real through `training.runs.launch` (the app's
    path: a subprocess of the CLI), with held-out accuracy and `#### N` format adherence before
    and after, measured by the evaluation engine (`mathtutor.evaluate`) on problems of the same
    kind and difficulty from the generator's test split (disjoint questions from training).
@@ -16,6 +20,7 @@ Two measured claims:
    of the base and of the adapter. `--max_steps N` runs a shorter variant.
 
     python bench/bench_train.py throughput --steps 6
+    OMP_NUM_THREADS=1 python bench/bench_train.py precision --steps 5
     nohup python bench/bench_train.py quick > bench/out/quick.log 2>&1 &
     python bench/bench_train.py quick --adapter ~/.cache/mathtutor/runs/<run>/adapter
 
@@ -74,6 +79,42 @@ def throughput(steps: int) -> dict:
         print(
             f"{label:20s} {row['tokens_per_second']:10.1f} {row['seconds_per_step']:8.2f} {ratio:6.2f}"
         )
+    return results
+
+
+def precision(steps: int) -> dict:
+    from mathtutor import store
+    from training import train
+    from training.config import TrainConfig
+
+    results = {}
+    for dtype in ("float32", "bfloat16"):
+        config = TrainConfig.from_yaml(
+            QUICK, max_steps=steps, save_steps=1000, logging_steps=1, precision=dtype,
+            run_name=f"bench-precision-{dtype}",
+        )  # fmt: skip
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = train(config)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        store.remove_adapter(result.run_id)
+        rate, step_seconds = _tokens_per_second(result.run_id)
+        results[dtype] = {
+            "seconds_per_step": step_seconds, "tokens_per_second": rate, "train_loss": result.train_loss,
+            "call_wall_seconds": wall, "call_cpu_seconds": cpu,
+        }  # fmt: skip
+    import os
+
+    print(
+        f"\nbundled-quick, {steps} steps, batch 8, CPU, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+    )
+    print(
+        f"{'precision':10s} {'s/step':>8s} {'tokens/s':>9s} {'call wall s':>12s} {'call CPU s':>11s} {'loss':>7s}"
+    )
+    for dtype, row in results.items():
+        print(f"{dtype:10s} {row['seconds_per_step']:8.2f} {row['tokens_per_second']:9.1f} "
+              f"{row['call_wall_seconds']:12.1f} {row['call_cpu_seconds']:11.1f} {row['train_loss']:7.3f}")  # fmt: skip
+    fp32, bf16 = results["float32"], results["bfloat16"]
+    print(f"bf16 / fp32 step time: {bf16['seconds_per_step'] / fp32['seconds_per_step']:.2f}")
     return results
 
 
@@ -224,7 +265,7 @@ def quick(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("claim", choices=("throughput", "quick"))
+    parser.add_argument("claim", choices=("throughput", "precision", "quick"))
     parser.add_argument("--steps", type=int, default=6, help="throughput: steps per mode")
     parser.add_argument("--num_samples", type=int, default=48, help="quick: held-out problems")
     parser.add_argument("--adapter", help="quick: evaluate this adapter instead of training one")
@@ -240,6 +281,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.claim == "throughput":
         results = throughput(args.steps)
+    elif args.claim == "precision":
+        results = precision(args.steps)
     else:
         results = quick(
             args.num_samples, args.adapter, args.recipe, args.max_steps, args.eval_every,

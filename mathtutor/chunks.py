@@ -45,18 +45,19 @@ def generate_chunk(
     prompts: Sequence[str],
     adapters: Sequence[str],
     settings: GenerationSettings,
+    dtype: str = "auto",
 ) -> list[Completion]:
-    """One evaluation batch on the shared model `spec`, at background priority.
+    """One evaluation batch on the shared model `spec` (in `dtype`), at background priority.
 
     Takes the model spec, not the loaded model, so the arguments cross to a ZeroGPU worker.
     """
     from mathtutor.models import load_model
     from mathtutor.zerogpu import on_zerogpu
 
-    loaded = load_model(spec)
+    loaded = load_model(spec, dtype=dtype)
     layers = getattr(loaded.model.config, "num_hidden_layers", 32)
     run = _on_gpu(chunk_seconds(settings.max_new_tokens, layers), on_zerogpu())
-    return run(spec, list(prompts), list(adapters), settings)
+    return run(spec, list(prompts), list(adapters), settings, dtype)
 
 
 @functools.cache
@@ -69,11 +70,15 @@ def _on_gpu(seconds: int, zerogpu: bool) -> Callable[..., Any]:
 
 
 def _generate_background(
-    spec: str, prompts: list[str], adapters: list[str], settings: GenerationSettings
+    spec: str,
+    prompts: list[str],
+    adapters: list[str],
+    settings: GenerationSettings,
+    dtype: str = "auto",
 ) -> list[Completion]:
     from mathtutor.generate import generate_batch
     from mathtutor.models import background_priority, load_model
 
     with background_priority():
-        loaded = load_model(spec)
+        loaded = load_model(spec, dtype=dtype)
         return generate_batch(loaded, prompts, adapters, settings, batch_size=len(prompts))

@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompt_format", default="chat", choices=sorted(FORMATS))
     parser.add_argument("--reference", default=None)
     parser.add_argument("--max_new_tokens", type=int, default=256)
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     args = parser.parse_args(argv)
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, dtype=args.dtype)
     for adapter in args.adapter:
         loaded.add_adapter(hub.adapter_dir(adapter))
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)

@@ -1,13 +1,14 @@
 """Evaluation runs: the same problems for base and every adapter, graded, saved as they finish.
 
 `evaluate(config)` loads the base model once, adds each adapter system onto it, samples the
-problems once (seeded), and generates for all systems in mixed-adapter batches (one
-`generate_batch` call serves base and adapter rows together). Every completion is graded with
+problems once (seeded), and generates for all systems in one continuous mixed-adapter batch
+(one `generate_batch` call serves every pending base and adapter row; when a row finishes the
+next prompt takes its slot), in `dtype` (`auto`: `models.resolve_dtype`, recorded resolved). Every completion is graded with
 lm-eval's strict and flexible gsm8k filters and with the format's own grader (`boxed` for
 `qwen-boxed`, else `auto`; for LaTeX, multiple-choice and exact-string datasets the mode of
 their answer type, `PromptFormat.grader_for`), categorized (`mathtutor.metrics.categorize`), and
-saved to the
-SQLite store as soon as its batch finishes, so a crash loses only the batch in flight. A run
+saved to the SQLite store as soon as its rows finish, so a crash loses only the rows in flight.
+A run
 is resumed by passing its `run_id`: finished (system, problem) pairs are skipped (other settings
 under an existing `run_id` are refused). The run records its pid: a run whose process died
 reads as failed with the reason (`mathtutor.store`), and Resume continues it. The summary
@@ -59,12 +60,13 @@ from mathtutor import chunks, cli, hub, locks, metrics, results, store, tables
 from mathtutor.answers import ANSWER_TYPES, extract_confidence, grade
 from mathtutor.checks import format_value, wrong_steps
 from mathtutor.data import DATASETS, Problem, load_problems
-from mathtutor.generate import Completion, GenerationSettings, default_batch_size
-from mathtutor.models import BASE
+from mathtutor.generate import Completion, GenerationSettings, default_batch_size, generate_batch
+from mathtutor.models import BASE, DTYPES, background_priority, check_dtype
 from mathtutor.paths import check_id, check_readable, home_dir
 from mathtutor.presets import PRESETS, preset_values
 from mathtutor.prompts import FORMATS, get_format, render, stop_sequences
 from mathtutor.tables import ColumnMapping
+from mathtutor.zerogpu import on_zerogpu
 
 BACKENDS = ("auto", "transformers", "vllm")
 EXPORT_FORMATS = ("jsonl", "csv")
@@ -208,6 +210,14 @@ class EvalConfig:
             "choices": BACKENDS,
         },
     )
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "Weights dtype; auto = bf16 where the hardware runs it natively (GPUs, CPUs "
+            "with AMX/AVX512-BF16), else fp32 on CPU. bf16 and fp32 greedy texts differ.",
+            "choices": DTYPES,
+        },
+    )
     run_id: str | None = field(
         default=None, metadata={"help": "Resume this run (skips finished problems)."}
     )
@@ -230,6 +240,7 @@ class EvalConfig:
         duplicates = sorted({s for s in self.systems if self.systems.count(s) > 1})
         if duplicates:
             raise ValueError(f"systems lists {', '.join(duplicates)} more than once")
+        self.dtype = check_dtype(self.dtype)
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
             if "choices" in spec.metadata:
@@ -315,8 +326,9 @@ def evaluate(
 ) -> EvalReport:
     """Run (or resume, with `config.run_id`) an evaluation; see the module docstring.
 
-    `on_progress(done, total)` counts (system, problem) records after every batch;
-    `should_stop()` is asked between batches (the run is then saved with status "stopped").
+    `on_progress(done, total)` counts (system, problem) records, called as each is saved;
+    `should_stop()` is asked between decoding steps (the run is then saved with status
+    "stopped"; rows not finished by then are generated again on resume).
     A second call while one runs raises ValueError, or queues behind it with `wait=True`.
     """
     if not _RUN_LOCK.acquire(blocking=wait):
@@ -387,6 +399,7 @@ def _run(
     engine = _Systems(config, backend)
     labels = existing["config"].get("labels") if existing else None
     labels = labels if labels and len(labels) == len(config.systems) else engine.labels
+    config = dataclasses.replace(config, dtype=engine.loaded.dtype_name)  # auto, resolved
     if existing is None:
         store.create_eval_run(run_id, {**asdict(config), "run_id": run_id, "labels": labels})
     else:
@@ -409,6 +422,7 @@ def _run(
         answer_type=answer_type,
         num_votes=config.num_votes,
         backend=backend,
+        dtype=config.dtype,
     )
     store.update_eval_run(run_id, status=status, summary=summary.to_dict())
     return EvalReport(run_id, status, config, summary, len(records), time.perf_counter() - started)
@@ -531,40 +545,45 @@ def _generate_all(
         for label in labels
         if (label, problem.id) not in done
     ]
-    # Similar lengths in one batch waste little padding; systems of a problem stay together.
-    work.sort(key=lambda item: (len(prompts[item[1].id]), item[0]))
     total = len(problems) * len(labels)
     finished = total - len(work)
-    items_per_batch = max(1, engine.batch_size // config.num_votes)
     if on_progress:
         on_progress(finished, total)
-    for start in range(0, len(work), items_per_batch):
-        if should_stop and should_stop():
-            return "stopped"
-        chunk = work[start : start + items_per_batch]
-        rows = [(item, vote) for item in chunk for vote in range(config.num_votes)]
-        begun = time.perf_counter()
-        completions = engine.generate(
-            [prompts[item[1].id] for item, _ in rows],
-            [engine.adapter_of[labels.index(item[2])] for item, _ in rows],
-        )
-        per_row = (time.perf_counter() - begun) / len(rows)
-        records = [
-            _record(
-                problem,
-                position,
-                label,
-                completions[index * config.num_votes : (index + 1) * config.num_votes],
-                config.prompt_format,
-                per_row,
-            )
-            for index, (position, problem, label) in enumerate(chunk)
-        ]
-        store.save_records(run_id, records)
-        finished += len(chunk)
+    if not work:
+        return "finished"
+    if should_stop and should_stop():
+        return "stopped"
+    votes = config.num_votes
+    rows = [(item, vote) for item in work for vote in range(votes)]
+    pending: dict[int, dict[int, Any]] = {}  # work item -> its finished votes so far
+    begun, rows_done = time.perf_counter(), 0
+
+    def on_row(row: int, completion: Completion) -> None:
+        nonlocal finished, rows_done
+        item, rows_done = row // votes, rows_done + 1
+        pending.setdefault(item, {})[row % votes] = completion
+        if len(pending[item]) < votes:
+            return
+        samples = pending.pop(item)
+        completions = [samples[vote] for vote in range(votes)]
+        position, problem, label = work[item]
+        # rows decode together: a row's cost is the call's mean time per finished row so far
+        per_row = (time.perf_counter() - begun) / rows_done
+        record = _record(problem, position, label, completions, config.prompt_format, per_row)
+        store.save_records(run_id, [record])
+        finished += 1
         if on_progress:
             on_progress(finished, total)
-    return "finished"
+
+    # One call for every pending row: when a row finishes its record is saved and the next
+    # prompt takes its slot (continuous batching); Stop is asked between decoding steps.
+    stopped = engine.generate(
+        [prompts[item[1].id] for item, _ in rows],
+        [engine.adapter_of[labels.index(item[2])] for item, _ in rows],
+        on_row,
+        should_stop,
+    )
+    return "stopped" if stopped else "finished"
 
 
 def _record(
@@ -669,11 +688,11 @@ class _Systems:
 
         self.config = config
         self.backend = backend
-        self.loaded = load_model(config.model)
+        self.loaded = load_model(config.model, dtype=config.dtype)
         self.tokenizer = self.loaded.tokenizer
         self.adapter_of = [self._add(system) for system in config.systems]
         self.labels = list(self.adapter_of)
-        self.batch_size = config.batch_size or default_batch_size(self.loaded.device)
+        self.batch_size = config.batch_size or default_batch_size(self.loaded)
         self.settings = GenerationSettings(
             max_new_tokens=config.max_new_tokens,
             temperature=config.temperature,
@@ -692,11 +711,48 @@ class _Systems:
                 return self.loaded.add_adapter(registered[system], system)
         return self.loaded.add_adapter(hub.adapter_dir(system))
 
-    def generate(self, prompts: list[str], adapters: list[str]) -> list[Any]:
+    def generate(
+        self,
+        prompts: list[str],
+        adapters: list[str],
+        on_row: Callable[[int, Completion], None],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Generate every row, calling `on_row(index, completion)` as each finishes; True when
+        `should_stop` ended it early. vLLM runs chunks of `batch_size` rows (it batches
+        inside), asking `should_stop` between chunks."""
         if self.backend == "vllm":
-            return self._generate_vllm(prompts, adapters)
-        # background priority (interactive steps go first), one ZeroGPU call per batch
-        return chunks.generate_chunk(self.config.model, prompts, adapters, self.settings)
+            return self._in_chunks(self._generate_vllm, prompts, adapters, on_row, should_stop)
+        if on_zerogpu():  # a GPU exists only inside a bounded call: one call per batch
+            return self._in_chunks(self._generate_zerogpu, prompts, adapters, on_row, should_stop)
+        with background_priority():  # interactive steps (Compare, Tutor) go first
+            results = generate_batch(
+                self.loaded, prompts, adapters, self.settings, batch_size=self.batch_size,
+                on_row=on_row, should_stop=should_stop,
+            )  # fmt: skip
+        return any(result is None for result in results)
+
+    def _in_chunks(
+        self,
+        generate: Callable[[list[str], list[str]], list[Any]],
+        prompts: list[str],
+        adapters: list[str],
+        on_row: Callable[[int, Completion], None],
+        should_stop: Callable[[], bool] | None,
+    ) -> bool:
+        """`generate` over chunks of `batch_size` rows, `should_stop` asked between chunks."""
+        for start in range(0, len(prompts), self.batch_size):
+            if start and should_stop and should_stop():
+                return True
+            chunk = slice(start, start + self.batch_size)
+            for offset, completion in enumerate(generate(prompts[chunk], adapters[chunk])):
+                on_row(start + offset, completion)
+        return False
+
+    def _generate_zerogpu(self, prompts: list[str], adapters: list[str]) -> list[Any]:
+        return chunks.generate_chunk(
+            self.config.model, prompts, adapters, self.settings, self.loaded.dtype_name
+        )
 
     def _generate_vllm(self, prompts: list[str], adapters: list[str]) -> list[Any]:
         """vLLM with per-request LoRA (`LoRARequest`); GPU only, see `pick_backend`."""

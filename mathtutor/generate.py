@@ -22,6 +22,8 @@ model), so an adapter added by another session between two steps changes no runn
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -85,32 +87,48 @@ def generate_batch(
     *,
     batch_size: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_row: Callable[[int, Completion], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[Completion]:
     """Generate one completion per prompt, batched; results come back in prompt order.
 
     `adapters` is one name for all rows or one per row ("base" for the bare model). The
     batch is continuous: at most `batch_size` rows decode at once, and when rows finish the
     next prompts (sorted by length, so little padding is wasted) take their slots.
-    `on_progress(done, total)` is called whenever more rows have finished.
+    `on_progress(done, total)` is called whenever more rows have finished, `on_row(index,
+    completion)` once per row as it finishes (`index` into `prompts`). `should_stop()` is asked
+    before every step: when it says True decoding ends there, and the rows not finished by
+    then come back as None (only with `should_stop`).
     """
     settings = settings or GenerationSettings()
     names = _adapter_list(loaded, prompts, adapters)
-    batch_size = batch_size or default_batch_size(loaded.device)
+    if not batch_size:  # a few rows fit in one batch anywhere: nothing to measure
+        small = len(prompts) <= min(BATCH_CANDIDATES.get(loaded.device, (8,)))
+        batch_size = len(prompts) if small else default_batch_size(loaded)
     # by length, then text: the k copies of a prompt sit together and share their prefill
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), prompts[i], names[i]))
     done = 0
+    reported: set[int] = set()
     rows: list[RowState] = []
-    for rows in _decode(
-        loaded, [prompts[i] for i in order], [names[i] for i in order], settings, batch_size
-    ):
-        finished = sum(row.finish_reason is not None for row in rows)
-        if on_progress and finished > done:
-            on_progress(finished, len(prompts))
-        done = finished
+    decoding = _decode(
+        loaded, [prompts[i] for i in order], [names[i] for i in order], settings, batch_size,
+        should_stop,
+    )  # fmt: skip
+    for rows in decoding:
+        finished = [row for row in rows if row.finish_reason is not None]
+        if on_row:
+            for row in finished:
+                if row.index not in reported:
+                    reported.add(row.index)
+                    on_row(order[row.index], row.completion())
+        if on_progress and len(finished) > done:
+            on_progress(len(finished), len(prompts))
+        done = len(finished)
     results: list[Completion | None] = [None] * len(prompts)
-    for index, row in zip(order, rows, strict=True):
-        results[index] = row.completion()
-    return [r for r in results if r is not None]
+    for row in rows:
+        if row.finish_reason is not None:
+            results[order[row.index]] = row.completion()
+    return results  # type: ignore[return-value]  # None only for rows a stop cut short
 
 
 def stream_completions(
@@ -130,9 +148,118 @@ def stream_completions(
         yield [row.completion() for row in rows]
 
 
-def default_batch_size(device: str) -> int:
-    """Rows per forward pass: small on CPU (2 cores saturate early), larger on GPUs."""
-    return {"cuda": 64, "mps": 16}.get(device, 16)
+FALLBACK_BATCH_SIZE = {"cuda": 64, "mps": 16, "cpu": 16}
+BATCH_CANDIDATES = {"cuda": (16, 32, 64, 128, 256), "mps": (8, 16, 32), "cpu": (8, 16, 32, 64)}
+_PROBE_STEPS = 8  # decoding steps timed per candidate batch size
+_batch_sizes: dict[str, int] = {}  # this process's measured sizes, by `_probe_key`
+
+
+def default_batch_size(loaded: LoadedModel | str) -> int:
+    """Rows per forward pass for a loaded model, measured once per (model, dtype, device,
+    threads) by `measure_batch_size` and cached in `home_dir()/cache/batch_size.json`; a
+    device name alone (nothing to measure) gives `FALLBACK_BATCH_SIZE`."""
+    if isinstance(loaded, str):
+        return FALLBACK_BATCH_SIZE.get(loaded, 16)
+    key = _probe_key(loaded)
+    if key not in _batch_sizes:
+        import json
+
+        from mathtutor.paths import home_dir
+
+        path = home_dir() / "cache" / "batch_size.json"
+        try:
+            cached = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            cached = {}
+        cached = cached if isinstance(cached, dict) else {}
+        size = cached.get(key)
+        if not isinstance(size, int) or size < 1:
+            size = measure_batch_size(loaded)
+            cached[key] = size
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temp = path.with_name(f".{path.name}.{os.getpid()}")
+                temp.write_text(json.dumps(cached, indent=1, sort_keys=True) + "\n", "utf-8")
+                os.replace(temp, path)
+        _batch_sizes[key] = size
+    return _batch_sizes[key]
+
+
+def _probe_key(loaded: LoadedModel) -> str:
+    import torch
+
+    model = getattr(loaded.model, "name_or_path", "") or loaded.spec
+    threads = torch.get_num_threads() if loaded.device == "cpu" else 0
+    return f"{model}|{loaded.device}|{loaded.dtype_name}|{loaded.quantization}|threads={threads}"
+
+
+def choose_batch_size(rates: dict[int, float], within: float = 0.9) -> int:
+    """The smallest measured batch size whose throughput (tokens/s) is within `within` of the
+    best: past that point a bigger batch buys little speed and costs memory and latency.
+
+    >>> choose_batch_size({8: 100.0, 16: 170.0, 32: 200.0, 64: 205.0})
+    32
+    """
+    best = max(rates.values())
+    return min(size for size, rate in rates.items() if rate >= within * best)
+
+
+def measure_batch_size(loaded: LoadedModel, candidates: Sequence[int] | None = None) -> int:
+    """Time `_PROBE_STEPS` decoding steps at each candidate batch size (CPU time on a CPU, so
+    other processes on a shared machine do not skew it; wall time with a synchronize on a GPU)
+    and return `choose_batch_size` of the rates. Probing stops early when a bigger batch is no
+    faster, or when it runs out of memory. On a GPU the candidates are capped so that the KV
+    cache of 1024 tokens per row fits in half the free memory."""
+    import torch
+
+    device = loaded.device
+    sizes = list(candidates or BATCH_CANDIDATES.get(device, (8, 16, 32)))
+    if device == "cuda":
+        sizes = [size for size in sizes if size <= max(sizes[0], _kv_rows_that_fit(loaded))]
+    prompt = "Question: " + "Tom has 3 apples and buys 5 more. " * 4 + "Answer:"
+    settings = GenerationSettings(max_new_tokens=_PROBE_STEPS + 1)
+    rates: dict[int, float] = {}
+    for size in sizes:
+        try:
+            rates[size] = _probe_rate(loaded, [prompt] * size, settings)
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            break
+        previous = [rate for other, rate in rates.items() if other < size]
+        if previous and rates[size] < 1.05 * max(previous):
+            break
+    return choose_batch_size(rates) if rates else FALLBACK_BATCH_SIZE.get(device, 16)
+
+
+def _probe_rate(loaded: LoadedModel, prompts: list[str], settings: GenerationSettings) -> float:
+    """Generated tokens per second of the decoding steps after the prefill."""
+    import torch
+
+    clock = time.perf_counter if loaded.device == "cuda" else time.process_time
+    begun, first, rows = 0.0, 0, []
+    for step, rows in enumerate(_decode(loaded, prompts, [BASE] * len(prompts), settings)):
+        if loaded.device == "cuda":
+            torch.cuda.synchronize()
+        if step == 0:
+            begun, first = clock(), sum(len(row.decoded.tokens) for row in rows)
+    tokens = sum(len(row.decoded.tokens) for row in rows) - first
+    return tokens / max(clock() - begun, 1e-9)
+
+
+def _kv_rows_that_fit(loaded: LoadedModel) -> int:
+    import torch
+
+    config = loaded.model.config
+    layers = getattr(config, "num_hidden_layers", 24)
+    heads = getattr(config, "num_key_value_heads", None) or getattr(
+        config, "num_attention_heads", 16
+    )
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    per_row = (
+        2 * layers * heads * head_dim * 1024 * torch.empty((), dtype=loaded.dtype).element_size()
+    )
+    free, _ = torch.cuda.mem_get_info()
+    return max(1, int(free * 0.5 // per_row))
 
 
 def _adapter_list(
@@ -291,6 +418,7 @@ def _decode(
     names: list[str],
     settings: GenerationSettings,
     batch_size: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[list[RowState]]:
     """The decoding loop. Yields every row's state (the same list) after every step.
 
@@ -314,6 +442,8 @@ def _decode(
     capacity = batch_size or len(rows)
     batch: _Batch | None = None
     while batch or waiting:
+        if should_stop and should_stop():
+            return  # between steps: unfinished rows stay unfinished
         free = capacity - (len(batch.rows) if batch else 0)
         if waiting and free > 0 and (batch is None or batch.can_merge()):
             admitted = [waiting.popleft() for _ in range(min(free, len(waiting)))]

@@ -67,21 +67,88 @@ def cuda_capability() -> tuple[int, int] | None:
     return tuple(torch.cuda.get_device_capability())  # type: ignore[return-value]
 
 
-def dtype_name(device: str, capability: tuple[int, int] | None = None) -> str:
-    """The weights dtype for a device: bf16 on GPUs that compute it natively, else fp16; fp32 on CPU.
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Short names (training's old `precision` values) mean the same dtypes.
+DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # CPU features that make bf16 matmuls fast
+DTYPE_ENV = "MATHTUTOR_DTYPE"  # the operator's choice for `auto` (e.g. float32 on a Space)
+
+
+def check_dtype(setting: str | None, field: str = "dtype") -> str:
+    """The canonical name of a dtype setting (None = auto); ValueError naming `field` else.
+
+    >>> check_dtype("bf16"), check_dtype(None), check_dtype(" Float32 ")
+    ('bfloat16', 'auto', 'float32')
+    >>> check_dtype("int8")
+    Traceback (most recent call last):
+    ValueError: dtype 'int8' is not one of: auto, float32, bfloat16, float16
+    """
+    name = str(setting or "auto").strip().lower()
+    name = DTYPE_ALIASES.get(name, name)
+    if name not in DTYPES:
+        raise ValueError(f"{field} {setting!r} is not one of: {', '.join(DTYPES)}")
+    return name
+
+
+def cpu_has_fast_bf16(flags: str) -> bool:
+    """Whether a CPU with these /proc/cpuinfo flags computes bf16 matmuls natively (AMX or
+    AVX512-BF16); without them bf16 is emulated and slower than fp32.
+
+    >>> cpu_has_fast_bf16("fpu avx2 avx512f avx512_bf16"), cpu_has_fast_bf16("fpu avx2 avx512f")
+    (True, False)
+    """
+    present = set(flags.split())
+    return any(flag in present for flag in CPU_BF16_FLAGS)
+
+
+def cpu_flags() -> str:
+    """The `flags` line of /proc/cpuinfo ('' where there is none, e.g. macOS)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def dtype_name(device: str, capability: tuple[int, int] | None = None, flags: str = "") -> str:
+    """What `auto` means on a device: bf16 where the hardware computes it natively, else fp16
+    on GPUs and fp32 on CPUs.
 
     Native bf16 starts with compute capability 8.0 (A100, A10G, L4, H100). On older GPUs (T4,
     V100) `torch.cuda.is_bf16_supported()` still says True, because a bf16 tensor can be
-    *emulated* there, slower than fp16; so the capability decides, not that call.
+    *emulated* there, slower than fp16; so the capability decides, not that call. On a CPU the
+    `flags` decide (`cpu_has_fast_bf16`).
 
     >>> dtype_name("cuda", (8, 6)), dtype_name("cuda", (7, 5)), dtype_name("mps"), dtype_name("cpu")
     ('bfloat16', 'float16', 'float16', 'float32')
+    >>> dtype_name("cpu", flags="avx512f amx_bf16 amx_tile")
+    'bfloat16'
     """
     if device == "cuda":
         return "bfloat16" if capability is not None and capability[0] >= 8 else "float16"
     if device == "mps":
         return "float16"
-    return "float32"
+    return "bfloat16" if cpu_has_fast_bf16(flags) else "float32"
+
+
+def resolve_dtype(setting: str | None, device: str) -> str:
+    """The one place a dtype setting becomes a dtype name for `device` on this machine.
+
+    `auto` (or None) is `MATHTUTOR_DTYPE` when the operator set it, else `dtype_name` for this
+    machine's GPU or CPU flags. float16 needs a GPU (on a CPU it is emulated and slow).
+    """
+    name = check_dtype(setting)
+    if name == "auto":
+        name = check_dtype(os.environ.get(DTYPE_ENV) or "auto", DTYPE_ENV)
+    if name == "auto":
+        capability = cuda_capability() if device == "cuda" else None
+        name = dtype_name(device, capability, cpu_flags() if device == "cpu" else "")
+    if name == "float16" and device == "cpu":
+        raise ValueError("dtype float16 needs a GPU; on a CPU use auto, bfloat16 or float32")
+    return name
 
 
 def native_bf16() -> bool:
@@ -90,11 +157,16 @@ def native_bf16() -> bool:
     return capability is not None and dtype_name("cuda", capability) == "bfloat16"
 
 
-def pick_dtype(device: str) -> Any:
-    """The torch dtype `dtype_name` picks for `device` on this machine."""
+def pick_dtype(device: str, setting: str | None = None) -> Any:
+    """The torch dtype `resolve_dtype` picks for `device` and `setting` on this machine."""
     import torch
 
-    return getattr(torch, dtype_name(device, cuda_capability() if device == "cuda" else None))
+    return getattr(torch, resolve_dtype(setting, device))
+
+
+def torch_dtype_name(dtype: Any) -> str:
+    """`torch.bfloat16` -> 'bfloat16' (a name as `DTYPES` spells it; strings pass through)."""
+    return str(dtype).removeprefix("torch.")
 
 
 # --------------------------------------------------------------------------- bundled model
@@ -379,6 +451,11 @@ class LoadedModel:
     lock: ModelLock = field(default_factory=ModelLock, repr=False)
 
     @property
+    def dtype_name(self) -> str:
+        """The weights' dtype as `DTYPES` names it ('bfloat16'), for records and the UI."""
+        return torch_dtype_name(self.dtype)
+
+    @property
     def names(self) -> list[str]:
         """`base` followed by the adapter names, the choices for every model picker."""
         return [BASE, *self.adapters]
@@ -478,13 +555,17 @@ def load_model(
 ) -> LoadedModel:
     """Load (once per process) a base model and its tokenizer, ready for generation.
 
+    dtype: a `DTYPES` name (or alias, or a torch dtype); None/`auto` resolves per device
+    (`resolve_dtype`). The cache holds one copy per (spec, device, resolved dtype).
     quantization: None, "4bit" (bitsandbytes NF4, bf16 compute) or "8bit".
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization {quantization!r}: expected one of {QUANTIZATIONS}")
     spec = (spec or BUNDLED).strip()
     device = device or pick_device()
-    key = (spec, device, str(dtype), quantization)
+    setting = dtype if dtype is None or isinstance(dtype, str) else torch_dtype_name(dtype)
+    dtype = resolve_dtype(setting, device)
+    key = (spec, device, dtype, quantization)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = _load(spec, device, dtype, quantization)
@@ -502,12 +583,12 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-def _load(spec: str, device: str, dtype: Any, quantization: str | None) -> LoadedModel:
+def _load(spec: str, device: str, dtype: str, quantization: str | None) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = resolve_model(spec)
-    dtype = dtype or pick_dtype(device)
+    dtype = getattr(torch, dtype)
     kwargs: dict[str, Any] = {"dtype": dtype}
     if quantization:
         from transformers import BitsAndBytesConfig

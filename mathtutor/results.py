@@ -94,6 +94,7 @@ class EvalSummary:
     answer_type: str | None = None  # answers.ANSWER_TYPES of the problems
     num_votes: int = 1
     backend: str | None = None
+    dtype: str | None = None  # the weights' dtype the completions were decoded in
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -298,6 +299,8 @@ def results_rows(summary: EvalSummary) -> list[dict[str, Any]]:
     for name in summary.order:
         system = summary.systems[name]
         row: dict[str, Any] = {"system": name, "n": system.n}
+        if summary.dtype:  # greedy texts differ between bf16 and fp32: shown with the figures
+            row["dtype"] = summary.dtype
         for key, label in (("accuracy", "accuracy"), ("strict", "strict"), ("flexible", "flex")):
             estimate = getattr(system, key)
             row[f"{label} %"] = pct(estimate.value if estimate else None)

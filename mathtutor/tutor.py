@@ -392,10 +392,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("problem")
     parser.add_argument("--model", default="bundled")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     args = parser.parse_args(argv)
     from mathtutor.models import load_model
 
-    solution = solve(load_model(args.model), args.problem)
+    solution = solve(load_model(args.model, dtype=args.dtype), args.problem)
     print(solution.text, f"\n\nanswer: {solution.answer}; wrong steps: {len(solution.wrong_steps)}")
 
 

@@ -24,6 +24,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `dtype: auto` means fp32 in the tests on every machine (an AMX CPU would pick bf16); tests of
+# bf16 ask for it by name.
+os.environ.setdefault("MATHTUTOR_DTYPE", "float32")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -100,6 +103,18 @@ def tiny_loaded(tiny_model_dir):
 
     clear_cache()
     loaded = load_model(str(tiny_model_dir), device="cpu")
+    yield loaded
+    clear_cache()
+
+
+@pytest.fixture(params=["float32", "bfloat16"])
+def tiny_loaded_each_dtype(tiny_model_dir, request):
+    """The tiny model loaded fresh in fp32, then in bf16: parity holds within each dtype."""
+    from mathtutor.models import clear_cache, load_model
+
+    clear_cache()
+    loaded = load_model(str(tiny_model_dir), device="cpu", dtype=request.param)
+    assert loaded.dtype_name == request.param
     yield loaded
     clear_cache()
 

@@ -274,3 +274,20 @@ def test_print_config_round_trips_through_the_builder(tmp_path):
     assert result.returncode == 0, result.stderr
     printed = TrainConfig.from_dict(yaml.safe_load(result.stdout))
     assert printed == TrainConfig(lora_rank=8, packing=True)
+
+
+def test_thread_policy_is_passive_and_fits_the_machine():
+    from mathtutor.cli import THREADS_ENV, configure_threads, thread_count
+
+    cpus = len(os.sched_getaffinity(0))
+    environ: dict[str, str] = {}
+    threads = configure_threads(environ)
+    assert environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert environ["OMP_NUM_THREADS"] == str(threads) and 1 <= threads <= cpus
+    assert configure_threads({"OMP_WAIT_POLICY": "ACTIVE", THREADS_ENV: "3"}) == 3
+    kept = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "5"}
+    assert configure_threads(kept) == 5 and kept["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert configure_threads({"OMP_NUM_THREADS": "5", THREADS_ENV: "2"}) == 2  # ours wins
+    assert thread_count(4, 2.6) == 1 and thread_count(4, 0.0) == 4 and thread_count(1, 0.0) == 1
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        configure_threads({THREADS_ENV: "0"})

@@ -25,6 +25,7 @@ from mathtutor.evaluate import (
     pick_backend,
     running_run,
 )
+from mathtutor.generate import GenerationSettings, generate_batch
 from mathtutor.results import EvalSummary
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,7 +137,7 @@ def test_same_problems_for_every_system_in_mixed_batches(
     )
     report = evaluate(config, on_progress=lambda done, total: progress.append((done, total)))
     assert report.status == "finished" and report.num_records == 8
-    assert progress == [(0, 8), (4, 8), (8, 8)]  # 2 batches of 4 rows, base and adapter mixed
+    assert progress == [(done, 8) for done in range(9)]  # every record as its row finishes
     records = store.load_records(report.run_id)
     expected = [p.id for p in load_problems("gsm8k", num_samples=4, seed=0)]
     labels = report.summary.order
@@ -161,6 +162,28 @@ def test_same_problems_for_every_system_in_mixed_batches(
     assert store.get_eval_run(report.run_id)["status"] == "finished"
 
 
+def test_records_equal_one_by_one_greedy_decoding(home, tiny_model_dir, tiny_adapter_dir):
+    """Continuous batching (2 slots refilled from 12 rows, base and adapter mixed) saves the
+    same completions as decoding each prompt alone."""
+    from mathtutor.models import load_model
+    from mathtutor.prompts import render, stop_sequences
+
+    config = tiny_config(
+        tiny_model_dir, systems=["base", str(tiny_adapter_dir)], num_samples=6, batch_size=2,
+        max_new_tokens=16,
+    )  # fmt: skip
+    report = evaluate(config)
+    loaded = load_model(str(tiny_model_dir), device="cpu")
+    settings = GenerationSettings(max_new_tokens=16, stop=tuple(stop_sequences("qa")))
+    records = store.load_records(report.run_id)
+    assert len(records) == 12 and report.summary.dtype == "float32"
+    names = dict(zip(report.summary.order, ["base", loaded.names[-1]], strict=True))
+    for record in records:
+        prompt = render("qa", record["question"], loaded.tokenizer)
+        (alone,) = generate_batch(loaded, [prompt], names[record["system"]], settings)
+        assert (record["completion"], record["num_tokens"]) == (alone.text, alone.num_tokens)
+
+
 def test_model_that_never_emits_a_number(home, wordy_model_dir):
     config = tiny_config(wordy_model_dir, num_samples=5, max_new_tokens=12, prompt_format="chat")
     report = evaluate(config)
@@ -176,14 +199,16 @@ def test_model_that_never_emits_a_number(home, wordy_model_dir):
 
 def test_stop_then_resume_skips_finished_records(home, tiny_model_dir):
     config = tiny_config(tiny_model_dir, num_samples=6, batch_size=2)
-    calls = []
+    seen: list[int] = []
 
-    def should_stop() -> bool:
-        calls.append(1)
-        return len(calls) > 2  # two batches, then stop
+    def should_stop() -> bool:  # asked between decoding steps
+        return bool(seen) and seen[-1] >= 2
 
-    stopped = evaluate(config, should_stop=should_stop)
-    assert stopped.status == "stopped" and stopped.num_records == 4
+    stopped = evaluate(
+        config, on_progress=lambda done, _: seen.append(done), should_stop=should_stop
+    )
+    assert stopped.status == "stopped" and 2 <= stopped.num_records < 6
+    assert stopped.num_records == seen[-1]  # every finished problem was saved, no other
     assert store.get_eval_run(stopped.run_id)["status"] == "stopped"
     before = {(r["system"], r["problem_id"]): r for r in store.load_records(stopped.run_id)}
 
@@ -193,7 +218,7 @@ def test_stop_then_resume_skips_finished_records(home, tiny_model_dir):
         on_progress=lambda done, total: progress.append(done),
     )
     assert resumed.status == "finished" and resumed.num_records == 6
-    assert progress == [4, 6]  # only the two unfinished problems were generated
+    assert progress == list(range(stopped.num_records, 7))  # only unfinished problems ran
     after = {(r["system"], r["problem_id"]): r for r in store.load_records(stopped.run_id)}
     for key, record in before.items():
         assert after[key] == record  # untouched, same timestamp
@@ -214,7 +239,7 @@ def test_failure_marks_the_run_failed(home, tiny_model_dir):
         evaluate(tiny_config(tiny_model_dir, batch_size=2), on_progress=explode)
     (run,) = store.list_eval_runs()
     assert run["status"] == "failed" and "disk full" in run["error"]
-    assert run["num_records"] == 2  # the finished batch was saved before the failure
+    assert run["num_records"] == 1  # the finished problem was saved before the failure
 
 
 def test_sample_size_zero_or_larger_than_dataset(home, tiny_model_dir, tmp_path):
@@ -402,7 +427,7 @@ def test_killed_mid_run_shows_failed_then_resume_equals_an_uninterrupted_run(
             process.kill()
     (run,) = store.list_eval_runs()
     saved = store.load_records(run["id"])
-    assert 2 <= len(saved) < 32 and len(saved) % 2 == 0  # whole batches only
+    assert 2 <= len(saved) < 32  # whole problems only (each record is saved as it finishes)
     assert run["status"] == "failed"  # its process is gone: not "running" forever
     assert run["error"] == (
         f"process {process.pid} ended without finishing (killed?) at {len(saved)}/32; "

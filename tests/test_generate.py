@@ -40,10 +40,11 @@ def test_settings_validation_names_the_field():
         GenerationSettings(top_p=0)
 
 
-def test_batched_equals_one_by_one_under_greedy(tiny_loaded):
+def test_batched_equals_one_by_one_under_greedy(tiny_loaded_each_dtype):
+    loaded = tiny_loaded_each_dtype
     settings = GenerationSettings(max_new_tokens=20)
-    batched = generate_batch(tiny_loaded, PROMPTS, settings=settings, batch_size=4)
-    single = [generate_batch(tiny_loaded, [p], settings=settings)[0] for p in PROMPTS]
+    batched = generate_batch(loaded, PROMPTS, settings=settings, batch_size=4)
+    single = [generate_batch(loaded, [p], settings=settings)[0] for p in PROMPTS]
     assert [c.text for c in batched] == [c.text for c in single]
     assert all(c.num_tokens > 0 for c in batched)
     assert {c.finish_reason for c in batched} <= {"eos", "length", "stop"}
@@ -94,10 +95,11 @@ def test_rows_that_finish_leave_the_batch_and_the_rest_are_unchanged(tiny_loaded
     assert [c.finish_reason for c in batched] == [c.finish_reason for c in single]
 
 
-def test_batched_equals_hf_generate(tiny_loaded):
-    """Our loop gives exactly what transformers' own greedy generate gives."""
+def test_batched_equals_hf_generate(tiny_loaded_each_dtype):
+    """Our loop gives exactly what transformers' own greedy generate gives, in each dtype."""
     import torch
 
+    tiny_loaded = tiny_loaded_each_dtype
     tok, model = tiny_loaded.tokenizer, tiny_loaded.model
     ids = tok(PROMPTS[0], return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
@@ -453,7 +455,8 @@ def test_continuous_batching_refills_slots_and_matches_one_by_one(
         assert torch.allclose(mine, torch.stack(logits[0]), atol=1e-4), f"row {index}"
 
 
-def test_generate_batch_with_fewer_slots_than_prompts_equals_one_by_one(tiny_loaded):
+def test_generate_batch_with_fewer_slots_than_prompts_equals_one_by_one(tiny_loaded_each_dtype):
+    tiny_loaded = tiny_loaded_each_dtype
     settings = GenerationSettings(max_new_tokens=10, stop=("ooo", "?????"))
     prompts = [*PROMPTS, *MORE_PROMPTS]
     done: list[tuple[int, int]] = []
@@ -468,3 +471,52 @@ def test_generate_batch_with_fewer_slots_than_prompts_equals_one_by_one(tiny_loa
     assert [c.text for c in batched] == [c.text for c in single]
     assert [c.finish_reason for c in batched] == [c.finish_reason for c in single]
     assert [n for n, _ in done] == sorted({n for n, _ in done}) and done[-1] == (9, 9)
+
+
+def test_on_row_reports_each_row_once_as_it_finishes_and_stop_ends_between_steps(tiny_loaded):
+    settings = GenerationSettings(max_new_tokens=10, stop=("ooo", "?????"))
+    prompts = [*PROMPTS, *MORE_PROMPTS]
+    seen: list[int] = []
+    calls = 0
+
+    def on_row(index: int, completion) -> None:
+        assert completion.finish_reason is not None  # only finished rows are reported
+        assert completion.text == alone[index].text  # index is the prompt's, not the batch's
+        seen.append(index)
+
+    alone = [generate_batch(tiny_loaded, [p], settings=settings)[0] for p in prompts]
+    generate_batch(tiny_loaded, prompts, settings=settings, batch_size=3, on_row=on_row)
+    assert sorted(seen) == list(range(len(prompts)))
+
+    def stop_after_a_row() -> bool:
+        nonlocal calls
+        calls += 1
+        return len(seen) > 0
+
+    seen.clear()
+    partial = generate_batch(
+        tiny_loaded, prompts, settings=settings, batch_size=3, on_row=on_row,
+        should_stop=stop_after_a_row,
+    )  # fmt: skip
+    finished = [index for index, completion in enumerate(partial) if completion is not None]
+    assert sorted(seen) == finished and 0 < len(finished) < len(prompts)
+    assert calls > 1  # asked before every step, not once per call
+
+
+def test_choose_batch_size_and_the_measured_default_is_cached(tiny_loaded, tmp_path, monkeypatch):
+    import json
+
+    from mathtutor import generate
+
+    assert generate.choose_batch_size({8: 100.0, 16: 190.0, 32: 200.0}) == 16
+    assert generate.choose_batch_size({8: 100.0}) == 8
+    monkeypatch.setenv("MATHTUTOR_HOME", str(tmp_path))
+    monkeypatch.setattr(generate, "_batch_sizes", {})
+    size = generate.default_batch_size(tiny_loaded)
+    assert size in generate.BATCH_CANDIDATES["cpu"]
+    (cached,) = json.loads((tmp_path / "cache" / "batch_size.json").read_text()).items()
+    assert cached[1] == size and "float32" in cached[0] and "cpu" in cached[0]
+    monkeypatch.setattr(generate, "_batch_sizes", {})
+    monkeypatch.setattr(generate, "measure_batch_size", lambda loaded: pytest.fail("measured"))
+    assert generate.default_batch_size(tiny_loaded) == size  # read back, not measured again
+    assert generate.default_batch_size("cpu") == generate.FALLBACK_BATCH_SIZE["cpu"]

@@ -137,6 +137,48 @@ def test_device_and_dtype_decisions():
     assert models.dtype_name("cpu") == "float32" and models.dtype_name("mps") == "float16"
 
 
+def test_auto_dtype_on_a_cpu_follows_its_bf16_flags(monkeypatch):
+    amd_zen4 = "fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni"
+    sapphire_rapids = "fpu avx512f amx_bf16 amx_tile amx_int8 avx512_fp16"
+    old_xeon = "fpu sse2 avx2 avx512f avx512bw"
+    assert models.dtype_name("cpu", flags=amd_zen4) == "bfloat16"
+    assert models.dtype_name("cpu", flags=sapphire_rapids) == "bfloat16"
+    assert models.dtype_name("cpu", flags=old_xeon) == "float32"
+    assert models.dtype_name("cpu", flags="avx512_bf16x") == "float32"  # whole flags only
+    assert models.check_dtype("fp32") == "float32" and models.check_dtype("BF16") == "bfloat16"
+    with pytest.raises(ValueError, match="dtype 'int4' is not one of"):
+        models.check_dtype("int4")
+    monkeypatch.delenv(models.DTYPE_ENV, raising=False)
+    monkeypatch.setattr(models, "cpu_flags", lambda: old_xeon)
+    assert models.resolve_dtype("auto", "cpu") == "float32"
+    monkeypatch.setattr(models, "cpu_flags", lambda: amd_zen4)
+    assert models.resolve_dtype("auto", "cpu") == "bfloat16"
+    assert models.resolve_dtype("float32", "cpu") == "float32"  # a named dtype is kept
+    monkeypatch.setenv(models.DTYPE_ENV, "float32")  # the operator's choice for auto
+    assert models.resolve_dtype(None, "cpu") == "float32"
+    assert models.resolve_dtype("bf16", "cpu") == "bfloat16"
+    with pytest.raises(ValueError, match="float16 needs a GPU"):
+        models.resolve_dtype("float16", "cpu")
+    monkeypatch.setenv(models.DTYPE_ENV, "fast")
+    with pytest.raises(ValueError, match="MATHTUTOR_DTYPE 'fast'"):
+        models.resolve_dtype("auto", "cpu")
+
+
+def test_one_copy_per_dtype(tiny_model_dir):
+    import torch
+
+    models.clear_cache()
+    fp32 = models.load_model(str(tiny_model_dir), device="cpu", dtype="float32")
+    bf16 = models.load_model(str(tiny_model_dir), device="cpu", dtype="bfloat16")
+    assert fp32 is not bf16
+    assert fp32.model.dtype == torch.float32 and bf16.model.dtype == torch.bfloat16
+    assert bf16.dtype_name == "bfloat16"
+    assert models.load_model(str(tiny_model_dir), device="cpu", dtype=torch.bfloat16) is bf16
+    assert models.load_model(str(tiny_model_dir), device="cpu", dtype="bf16") is bf16
+    assert models.load_model(str(tiny_model_dir), device="cpu") is fp32  # auto = fp32 in tests
+    models.clear_cache()
+
+
 def test_cpu_machine_picks_cpu_fp32():
     import torch
 

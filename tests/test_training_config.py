@@ -49,7 +49,11 @@ def test_recipes_carry_the_seed_reports_hyperparameters():
         0.1,
         1.0,
     )
-    assert (phi.batch_size, phi.precision, phi.prompt_format) == (4, "fp16", "qa")
+    assert (phi.batch_size, phi.precision, phi.prompt_format) == (
+        4,
+        "float16",
+        "qa",
+    )  # fp16 in the YAML: one dtype vocabulary
     gemma = recipe["gemma2b-it-gsm8k-lora"]
     assert (gemma.lora_rank, gemma.lora_alpha, gemma.target_modules) == (16, 32, "all-linear")
     assert (gemma.learning_rate, gemma.lr_scheduler, gemma.min_lr) == (

@@ -125,3 +125,15 @@ def test_a_finished_run_records_its_step_time(tiny_model_dir, tmp_path, monkeypa
     measured = estimate_module.measured_seconds_per_step(runs.read_metrics(result.run_id))
     assert records[0]["measured_seconds_per_step"] == pytest.approx(measured, rel=1e-3)
     assert estimate(tiny_config(tiny_model_dir)).calibrated
+
+
+def test_cpu_time_uses_the_bf16_rate_where_bf16_is_computed(tiny_model_dir, monkeypatch):
+    from training import estimate as module
+
+    monkeypatch.setattr(module, "CPU_BF16_SPEEDUP", 2.5)
+    fp32 = estimate(tiny_config(tiny_model_dir, precision="float32"), memory=("cpu", 15.0))
+    bf16 = estimate(tiny_config(tiny_model_dir, precision="bfloat16"), memory=("cpu", 15.0))
+    assert fp32.seconds_per_step / bf16.seconds_per_step == pytest.approx(2.5)
+    monkeypatch.setenv("MATHTUTOR_DTYPE", "bfloat16")  # auto on a CPU that computes bf16
+    auto = estimate(tiny_config(tiny_model_dir), memory=("cpu", 15.0))
+    assert auto.seconds_per_step == pytest.approx(bf16.seconds_per_step)

@@ -4,6 +4,7 @@ runs are reproducible, Stop saves a usable adapter and Resume continues, bad dat
 from __future__ import annotations
 
 import json
+import math
 import resource
 import signal
 from types import SimpleNamespace
@@ -273,3 +274,27 @@ def test_leftovers_of_failed_calls_are_removed(tiny_model_dir):
         locks.release(held, held_path)
     with pytest.raises(ValueError, match="'fresh-run' already exists; choose another id"):
         runs.create_run(tiny_config(tiny_model_dir), "fresh-run")  # a directory with files
+
+
+def test_bf16_mixed_precision_trains_on_cpu_and_is_recorded(tiny_model_dir, monkeypatch):
+    """trl/accelerate `bf16=True` on a CPU (autocast over fp32 master weights); `auto`
+    resolves to the dtype this machine computes in, and config.yaml and the card say which."""
+    import yaml
+
+    from training.lifecycle import train_dtype
+
+    monkeypatch.setenv("MATHTUTOR_DTYPE", "bfloat16")  # what auto picks on an AMX/BF16 CPU
+    config = tiny_config(tiny_model_dir)
+    assert config.precision == "auto" and train_dtype(config, "cpu") == "bfloat16"
+    result = train(config)
+    assert result.status == "finished" and result.train_loss is not None
+    assert math.isfinite(result.train_loss)
+    saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert saved["precision"] == "bfloat16"
+    assert "precision: bfloat16 on cpu (auto)" in (result.run_dir / "log.txt").read_text()
+    card = (result.adapter_dir / "README.md").read_text()
+    assert "bfloat16" in card
+    monkeypatch.setenv("MATHTUTOR_DTYPE", "float32")
+    assert train_dtype(config, "cpu") == "float32"
+    with pytest.raises(ValueError, match="precision: dtype float16 needs a GPU"):
+        train_dtype(tiny_config(tiny_model_dir, precision="fp16"), "cpu")

@@ -39,13 +39,14 @@ import yaml
 
 from mathtutor import cli
 from mathtutor.data import DATASETS
+from mathtutor.models import DTYPES, check_dtype
 from mathtutor.paths import check_readable
 from mathtutor.prompts import FORMATS
 from mathtutor.tables import ColumnMapping, TableSource
 
 METHODS = ("sft", "grpo")
 FINETUNES = ("lora", "qlora", "full")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+PRECISIONS = DTYPES  # one vocabulary with inference; bf16/fp16/fp32 are accepted aliases
 OPTIMIZERS = ("auto", "adamw_torch", "adamw_8bit", "paged_adamw_8bit")
 SCHEDULERS = ("linear", "cosine", "cosine_with_min_lr", "constant", "constant_with_warmup")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -73,7 +74,7 @@ def card_fields(method: str) -> tuple[str, ...]:
     """The `TrainConfig` fields a model card lists (`metadata["card"]`); GRPO's only for grpo.
 
     >>> card_fields("sft")[:3], "beta" in card_fields("sft"), "beta" in card_fields("grpo")
-    (('method', 'finetune', 'lora_rank'), False, True)
+    (('method', 'finetune', 'precision'), False, True)
     """
     return tuple(
         item.name
@@ -106,9 +107,12 @@ class TrainConfig:
     )
     precision: str = _field(
         "auto",
-        "auto: bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU.",
+        "Compute dtype (mixed precision): auto = bf16 where the hardware runs it natively (GPUs "
+        "with compute capability 8+, CPUs with AMX/AVX512-BF16), fp16 on other GPUs, fp32 on "
+        "other CPUs; bf16/fp16/fp32 also accepted.",
         "model",
         PRECISIONS,
+        card=True,
     )
     use_unsloth: bool = _field(
         True,
@@ -342,6 +346,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
             setattr(self, item.name, _coerce(item, getattr(self, item.name)))
+        self.precision = check_dtype(self.precision, "precision")
         _validate(self)
 
     # ------------------------------------------------------------ YAML and dicts

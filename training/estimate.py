@@ -16,7 +16,9 @@ Time per step is FLOPs / throughput: 6 x params x tokens for full fine-tuning, 4
 tokens for LoRA (no weight gradients), +2 x params x tokens with checkpointing; throughput is
 a rough figure per device kind (CPU: ~25 GFLOP/s per thread, from the measured bundled-quick
 run, `python bench/bench_train.py quick`: 10.6 s per LoRA step of ~980 tokens on 2 idle cores;
-issue 4's reference machine managed ~40; CUDA: 40% of a nominal 200 TFLOP/s bf16). GRPO adds
+issue 4's reference machine managed ~40; times `CPU_BF16_SPEEDUP` when `precision` resolves
+to bf16 on the CPU, measured by `python bench/bench_train.py precision`; CUDA: 40% of a nominal
+200 TFLOP/s bf16). GRPO adds
 generation: `num_generations` x `max_completion_length` decode steps, bounded by memory
 bandwidth.
 
@@ -47,6 +49,11 @@ from mathtutor.metrics import format_duration
 from training.config import TrainConfig
 
 CPU_FLOPS_PER_CORE = 25e9
+# Step-time ratio fp32 / bf16 mixed precision on a CPU with native bf16 (AVX512-BF16 or AMX):
+# `python bench/bench_train.py precision --steps 4` on this project's 2-core AVX512-BF16 EPYC
+# (shared, 1 thread): 77.2 vs 45.2 CPU seconds for the whole call, model load included (1.7x);
+# 150 vs 74 s/step wall (2.0x, the load on the machine varied).
+CPU_BF16_SPEEDUP = 1.7
 GPU_FLOPS = 0.4 * 200e12
 OVERHEAD = 0.3e9  # framework overhead, bytes
 # Common GPUs a Space or a notebook offers, by total memory (GB): the "needs on a GPU" line.
@@ -244,6 +251,8 @@ def estimate(config: TrainConfig, memory: tuple[str, float] | None = None) -> Es
     factor = 6 if config.finetune == "full" else 4
     factor += 2 if config.gradient_checkpointing else 0
     throughput = GPU_FLOPS if cuda else CPU_FLOPS_PER_CORE * (torch.get_num_threads() or 1)
+    if not cuda and _cpu_dtype(config) == "bfloat16":
+        throughput *= CPU_BF16_SPEEDUP
     seconds = factor * params * tokens_per_step / throughput
     if config.method == "grpo":  # one decode step per completion token, ~bandwidth bound
         bandwidth = 1.5e12 if cuda else 10e9
@@ -288,7 +297,7 @@ MAX_RECORDS = 200  # per file; the oldest go first
 
 
 def step_times_path() -> Path:
-    from mathtutor.models import home_dir
+    from mathtutor.paths import home_dir
 
     return home_dir() / "step_times.json"
 
@@ -397,6 +406,16 @@ def calibrate(
     else:
         text = f"calibrated from {runs} measured here"
     return factor, f"{text}: ×{factor:.1f} on the FLOP/s guess", extrapolating or outside
+
+
+def _cpu_dtype(config: TrainConfig) -> str:
+    """What `precision` resolves to on this machine's CPU (fp16 is refused there at launch)."""
+    from mathtutor.models import resolve_dtype
+
+    try:
+        return resolve_dtype(config.precision, "cpu")
+    except ValueError:
+        return "float32"
 
 
 def check_fits(config: TrainConfig, memory: tuple[str, float] | None = None) -> Estimate:

@@ -63,11 +63,21 @@ def _is_main_process() -> bool:
 
 
 # ---------------------------------------------------------------- trainer arguments
+def train_dtype(config: TrainConfig, device: str) -> str:
+    """The run's compute dtype (`models.resolve_dtype` of `config.precision`): bf16 or fp16 is
+    mixed precision on top of the weights `training.model` loads; recorded in config.yaml,
+    the metrics and the model card. fp16 on a CPU is refused there, naming `precision`."""
+    from mathtutor.models import resolve_dtype
+
+    try:
+        return resolve_dtype(config.precision, device)
+    except ValueError as error:
+        raise ValueError(f"precision: {error}") from error
+
+
 def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval: bool) -> dict:
     """Keyword arguments shared by SFTConfig and GRPOConfig."""
     import importlib.util
-
-    from mathtutor.models import native_bf16
 
     cuda = setup.device == "cuda"
     optimizer = config.optimizer
@@ -80,11 +90,7 @@ def trainer_arguments(config: TrainConfig, run_dir: Path, setup: Setup, has_eval
             setup.notes.append(
                 "8-bit AdamW not used: " + ("no CUDA" if not cuda else "no bitsandbytes")
             )
-    half = {"auto": None, "fp32": None, "bf16": "bf16", "fp16": "fp16"}[config.precision]
-    if config.precision == "auto" and cuda:
-        half = "bf16" if native_bf16() else "fp16"  # a T4 emulates bf16: fp16 there
-    if setup.device == "cpu" and half == "fp16":
-        raise ValueError("precision: fp16 needs a GPU; use auto, bf16 or fp32 on CPU")
+    half = {"bfloat16": "bf16", "float16": "fp16"}.get(train_dtype(config, setup.device))
     save_steps = config.save_steps
     # best-by-loss: transformers tracks eval_loss and loads the best checkpoint at the end
     by_loss = config.keep_best_by == "loss" or (
@@ -201,6 +207,7 @@ def run_training(
                 store.upsert_train_run(run_id, status="running", run_dir=run_dir, pid=os.getpid())
             log(run_dir, f"run {run_id}: {config.method} {config.finetune} on {config.model}")
             setup = load_for_training(config, padding_side=padding_side)
+            config = _resolved_precision(config, run_dir, setup.device, main)
             trainer = build_trainer(config, setup, run_dir)
             for note in setup.notes:
                 log(run_dir, note)
@@ -234,6 +241,22 @@ def run_training(
             store.upsert_train_run(run_id, status="failed", run_dir=run_dir, error=message)
         raise
     return result
+
+
+def _resolved_precision(config: TrainConfig, run_dir: Path, device: str, main: bool) -> TrainConfig:
+    """`precision: auto` replaced by the dtype it chose here, in config.yaml too (so the run
+    and its model card record what was computed in)."""
+    dtype = train_dtype(config, device)
+    log(
+        run_dir,
+        f"precision: {dtype} on {device}" + (" (auto)" if config.precision == "auto" else ""),
+    )
+    if config.precision == dtype:
+        return config
+    config = dataclasses.replace(config, precision=dtype)
+    if main:
+        config.to_yaml(run_dir / "config.yaml")
+    return config
 
 
 def _stopped_while_queued(config: TrainConfig, run_dir: Path) -> RunResult:

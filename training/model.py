@@ -82,20 +82,16 @@ def load_for_training(config: TrainConfig, *, padding_side: str = "right") -> Se
 
 
 def _dtype(config: TrainConfig, device: str) -> Any:
-    """Weights dtype: half precision on GPUs for adapters; fp32 for full fine-tunes (AMP on top)."""
+    """Weights dtype: half precision on GPUs for adapters; fp32 on CPUs and for full fine-tunes
+    (fp32 master weights, the bf16 compute comes from mixed precision on top)."""
     import torch
 
-    from mathtutor.models import pick_dtype
+    from mathtutor.models import resolve_dtype
 
-    if config.precision == "fp32" or (device == "cpu" and config.precision == "auto"):
+    name = resolve_dtype(config.precision, device)
+    if name == "float32" or device == "cpu" or config.finetune == "full":
         return torch.float32
-    if config.finetune == "full":
-        return torch.float32  # mixed precision keeps fp32 master weights
-    if config.precision == "bf16":
-        return torch.bfloat16
-    if config.precision == "fp16":
-        return torch.float16
-    return pick_dtype(device)
+    return getattr(torch, name)
 
 
 def _load_unsloth(config: TrainConfig, source: str, dtype: Any, notes: list[str]) -> Setup:
