@@ -63,7 +63,8 @@ def train_form(dataset_path: str, **changes) -> list:
     config = TrainConfig.from_yaml(train_tab.RECIPES_DIR / "bundled-quick.yaml")
     names = [f.name for f in train_tab.FORM_FIELDS]
     values = dict(zip(names, train_tab.form_values(config), strict=True))
-    values |= {"dataset": "upload", "dataset_path": dataset_path, **changes}
+    # an upload has no test split to measure accuracy on during training: that is off here
+    values |= {"dataset": "upload", "dataset_path": dataset_path, "eval_every": 0, **changes}
     return list(values.values())
 
 
