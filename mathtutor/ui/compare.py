@@ -37,8 +37,6 @@ from mathtutor.models import BASE, BUNDLED, base_model_id, same_base
 from mathtutor.prompts import FORMATS
 from mathtutor.render import faithful_html, slip_marks
 from mathtutor.ui.common import (
-    GPU,
-    GPU_LIMIT,
     LATEX,
     AppContext,
     client_key,
@@ -753,8 +751,11 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         run_compare,
         inputs,
         outputs,
-        concurrency_id=GPU,
-        concurrency_limit=GPU_LIMIT,
+        # One Compare at a time in Gradio's own queue: a Run clicked while a stopped run winds
+        # down then waits for it (with more admitted at once, a Stop in a loop left the panes
+        # showing "Error"); Compare and Tutor still take turns on the model (`in_turn`).
+        concurrency_id="compare",
+        concurrency_limit=1,
         # A Run clicked while a stopped run is still winding down waits for it, not ignored.
         trigger_mode="always_last",
         # The panes show their own state ("generating…", "stopped"); a cancelled stream must
@@ -766,8 +767,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             handler,
             current,
             outputs,
-            concurrency_id=GPU,
-            concurrency_limit=GPU_LIMIT,
+            concurrency_id="compare",
             show_progress="hidden",
         )
         for button, handler in zip(regenerates, (regenerate_left, regenerate_right), strict=True)
