@@ -77,7 +77,7 @@ def test_ui_handler_streams_and_reports_errors(tiny_model_dir):
     import gradio as gr
 
     from mathtutor.render import visible_text
-    from mathtutor.ui.compare import mark_stopped, run_compare
+    from mathtutor.ui.compare import run_compare
 
     outputs = list(run_compare(str(tiny_model_dir), *ARGS))
     left_chat, right_chat, left_md, right_md, left_head, _, diff, notice, state = outputs[-1]
@@ -86,8 +86,6 @@ def test_ui_handler_streams_and_reports_errors(tiny_model_dir):
     assert left_chat[1]["content"] == right_chat[1]["content"]  # same system, greedy
     assert "correct" in left_md and left_md == right_md and notice == ""
     assert "base · " in left_head and "tokens" in left_head and "Same text." in diff
-    # Stop marks a pane still streaming as stopped and keeps a finished pane's verdict.
-    assert mark_stopped(outputs[0][2], left_md) == ("*stopped*", left_md)
     with pytest.raises(gr.Error, match="empty"):
         list(run_compare(str(tiny_model_dir), "base", "base", "", "", "chat", 8, 0, 1, 0, False))
     with pytest.raises(gr.Error, match="two different systems"):
@@ -98,6 +96,34 @@ def test_ui_handler_streams_and_reports_errors(tiny_model_dir):
                 "nobody/none-such-model", "base", "base", "2+2?", "", "chat", 8, 0, 1, 0, False
             )
         )
+
+
+def test_stop_ends_the_run_at_its_next_step_and_keeps_the_text(tiny_model_dir):
+    """Stop (`ui.stops`) ends a streaming Compare in its own thread: the partial text stays,
+    the answer lines say stopped, and the model is free for the next run at once."""
+    from mathtutor.ui import stops
+    from mathtutor.ui.compare import STOPPED, run_compare
+
+    args = (*ARGS[:5], 64, *ARGS[6:], False)  # 64 tokens: far more than it decodes here
+    run = run_compare(str(tiny_model_dir), *args, "stopthisrun0001")
+    first = next(run)
+    assert not first[-1]["panes"][0]["done"]
+    assert stops.request_stop("stopthisrun0001")
+    rest = list(run)
+    assert len(rest) == 1, "the run went on after its Stop"
+    *_, state = rest[-1]
+    assert rest[-1][2] == rest[-1][3] == STOPPED
+    assert state["panes"][0]["text"] and not state["panes"][0]["done"]
+    # A run stopped before it starts ends at once, without touching the model.
+    assert stops.request_stop("stoppedbefore001")
+    [(*_, ahead)] = list(run_compare(str(tiny_model_dir), *args, "stoppedbefore001"))
+    assert ahead["answers"] == [STOPPED, STOPPED] and ahead["panes"][0]["text"] == ""
+    # Another run (another token) is not stopped, and the model was left usable.
+    *_, last = list(run_compare(str(tiny_model_dir), *ARGS, False, "anotherrun000001"))
+    assert all(p["done"] for p in last[-1]["panes"])
+    # Malformed tokens are refused and never kept.
+    assert not stops.request_stop("../etc") and not stops.request_stop("x" * 100)
+    assert not stops.stopped("") and not stops.stopped(None)
 
 
 def test_blind_vote_reveals_names_and_feeds_the_leaderboard(tiny_model_dir, tiny_adapter_dir):

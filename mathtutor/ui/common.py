@@ -25,6 +25,7 @@ import gradio as gr
 
 from mathtutor import access, jobs, store
 from mathtutor.models import BASE, LoadedModel, load_model, same_base
+from mathtutor.ui import stops
 
 # Math delimiters for gr.Chatbot / gr.Markdown in every tab.
 LATEX = [
@@ -194,29 +195,42 @@ def field_widget(spec: dataclasses.Field, value: Any, prefix: str) -> gr.compone
     return gr.Textbox(value=",".join(value) if isinstance(value, list) else value, **common)
 
 
-def in_turn(outputs: int = 1, notice: int | None = None) -> Callable[[Callable], Callable]:
+def in_turn(
+    outputs: int = 1, notice: int | None = None, token: str | None = None
+) -> Callable[[Callable], Callable]:
     """Run a model handler in its turn (`mathtutor.jobs.INTERACTIVE_TURNS`, first come first
     served), telling a waiting user their place: "waiting: 2 ahead, ~8 s".
 
     A streaming handler shows that line in its output number `notice` (of `outputs`, the other
     outputs are left as they are) and updates it every `WAIT_POLL_SECONDS`; a plain handler
     shows it once as a toast. Put it outside `zerogpu.gpu`, so no GPU is held while waiting.
+    A streaming handler whose argument `token` names its run (`mathtutor.ui.stops`) leaves
+    the line at once when that run is stopped while it waits.
     """
 
     def decorate(handler: Callable) -> Callable:
         if inspect.isgeneratorfunction(handler):
+            signature = inspect.signature(handler)
 
             @functools.wraps(handler)
             def streaming(*args, **kwargs):
+                run = signature.bind_partial(*args, **kwargs).arguments.get(token) if token else ""
                 turn = jobs.INTERACTIVE_TURNS.join()
                 try:
                     waited = False
                     while not turn.wait(WAIT_POLL_SECONDS if waited else 0):
                         waited = True
-                        if notice is not None:
-                            update = [gr.skip()] * outputs
-                            update[notice] = jobs.waiting_message(turn.ahead(), turn.eta())
+                        if notice is None and stops.stopped(run):
+                            return
+                        if notice is None:
+                            continue
+                        update = [gr.skip()] * outputs
+                        if stops.stopped(run):
+                            update[notice] = "⏹ Stopped before its turn came."
                             yield tuple(update) if outputs > 1 else update[0]
+                            return
+                        update[notice] = jobs.waiting_message(turn.ahead(), turn.eta())
+                        yield tuple(update) if outputs > 1 else update[0]
                     yield from handler(*args, **kwargs)
                 finally:
                     turn.leave()

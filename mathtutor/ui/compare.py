@@ -36,7 +36,10 @@ from mathtutor.generate import MAX_NEW_TOKENS, GenerationSettings
 from mathtutor.models import BASE, BUNDLED, base_model_id, same_base
 from mathtutor.prompts import FORMATS
 from mathtutor.render import faithful_html, slip_marks
+from mathtutor.ui import stops
 from mathtutor.ui.common import (
+    GPU,
+    GPU_LIMIT,
     LATEX,
     AppContext,
     client_key,
@@ -49,6 +52,7 @@ from mathtutor.ui.common import (
 from mathtutor.zerogpu import gpu, gpu_seconds
 
 GENERATING = "generating…"  # the answer line of a pane still streaming
+STOPPED = "*stopped*"  # the answer line of a pane stopped before it finished
 SIDES = ("left", "right")
 UPDATE_EVERY_S = 0.1  # the most often a streaming pane is sent to the browser
 BLIND_NAMES = ("System A", "System B")
@@ -232,34 +236,54 @@ def _settings_dict(settings: GenerationSettings) -> dict[str, Any]:
 
 
 def _stream(
-    current: dict[str, Any], indices: list[int], settings: GenerationSettings
+    current: dict[str, Any], indices: list[int], settings: GenerationSettings, token: str = ""
 ) -> Iterator[dict[str, Any]]:
     """Run the systems of `indices` and update `current` as their panes stream.
 
     Updates reach the browser at most every `UPDATE_EVERY_S` (and once at the end): a fast
     model streaming a token per update keeps the page re-rendering and unresponsive (Stop
-    could not be clicked).
+    could not be clicked). A Stop for run `token` (`mathtutor.ui.stops`) ends the stream at
+    its next step: the decoding generator is closed here, in the thread that holds the
+    model, and a pane still generating keeps its text and says it was stopped.
     """
+    if stops.stopped(token):
+        yield _mark_stopped(current, indices)
+        return
     loaded = loaded_model(current["spec"])
     systems = [current["systems"][i] for i in indices]
     shown, pending = 0.0, False
-    for panes in compare_stream(
+    steps = compare_stream(
         loaded,
         current["problem"],
         systems,
         current["prompt_format"],
         settings,
         current["reference"],
-    ):
-        for index, pane in zip(indices, panes, strict=True):
-            current["panes"][index] = pane_state(pane)
-            current["answers"][index] = answer_markdown(pane)
-        pending = True
-        if time.monotonic() - shown >= UPDATE_EVERY_S or all(p.done for p in panes):
-            shown, pending = time.monotonic(), False
-            yield current
+    )
+    try:
+        for panes in steps:
+            for index, pane in zip(indices, panes, strict=True):
+                current["panes"][index] = pane_state(pane)
+                current["answers"][index] = answer_markdown(pane)
+            pending = True
+            if stops.stopped(token):
+                yield _mark_stopped(current, indices)
+                return
+            if time.monotonic() - shown >= UPDATE_EVERY_S or all(p.done for p in panes):
+                shown, pending = time.monotonic(), False
+                yield current
+    finally:
+        steps.close()
     if pending:
         yield current
+
+
+def _mark_stopped(current: dict[str, Any], indices: list[int]) -> dict[str, Any]:
+    """`current` with each pane of `indices` that is still generating marked stopped."""
+    for index in indices:
+        if not current["panes"][index].get("done"):
+            current["answers"][index] = STOPPED
+    return current
 
 
 def compare_seconds(
@@ -275,7 +299,7 @@ def compare_seconds(
 
 
 # one at a time; a waiting user sees "waiting: N ahead, ~X s" in the notice output
-@in_turn(outputs=9, notice=7)
+@in_turn(outputs=9, notice=7, token="run_token")
 @gpu(duration=compare_seconds)
 def run_compare(
     spec: str,
@@ -290,10 +314,13 @@ def run_compare(
     seed: float,
     calculator: bool,
     blind: bool = False,
+    run_token: str = "",
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
 ) -> Iterator[tuple]:
-    """Handler: stream both panes; yields the 7 pane outputs, the notice and the state."""
+    """Handler: stream both panes; yields the 7 pane outputs, the notice and the state.
+
+    `run_token` names this run for its Stop button (`mathtutor.ui.stops`)."""
     try:
         user = signed_in_user(profile)
         access.check_bounds({"max_new_tokens": max_new_tokens}, user)
@@ -318,7 +345,7 @@ def run_compare(
             "panes": [{"system": s, "text": "", "done": False} for s in systems],
             "answers": ["", ""],
         }
-        for state in _stream(current, [0, 1], settings):
+        for state in _stream(current, [0, 1], settings, run_token):
             yield (*_view(state), notice or "", state)
     except Exception as error:
         raise user_error(error) from error
@@ -327,6 +354,7 @@ def run_compare(
 def _regenerate(
     index: int,
     current: dict[str, Any] | None,
+    run_token: str,
     request: gr.Request | None,
     profile: gr.OAuthProfile | None,
 ) -> Iterator[tuple]:
@@ -349,7 +377,7 @@ def _regenerate(
         notice = f"{SIDES[index].capitalize()} regenerated with seed {seed}."
         if settings.temperature == 0:
             notice += " Temperature is 0 (greedy), so the text does not depend on the seed."
-        for state in _stream(current, [index], settings):
+        for state in _stream(current, [index], settings, run_token):
             yield (*_view(state), notice, state)
     except Exception as error:
         raise user_error(error) from error
@@ -364,31 +392,28 @@ def _regenerate_seconds(current: dict[str, Any] | None, *rest: Any, **named: Any
     return gpu_seconds((tokens, 1))
 
 
-@in_turn(outputs=9, notice=7)
+@in_turn(outputs=9, notice=7, token="run_token")
 @gpu(duration=_regenerate_seconds)
 def regenerate_left(
     current: dict[str, Any] | None,
+    run_token: str = "",
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
 ) -> Iterator[tuple]:
     """Handler: the left pane again with a new seed (the right one is kept)."""
-    yield from _regenerate(0, current, request, profile)
+    yield from _regenerate(0, current, run_token, request, profile)
 
 
-@in_turn(outputs=9, notice=7)
+@in_turn(outputs=9, notice=7, token="run_token")
 @gpu(duration=_regenerate_seconds)
 def regenerate_right(
     current: dict[str, Any] | None,
+    run_token: str = "",
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
 ) -> Iterator[tuple]:
     """Handler: the right pane again with a new seed (the left one is kept)."""
-    yield from _regenerate(1, current, request, profile)
-
-
-def mark_stopped(left_md: str, right_md: str) -> tuple[str, str]:
-    """Handler for Stop: a pane still generating says it was stopped; a finished one is kept."""
-    return tuple("*stopped*" if GENERATING in (md or "") else md for md in (left_md, right_md))
+    yield from _regenerate(1, current, run_token, request, profile)
 
 
 # --------------------------------------------------------------------------- votes
@@ -730,6 +755,8 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             )
 
     ctx.compare_problem, ctx.compare_reference = problem, reference
+    # each run's Stop token (`mathtutor.ui.stops`), filled in by the browser at each click
+    run_token = gr.Textbox(visible=False)
     inputs = [
         ctx.model_spec,
         left,
@@ -743,40 +770,43 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         seed,
         calculator,
         blind,
+        run_token,
     ]
     view = [left_chat, right_chat, left_answer, right_answer, left_head, right_head, difference]
     outputs = [*view, notice, current]
-    event = gr.on(
+    gr.on(
         [run.click, problem.submit],
         run_compare,
         inputs,
         outputs,
-        # One Compare at a time in Gradio's own queue: a Run clicked while a stopped run winds
-        # down then waits for it (with more admitted at once, a Stop in a loop left the panes
-        # showing "Error"); Compare and Tutor still take turns on the model (`in_turn`).
-        concurrency_id="compare",
-        concurrency_limit=1,
-        # A Run clicked while a stopped run is still winding down waits for it, not ignored.
+        concurrency_id=GPU,
+        concurrency_limit=GPU_LIMIT,
+        js=stops.run_js("compare", len(inputs) - 1),
+        # A Run clicked while the last one still streams (or winds down after its Stop)
+        # waits for it instead of writing into the same panes.
         trigger_mode="always_last",
-        # The panes show their own state ("generating…", "stopped"); a cancelled stream must
-        # never cover the partial text with an "Error" badge (errors come as toasts).
+        # The panes show their own state ("generating…", "stopped"; errors come as toasts).
         show_progress="hidden",
     )
-    regenerate_events = [
+    for button, handler in zip(regenerates, (regenerate_left, regenerate_right), strict=True):
         button.click(
             handler,
-            current,
+            [current, run_token],
             outputs,
-            concurrency_id="compare",
+            concurrency_id=GPU,
+            js=stops.run_js("compare", 1),
+            trigger_mode="always_last",
             show_progress="hidden",
         )
-        for button, handler in zip(regenerates, (regenerate_left, regenerate_right), strict=True)
-    ]
-    stop.click(None, None, None, cancels=[event, *regenerate_events]).then(
-        mark_stopped,
-        [left_answer, right_answer],
-        [left_answer, right_answer],
-        show_progress="hidden",
+    # Stop asks the run to end (no `cancels`: see mathtutor.ui.stops); it ends at its next
+    # step and marks the panes still generating as stopped.
+    stop.click(
+        stops.stop_handler,
+        run_token,
+        None,
+        js=stops.stop_js("compare"),
+        queue=False,
+        api_name="compare_stop",
     )
     for outcome, button in vote_buttons.items():
         button.click(

@@ -215,12 +215,6 @@ def test_panes_show_every_character_and_share_round_trips(own_app, page):
         expect(page.locator(f"#compare-{side}-head")).to_contain_text(pane["system"])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known open bug (issue 12): after the merge of the scheduling and decoding work, "
-    "a Stop in this loop sometimes leaves both chat panes empty under an 'Error' status "
-    "(no error toast, nothing in the server log); seen in about half the runs",
-)
 def test_stop_never_covers_the_panes_with_an_error_badge(own_app, page):
     open_app(page, own_app, "Compare")
     choose(page, "compare-right-system", ADAPTER)

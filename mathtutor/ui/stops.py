@@ -1,0 +1,68 @@
+"""Stop buttons that ask a streaming run to end, instead of cancelling its Gradio event.
+
+Gradio's `cancels=` aborts the browser's event stream, and an event still listening on that
+stream then shows a red "Error" over its outputs, covering the partial text a user stopped
+to read (issue 12: about half of ten Stops in a row). So a run here ends itself:
+
+- the run's trigger gets `run_js(name, position)`: the browser makes a fresh random token for
+  each run, remembers it as the latest run of `name`, and passes it to the handler as input
+  number `position` (a hidden textbox);
+- the Stop button gets `stop_js(name)`, which sends that token to `stop_handler`;
+- the handler asks `stopped(token)` between steps and, once it is true, closes its decoding
+  generator (in its own thread, which holds the model's lock) and shows its panes as stopped.
+
+A Stop that comes while the run still waits in the queue is kept, so the run ends as soon as
+it starts. Tokens are 12-40 lowercase letters and digits; at most `KEPT` are remembered
+(oldest forgotten first), so a caller sending endless tokens costs bounded memory.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+
+KEPT = 4096  # stopped tokens remembered at once
+TOKEN = re.compile(r"[0-9a-z]{12,40}")
+
+_lock = threading.Lock()
+_stopped: OrderedDict[str, None] = OrderedDict()
+
+
+def run_js(name: str, position: int) -> str:
+    """Browser code for a run's trigger: a new token for run `name` into input `position`."""
+    return (
+        "(...args) => { const token = Math.random().toString(36).slice(2, 12)"
+        " + Date.now().toString(36); (window.__mathtutorRuns ||= {})"
+        f"[{name!r}] = token; args[{position}] = token; return args; }}"
+    )
+
+
+def stop_js(name: str) -> str:
+    """Browser code for a Stop button: the token of the latest run of `name` ('' if none)."""
+    return f"() => [(window.__mathtutorRuns || {{}})[{name!r}] || '']"
+
+
+def request_stop(token: str) -> bool:
+    """Mark run `token` stopped; False (and nothing kept) for a malformed token."""
+    if not isinstance(token, str) or not TOKEN.fullmatch(token):
+        return False
+    with _lock:
+        _stopped[token] = None
+        _stopped.move_to_end(token)
+        while len(_stopped) > KEPT:
+            _stopped.popitem(last=False)
+    return True
+
+
+def stopped(token: str | None) -> bool:
+    """Whether a Stop came for run `token` (never for an empty or missing token)."""
+    if not token:
+        return False
+    with _lock:
+        return token in _stopped
+
+
+def stop_handler(token: str) -> None:
+    """Handler of a Stop button (`stop_js` supplies the token); returns nothing."""
+    request_stop(token)
