@@ -308,6 +308,12 @@ def test_a_visitor_can_still_compare_and_the_owner_can_stop_a_run(space):
     )
     assert visible_text(left[0]["content"][0]["text"]) == "What is 2 + 3?"
     assert left == right and left_md == right_md and "incorrect (reference 5)" in left_md
+    # Compare's Stop endpoint takes any caller's token, keeps only well-formed ones (bounded)
+    from mathtutor.ui import stops
+
+    client(space, VISITOR).predict("../../etc/passwd", api_name="/compare_stop")
+    client(space, VISITOR).predict("visitorrun00000001", api_name="/compare_stop")
+    assert stops.stopped("visitorrun00000001") and not stops.stopped("../../etc/passwd")
     owner = client(space, OWNER)
     owner.predict(api_name="/train_runs")
     text = owner.predict("alice-running", api_name="/train_stop")

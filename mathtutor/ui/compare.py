@@ -756,7 +756,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     ctx.compare_problem, ctx.compare_reference = problem, reference
     # each run's Stop token (`mathtutor.ui.stops`), filled in by the browser at each click
-    run_token = gr.Textbox(visible=False)
+    run_token = gr.Textbox("", visible=False)
     inputs = [
         ctx.model_spec,
         left,
