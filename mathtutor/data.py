@@ -19,22 +19,20 @@ import io
 import json
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from mathtutor import generators, tables
 from mathtutor.answers import parse_number, reference_answer
 from mathtutor.paths import GSM8K_DIR_ENV, check_readable
-from mathtutor.problem import Problem
+from mathtutor.problem import Problem, collect, quoted
 
 GSM8K_HUB_ID = "openai/gsm8k"
 MAX_UPLOAD_BYTES = 50_000_000
 # An error about an upload quotes only that file, and only a little of it: at most this many
 # invalid rows, column names and characters of a quoted value.
-MAX_REPORTED_ROWS = 5
-MAX_REPORTED_COLUMNS = 10
-MAX_QUOTED_CHARS = 30
+MAX_REPORTED_COLUMNS = 10  # (rows and characters: problem.MAX_REPORTED_ROWS, MAX_QUOTED_CHARS)
 
 DATASETS: dict[str, str] = {
     "gsm8k": "GSM8K grade-school word problems (main answers, 7,473 train / 1,319 test).",
@@ -224,40 +222,14 @@ def load_user_dataset(
     for field in (question_field, answer_field):
         if columns and field not in columns:  # no columns at all: the rows' own errors say why
             raise ValueError(f"{name}: missing column {field!r}; columns found: {_listed(columns)}")
-    problems: list[Problem] = []
-    errors: list[str] = []
-    seen_ids: set[str] = set()
-    for where, row in rows:  # where: "line 3" (JSONL, CSV) or "item 3" (JSON)
-        try:
-            default_id = f"{Path(name).stem}-{where.split()[-1]}"
-            problem = _row_problem(row, default_id, f"upload:{name}", question_field, answer_field)
-            if problem.id in seen_ids:
-                raise ValueError(f"duplicate id {_quoted(problem.id)!r}")
-        except ValueError as error:
-            errors.append(f"{where}: {error}")
-            continue
-        seen_ids.add(problem.id)
-        problems.append(problem)
-    if errors:
-        listed = "\n  ".join(errors[:MAX_REPORTED_ROWS])
-        more = (
-            f"\n  ... and {len(errors) - MAX_REPORTED_ROWS} more"
-            if len(errors) > MAX_REPORTED_ROWS
-            else ""
-        )
-        raise ValueError(f"{name}: {len(errors)} invalid row(s) of {len(rows)}:\n  {listed}{more}")
-    if not problems:
-        raise ValueError(f"{name} holds no rows")
-    return problems
+    label, stem = f"upload:{name}", Path(name).stem
 
+    def make(where: str, row: Any) -> Callable[[], Problem]:
+        default_id = f"{stem}-{where.split()[-1]}"
+        return lambda: _row_problem(row, default_id, label, question_field, answer_field)
 
-def _quoted(text: str) -> str:
-    """At most MAX_QUOTED_CHARS of a value from the user's file, for an error message.
-
-    >>> _quoted("x" * 40)
-    'xxxxxxxxxxxxxxxxxxxxxxxxxxx...'
-    """
-    return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 3] + "..."
+    # where: "line 3" (JSONL, CSV) or "item 3" (JSON)
+    return collect(((where, make(where, row)) for where, row in rows), name)
 
 
 def _listed(columns: list[str]) -> str:
@@ -266,7 +238,7 @@ def _listed(columns: list[str]) -> str:
     >>> _listed([f"c{i}" for i in range(12)])
     'c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, ... (12 in all)'
     """
-    shown = ", ".join(_quoted(column) for column in columns[:MAX_REPORTED_COLUMNS]) or "(none)"
+    shown = ", ".join(quoted(column) for column in columns[:MAX_REPORTED_COLUMNS]) or "(none)"
     more = f", ... ({len(columns)} in all)" if len(columns) > MAX_REPORTED_COLUMNS else ""
     return shown + more
 
@@ -363,7 +335,7 @@ def _row_problem(
     if not final or parse_number(final) is None:
         raise ValueError(
             f"field {answer_field!r} is not a number, '... #### N' or \\boxed{{N}}: "
-            f"{_quoted(answer)!r}"
+            f"{quoted(answer)!r}"
         )
     row_id = row.get("id")
     if not isinstance(row_id, (str, int)) or not str(row_id).strip():

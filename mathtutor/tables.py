@@ -32,7 +32,7 @@ from typing import Any
 
 from mathtutor.answers import ANSWER_TYPES, LETTERS, choice_letter, parse_number, reference_answer
 from mathtutor.paths import check_id, check_readable, check_repo_id
-from mathtutor.problem import Problem
+from mathtutor.problem import Problem, collect
 
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 MAX_FILE_BYTES = 50_000_000
@@ -379,30 +379,19 @@ def problems(
     table: Table, mapping: ColumnMapping, indices: Sequence[int] | None = None
 ) -> list[Problem]:
     """Rows `indices` (default all) of `table` as problems; any invalid row fails the whole
-    call, listing up to 5 by row number and column."""
+    call, listing a few by row number and column (`problem.collect`)."""
     mapping.check_columns(table.columns, table.source.label)
     kind = resolve_type(table, mapping)
     chosen = range(table.num_rows) if indices is None else indices
-    result, errors, seen = [], [], set()
-    for index in chosen:
-        try:
-            problem = mapping.problem(table.rows[int(index)], int(index), table.source.label, kind)
-            if problem.id in seen:
-                raise ValueError(f"duplicate id {problem.id[:30]!r}")
-        except ValueError as error:
-            errors.append(f"row {index}: {error}")
-            continue
-        seen.add(problem.id)
-        result.append(problem)
-    if errors:
-        more = f"\n  ... and {len(errors) - 5} more" if len(errors) > 5 else ""
-        listed = "\n  ".join(errors[:5])
-        raise ValueError(
-            f"{table.source.label}: {len(errors)} invalid row(s) of {len(chosen)}:\n  {listed}{more}"
-        )
-    if not result:
-        raise ValueError(f"{table.source.label} holds no rows")
-    return result
+    rows = table.rows
+    label = table.source.label
+    return collect(
+        (
+            (f"row {i}", functools.partial(mapping.problem, rows[int(i)], int(i), label, kind))
+            for i in chosen
+        ),
+        label,
+    )
 
 
 @dataclass(frozen=True)
