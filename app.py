@@ -153,6 +153,10 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("mathtutor").info("torch threads: %d", configure_threads())
+    from training.runs import remove_leftovers
+
+    for path in remove_leftovers():  # what killed runs and calls left behind
+        logging.getLogger("mathtutor").info("removed leftover %s", path)
     adapter = space_settings().get("adapter")
     threading.Thread(target=warm_up, args=(default_model(), adapter), daemon=True).start()
     demo.queue(default_concurrency_limit=4).launch(

@@ -325,8 +325,8 @@ def get_run(run_id: str) -> RunInfo:
 
 
 def list_runs() -> list[RunInfo]:
-    """All runs, newest first, with liveness checked (and leftovers of dead ones cleaned)."""
-    remove_leftovers()
+    """All runs, newest first, with liveness checked (leftovers are removed at app start and
+    at each launch, `remove_leftovers`, not at every listing: the Train tab polls this)."""
     return [_info(row) for row in store.list_train_runs()]
 
 
@@ -484,6 +484,7 @@ def launch(config: TrainConfig, check: bool = True, user: str | None = None) -> 
     """
     if check:
         check_launchable(config)
+    remove_leftovers()
     with _queue_slot(user):
         directory = create_run(config)
         if user:
