@@ -17,8 +17,12 @@ import html
 import inspect
 import logging
 import re
+import shutil
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -34,6 +38,7 @@ LATEX = [
     {"left": "\\[", "right": "\\]", "display": True},
 ]
 ERROR_TOAST_S = 8  # an error toast closes on its own after this (unless it needs action)
+DOWNLOADS_KEPT_S = 3600  # a download's folder (export, share) is removed after this
 GPU = "gpu"  # the Gradio queue of the interactive events that run the model (Compare, Tutor)
 # Events of that queue admitted at once; admitted ones then take turns one at a time
 # (`in_turn`), and a waiting one says so. Beyond this many, Gradio's own queue holds them.
@@ -252,3 +257,20 @@ def in_turn(
         return plain
 
     return decorate
+
+
+def download_dir(kind: str) -> Path:
+    """A new folder for one download (`kind`: "export", "share", "votes"), under one root in
+    the temp dir; folders older than `DOWNLOADS_KEPT_S` are removed first, so a public Space's
+    visitors exporting all day cannot fill its disk (gradio serves its own copy of the file).
+    """
+    root = Path(tempfile.gettempdir()) / "mathtutor-downloads"
+    root.mkdir(exist_ok=True)
+    cutoff = time.time() - DOWNLOADS_KEPT_S
+    for old in root.iterdir():
+        try:
+            if old.is_dir() and not old.is_symlink() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue  # removed by another request meanwhile
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=root))

@@ -22,10 +22,8 @@ from __future__ import annotations
 import html
 import random
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -43,6 +41,7 @@ from mathtutor.ui.common import (
     LATEX,
     AppContext,
     client_key,
+    download_dir,
     in_turn,
     loaded_model,
     signed_in_user,
@@ -491,7 +490,7 @@ def export_votes(spec: str, file_format: str) -> gr.File:
         text = arena.export_votes(store.list_votes(base_id(spec)), file_format)
     except ValueError as error:
         raise user_error(error) from error
-    target = Path(tempfile.mkdtemp(prefix="mathtutor-votes-")) / f"votes.{file_format}"
+    target = download_dir("votes") / f"votes.{file_format}"
     target.write_text(text)
     return gr.File(value=str(target), visible=True)
 
@@ -533,7 +532,7 @@ def share_comparison(current: dict[str, Any] | None, request: gr.Request | None 
             raise ValueError("Nothing to share yet: run Compare and let both answers finish.")
         record = share_record(current)
         share_id = share.save(record)
-        folder = Path(tempfile.mkdtemp(prefix="mathtutor-share-"))
+        folder = download_dir("share")
         markdown_path = folder / f"comparison-{share_id}.md"
         markdown_path.write_text(share.to_markdown(record))
         json_path = folder / f"comparison-{share_id}.json"

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -34,6 +32,7 @@ from mathtutor.ui.common import (
     AppContext,
     client_key,
     dataframe_value,
+    download_dir,
     field_widget,
     gate_note,
     signed_in_user,
@@ -418,7 +417,7 @@ def export(run_id: str | None, file_format: str) -> str:
     """Handler: write the run's records to a temporary file for download."""
     if not run_id:
         raise gr.Error("Pick a run to export.", print_exception=False)
-    target = Path(tempfile.mkdtemp(prefix="mathtutor-export-")) / f"{run_id}.{file_format}"
+    target = download_dir("export") / f"{run_id}.{file_format}"
     return str(export_run(run_id, target, file_format))
 
 
