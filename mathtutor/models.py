@@ -493,9 +493,28 @@ class LoadedModel:
                     f"adapter {adapter_dir} could not be loaded: {type(error).__name__}: "
                     f"{str(error)[:300]}"
                 ) from error
+            self._match_base_dtype(name)
             self.model.eval()
             self.adapters[name] = adapter_dir
         return name
+
+    def _match_base_dtype(self, name: str) -> None:
+        """Keep adapter `name`'s weights in the base's 16-bit dtype: peft upcasts a loaded
+        adapter to float32, which on a bf16 base doubles each adapter's memory and runs its
+        matmuls in float32 (`python bench/bench_adapters.py` measures both)."""
+        import torch
+
+        if self.dtype not in (torch.bfloat16, torch.float16):
+            return
+        for module in self.model.modules():
+            for attr in ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B"):
+                holder = getattr(module, attr, None)
+                if holder is None or name not in holder:
+                    continue
+                if isinstance(holder, torch.nn.ModuleDict):
+                    holder[name].to(self.dtype)
+                else:  # ParameterDict (embedding layers)
+                    holder[name].data = holder[name].data.to(self.dtype)
 
 
 def read_adapter_config(

@@ -58,6 +58,22 @@ def test_adapter_changes_outputs_on_one_copy_of_weights(tiny_loaded, tiny_adapte
     )
 
 
+def test_adapters_on_a_bf16_base_stay_bf16(tiny_loaded_each_dtype, tiny_adapter_dir):
+    """peft upcasts a loaded adapter to fp32; on a 16-bit base it is cast back (half the
+    memory per adapter), and it still changes the output."""
+    import torch
+
+    loaded = tiny_loaded_each_dtype
+    ids = loaded.tokenizer("12 + 30 =", return_tensors="pt")["input_ids"]
+    name = loaded.add_adapter(tiny_adapter_dir, "tuned")
+    dtypes = {p.dtype for n, p in loaded.model.named_parameters() if f".{name}." in n}
+    assert dtypes == {loaded.dtype}, dtypes
+    with torch.no_grad():
+        tuned = loaded.model(input_ids=ids, adapter_names=[name]).logits
+        base = loaded.model(input_ids=ids, adapter_names=["__base__"]).logits
+    assert tuned.dtype == loaded.dtype and not torch.allclose(tuned, base, atol=1e-2)
+
+
 def test_two_adapters_get_distinct_names(tiny_loaded, tiny_model_dir, tmp_path):
     first = make_adapter(tiny_model_dir, tmp_path / "a" / "tuned", seed=3)
     second = make_adapter(tiny_model_dir, tmp_path / "b" / "tuned", seed=4)
