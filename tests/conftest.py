@@ -72,6 +72,19 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("tiny-adapter"), seed=1)
 
 
+def tiny_train_config(model_dir: Path, **changes):
+    """A `TrainConfig` that trains the tiny llama for 2 steps on 24 generated problems (qa
+    prompts, rank 4, no validation split, no checkpoint before the end); `changes` override."""
+    from training.config import TrainConfig
+
+    values = dict(
+        model=str(model_dir), dataset="arithmetic", difficulty="easy", num_train_samples=24,
+        val_fraction=0.0, prompt_format="qa", max_steps=2, batch_size=2, lora_rank=4,
+        max_seq_length=1024, save_steps=100, seed=3,
+    )  # fmt: skip
+    return TrainConfig(**{**values, **changes})
+
+
 def make_adapter(base_dir: Path, out_dir: Path, seed: int = 1, rank: int = 4) -> Path:
     """Write a real peft LoRA adapter whose B matrices are random (not the zero init)."""
     import torch

@@ -11,21 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import tiny_train_config
 from training import estimate as estimate_module
 from training import runs
 from training.config import TrainConfig
 from training.estimate import check_fits, estimate, gpu_requirement
 
 RECIPES = sorted((Path(__file__).resolve().parent.parent / "training" / "recipes").glob("*.yaml"))
-
-
-def tiny_config(model_dir, **changes) -> TrainConfig:
-    values = dict(
-        model=str(model_dir), dataset="arithmetic", difficulty="easy", num_train_samples=24,
-        val_fraction=0.0, prompt_format="qa", max_steps=2, batch_size=2, lora_rank=4,
-        max_seq_length=1024, save_steps=100, seed=3,
-    )  # fmt: skip
-    return TrainConfig(**{**values, **changes})
 
 
 def test_pure_pieces():
@@ -36,7 +28,7 @@ def test_pure_pieces():
 
 
 def test_gpu_settings_follow_the_given_device(tiny_model_dir):
-    config = tiny_config(tiny_model_dir)
+    config = tiny_train_config(tiny_model_dir)
     on_gpu = estimate(config, memory=("cuda (Tesla T4)", 15.0))
     on_cpu = estimate(config, memory=("cpu", 15.0))
     assert on_gpu.device == "cuda (Tesla T4)" and on_gpu.verdict == "fits"
@@ -47,7 +39,7 @@ def test_gpu_settings_follow_the_given_device(tiny_model_dir):
 
 
 def test_launch_is_refused_when_the_device_cannot_fit_it(tiny_model_dir):
-    config = tiny_config(tiny_model_dir, recipe="tiny-test")
+    config = tiny_train_config(tiny_model_dir, recipe="tiny-test")
     need = estimate(config, memory=("cpu", 100.0)).total_gb
     with pytest.raises(ValueError) as error:
         runs.check_launchable(config, memory=("cpu", need / 2))
@@ -78,14 +70,14 @@ def test_every_seed_recipe_states_its_gpu_need_or_why_not():
 def test_the_train_tab_shows_the_gpu_need(tiny_model_dir):
     from mathtutor.ui import train as tab
 
-    text = tab.estimate_markdown(tab.form_values(tiny_config(tiny_model_dir)))
+    text = tab.estimate_markdown(tab.form_values(tiny_train_config(tiny_model_dir)))
     assert "| Needs on a GPU | ~" in text and "(16 GB) or larger" in text
 
 
 def test_estimate_calibrates_from_measured_step_times(tiny_model_dir, tmp_path, monkeypatch):
     """Issue 13: the time rests on runs measured here, and says when it extrapolates."""
     monkeypatch.setattr(estimate_module, "step_times_path", lambda: tmp_path / "step_times.json")
-    config = tiny_config(tiny_model_dir)
+    config = tiny_train_config(tiny_model_dir)
     memory = ("cpu", 100.0)
     rough = estimate(config, memory)
     assert not rough.calibrated and rough.calibration.startswith("rough")
@@ -117,23 +109,23 @@ def test_a_finished_run_records_its_step_time(tiny_model_dir, tmp_path, monkeypa
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = train(tiny_config(tiny_model_dir, max_steps=3))
+        result = train(tiny_train_config(tiny_model_dir, max_steps=3))
     finally:
         torch.set_num_threads(threads)
     records = json.loads((tmp_path / "step_times.json").read_text())
     assert [row["model"] for row in records] == [str(tiny_model_dir)]
     measured = estimate_module.measured_seconds_per_step(runs.read_metrics(result.run_id))
     assert records[0]["measured_seconds_per_step"] == pytest.approx(measured, rel=1e-3)
-    assert estimate(tiny_config(tiny_model_dir)).calibrated
+    assert estimate(tiny_train_config(tiny_model_dir)).calibrated
 
 
 def test_cpu_time_uses_the_bf16_rate_where_bf16_is_computed(tiny_model_dir, monkeypatch):
     from training import estimate as module
 
     monkeypatch.setattr(module, "CPU_BF16_SPEEDUP", 2.5)
-    fp32 = estimate(tiny_config(tiny_model_dir, precision="float32"), memory=("cpu", 15.0))
-    bf16 = estimate(tiny_config(tiny_model_dir, precision="bfloat16"), memory=("cpu", 15.0))
+    fp32 = estimate(tiny_train_config(tiny_model_dir, precision="float32"), memory=("cpu", 15.0))
+    bf16 = estimate(tiny_train_config(tiny_model_dir, precision="bfloat16"), memory=("cpu", 15.0))
     assert fp32.seconds_per_step / bf16.seconds_per_step == pytest.approx(2.5)
     monkeypatch.setenv("MATHTUTOR_DTYPE", "bfloat16")  # auto on a CPU that computes bf16
-    auto = estimate(tiny_config(tiny_model_dir), memory=("cpu", 15.0))
+    auto = estimate(tiny_train_config(tiny_model_dir), memory=("cpu", 15.0))
     assert auto.seconds_per_step == pytest.approx(bf16.seconds_per_step)

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from mathtutor import store
+from tests.conftest import tiny_train_config
 from training import runs
-from training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -30,16 +30,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # subprocesses on two shared cores
-
-
-def tiny_config(model_dir, **changes) -> TrainConfig:
-    values = dict(
-        model=str(model_dir), dataset="arithmetic", difficulty="easy", num_train_samples=24,
-        val_fraction=0.0, prompt_format="qa", max_steps=2, batch_size=2, lora_rank=4,
-        max_seq_length=1024, save_steps=100, seed=3,
-    )  # fmt: skip
-    values.update(changes)
-    return TrainConfig(**values)
 
 
 def wait_for(condition, timeout=300.0, what="condition"):
@@ -55,7 +45,7 @@ def logged_steps(run_id: str) -> list[int]:
 
 
 def test_launch_runs_the_cli_as_a_subprocess(tiny_model_dir):
-    run_id = runs.launch(tiny_config(tiny_model_dir, run_name="launched"))
+    run_id = runs.launch(tiny_train_config(tiny_model_dir, run_name="launched"))
     assert run_id.startswith("launched-")
     info = runs.wait(run_id, timeout=300)
     assert info.status == "finished", info.error
@@ -67,7 +57,7 @@ def test_launch_runs_the_cli_as_a_subprocess(tiny_model_dir):
 
 
 def test_two_launches_at_once_run_one_after_the_other(tiny_model_dir):
-    configs = [tiny_config(tiny_model_dir, max_steps=6, run_name=f"pair{i}") for i in (1, 2)]
+    configs = [tiny_train_config(tiny_model_dir, max_steps=6, run_name=f"pair{i}") for i in (1, 2)]
     ids: list[str] = []
     start = threading.Barrier(2)
 
@@ -102,7 +92,7 @@ def test_a_crashing_subprocess_is_marked_failed_and_its_log_kept(tiny_model_dir,
     broken = tmp_path / "broken-model"
     shutil.copytree(tiny_model_dir, broken)
     (broken / "model.safetensors").write_bytes(b"not safetensors at all")
-    run_id = runs.launch(tiny_config(broken), check=False)
+    run_id = runs.launch(tiny_train_config(broken), check=False)
     info = runs.wait(run_id, timeout=300)
     assert info.status == "failed"
     assert "safetensors" in info.error.lower() or "header" in info.error.lower(), info.error
@@ -111,7 +101,7 @@ def test_a_crashing_subprocess_is_marked_failed_and_its_log_kept(tiny_model_dir,
 
 
 def test_runs_survive_an_app_restart_and_a_killed_one_is_found_failed(tiny_model_dir):
-    run_id = runs.launch(tiny_config(tiny_model_dir, max_steps=5000, save_steps=10000))
+    run_id = runs.launch(tiny_train_config(tiny_model_dir, max_steps=5000, save_steps=10000))
     wait_for(lambda: logged_steps(run_id), what="first step")
     runs._CHILDREN.pop(run_id)  # as after an app restart: only the store and the pid remain
     info = runs.get_run(run_id)
@@ -123,7 +113,7 @@ def test_runs_survive_an_app_restart_and_a_killed_one_is_found_failed(tiny_model
 
 
 def test_stop_then_resume_through_the_app_path(tiny_model_dir):
-    config = tiny_config(tiny_model_dir, max_steps=400, batch_size=4, save_steps=10000)
+    config = tiny_train_config(tiny_model_dir, max_steps=400, batch_size=4, save_steps=10000)
     run_id = runs.launch(config)
     wait_for(lambda: logged_steps(run_id), what="first step")
     assert runs.stop(run_id) in ("stopping", "running")
@@ -148,7 +138,7 @@ def test_stop_then_resume_through_the_app_path(tiny_model_dir):
 def test_killed_after_a_checkpoint_then_resumed_at_its_step_with_one_row_per_step(
     tiny_model_dir,
 ):
-    config = tiny_config(tiny_model_dir, max_steps=24, save_steps=4)
+    config = tiny_train_config(tiny_model_dir, max_steps=24, save_steps=4)
     run_id = runs.launch(config)
     directory = runs.run_dir(run_id)
 
@@ -185,7 +175,7 @@ def test_a_write_error_while_saving_fails_cleanly(tiny_model_dir, tmp_path):
     """The OS refuses the adapter's bytes (a per-file size limit stands in for a full disk)."""
     home = tmp_path / "home"
     env = dict(os.environ, MATHTUTOR_HOME=str(home), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    config = tiny_config(tiny_model_dir, lora_rank=64)  # ~0.5 MB of adapter weights
+    config = tiny_train_config(tiny_model_dir, lora_rank=64)  # ~0.5 MB of adapter weights
     config_path = tmp_path / "config.yaml"
     config.to_yaml(config_path)
 
@@ -210,7 +200,7 @@ def test_a_write_error_while_saving_fails_cleanly(tiny_model_dir, tmp_path):
 
 def test_the_cli_runs_under_accelerate_launch(tiny_model_dir, tmp_path):
     config_path = tmp_path / "config.yaml"
-    tiny_config(tiny_model_dir, run_name="accelerated").to_yaml(config_path)
+    tiny_train_config(tiny_model_dir, run_name="accelerated").to_yaml(config_path)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     accelerate = shutil.which(
         "accelerate", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}"

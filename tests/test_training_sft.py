@@ -16,6 +16,7 @@ from transformers import TrainerCallback
 
 from mathtutor import store
 from mathtutor.generate import GenerationSettings, generate_batch
+from tests.conftest import tiny_train_config
 from training import runs
 from training.config import TrainConfig
 from training.sft import train
@@ -31,13 +32,8 @@ def one_thread():
 
 
 def tiny_config(model_dir, **changes) -> TrainConfig:
-    values = dict(
-        model=str(model_dir), dataset="arithmetic", difficulty="easy", num_train_samples=24,
-        val_fraction=0.0, prompt_format="qa", max_steps=2, batch_size=2, lora_rank=4,
-        lora_alpha=8, learning_rate=5e-3, max_seq_length=1024, save_steps=100, seed=3,
-    )  # fmt: skip
-    values.update(changes)
-    return TrainConfig(**values)
+    """The shared tiny config, with a learning rate that moves the weights in 2 steps."""
+    return tiny_train_config(model_dir, **{"lora_alpha": 8, "learning_rate": 5e-3, **changes})
 
 
 class Snapshot(TrainerCallback):
