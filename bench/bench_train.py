@@ -23,6 +23,7 @@ Two measured claims:
     OMP_NUM_THREADS=1 python bench/bench_train.py precision --steps 5
     nohup python bench/bench_train.py quick > bench/out/quick.log 2>&1 &
     python bench/bench_train.py quick --adapter ~/.cache/mathtutor/runs/<run>/adapter
+    python bench/bench_train.py quick --run <run id> --greedy_only   # re-check a run's curve
 
 Results go to stdout and `bench/out/bench_train-<claim>.json`.
 """
@@ -124,6 +125,7 @@ def _evaluate(
     num_samples: int,
     calculator: bool = False,
     max_new_tokens: int = 200,
+    dtype: str = "auto",
 ) -> dict:
     """Accuracy and format rate per system on held-out problems of the recipe's own kind.
 
@@ -147,6 +149,7 @@ def _evaluate(
                 max_new_tokens=max_new_tokens,
                 seed=0,
                 calculator=calculator,
+                dtype=dtype,
             )
         )
         for label, system in zip(systems, report.summary.order, strict=True):
@@ -189,8 +192,12 @@ def quick(
     eval_every: int = 0,
     calculator_too: bool = True,
     max_new_tokens: int = 200,
+    run_id: str | None = None,
 ) -> dict:
-    """Train `recipe` (unless `adapter` is given), then evaluate base vs adapter.
+    """Train `recipe` (unless `adapter` or a finished `run_id` is given), then evaluate base vs
+    adapter. The evaluations run in the dtype the in-training evaluation used (its rows say:
+    the fp32 master weights under bf16 mixed precision), so the curve's first and last points
+    can be compared with them exactly; a bf16 evaluation would differ by a problem or two.
 
     Evaluated twice: plain greedy decoding, and with the calculator (`GenerationSettings.
     calculator`: exact results inserted after "a * b =", as in the GSM8K paper), which
@@ -215,7 +222,16 @@ def quick(
         config = config.replace(eval_every=max(1, config.max_steps // 4))
     results: dict = {"recipe": str(recipe), "max_steps": config.max_steps}
     curve: list[dict] = []
-    if adapter is None:
+    if run_id is not None:
+        info = runs.get_run(run_id)
+        adapter = str(info.run_dir / "adapter")
+        curve = _curve(run_id)
+        summary = next(
+            (r for r in runs.read_metrics(run_id) if r.get("event") == "accuracy_summary"), {}
+        )
+        _print_curve(curve, summary.get("eval_share"))
+        results |= {"run_id": run_id, "curve": curve, "eval_share": summary.get("eval_share")}
+    elif adapter is None:
         started = time.time()
         run_id = runs.launch(config)
         print(f"launched {run_id}; log: {runs.run_dir(run_id) / 'log.txt'}", flush=True)
@@ -235,10 +251,16 @@ def quick(
         _print_curve(curve, summary.get("eval_share"))
         results["curve"] = curve
         results["eval_share"] = summary.get("eval_share")
+    dtype = next(
+        (row["dtype"] for row in curve if row.get("dtype")), "float32" if curve else "auto"
+    )
+    results["dtype"] = dtype
     for calculator in (False, True) if calculator_too else (False,):
-        totals = _evaluate(config, ["base", adapter], num_samples, calculator, max_new_tokens)
+        totals = _evaluate(
+            config, ["base", adapter], num_samples, calculator, max_new_tokens, dtype
+        )
         before, after = totals["base"], totals[adapter]
-        mode = "with calculator" if calculator else "greedy"
+        mode = ("with calculator" if calculator else "greedy") + f", {dtype}"
         results[mode] = {"base": before, "tuned": after}
         print(f"\n{config.recipe} ({config.max_steps} steps, batch {config.batch_size}) on {before['n']} "
               f"held-out {config.dataset} problems ({config.difficulty}, generator test split), "
@@ -269,6 +291,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="throughput: steps per mode")
     parser.add_argument("--num_samples", type=int, default=48, help="quick: held-out problems")
     parser.add_argument("--adapter", help="quick: evaluate this adapter instead of training one")
+    parser.add_argument("--run", help="quick: a finished run's id: its curve and its adapter")
     parser.add_argument(
         "--recipe", type=Path, default=QUICK, help="quick: the recipe YAML to train (a variant)"
     )
@@ -287,7 +310,7 @@ def main() -> None:
         results = quick(
             args.num_samples, args.adapter, args.recipe, args.max_steps, args.eval_every,
             calculator_too=not args.greedy_only,
-            max_new_tokens=args.max_new_tokens,
+            max_new_tokens=args.max_new_tokens, run_id=args.run,
         )  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"bench_train-{args.claim}.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -30,6 +30,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from mathtutor.models import torch_dtype_name
+
 # trl / transformers log keys -> the names metrics.jsonl uses
 _KEYS = {
     "loss": "loss",
@@ -148,8 +150,12 @@ class StopCallback(TrainerCallback):
 ACCURACY_KEYS = ("accuracy", "strict", "flexible", "format")
 
 
-def accuracy_row(step: int, max_steps: int, result: dict[str, Any], seconds: float) -> dict:
-    """The metrics.jsonl row of one task-accuracy evaluation (`mathtutor.evaluate.score_loaded`).
+def accuracy_row(
+    step: int, max_steps: int, result: dict[str, Any], seconds: float, dtype: str = ""
+) -> dict:
+    """The metrics.jsonl row of one task-accuracy evaluation (`mathtutor.evaluate.score_loaded`);
+    `dtype` is what the weights were evaluated in (the trained model's own: fp32 master weights
+    under bf16 mixed precision), so a separate evaluation can be run in the same one.
 
     >>> estimate = {"value": 0.5, "stderr": 0.1, "n": 26}
     >>> row = accuracy_row(4, 8, {key: estimate for key in ACCURACY_KEYS}, 2.0)
@@ -164,6 +170,8 @@ def accuracy_row(step: int, max_steps: int, result: dict[str, Any], seconds: flo
             row[f"{key}_stderr"] = float(estimate.get("stderr") or 0.0)
     row["eval_n"] = int((result.get("accuracy") or {}).get("n") or 0)
     row["eval_seconds"] = round(seconds, 3)
+    if dtype:
+        row["dtype"] = dtype
     row["time"] = time.time()
     return row
 
@@ -299,7 +307,8 @@ class AccuracyCallback(TrainerCallback):
         self.evaluations += 1
         if not state.is_world_process_zero:
             return
-        row = accuracy_row(state.global_step, state.max_steps, result, seconds)
+        dtype = torch_dtype_name(next(model.parameters()).dtype)
+        row = accuracy_row(state.global_step, state.max_steps, result, seconds, dtype)
         self._write(row)
         self._save_records(state.global_step, result.get("records") or [])
         self._say(accuracy_line(row))
