@@ -131,6 +131,8 @@ def _load_file(path: str, builder: str, mtime_ns: int, size: int, source: TableS
         rows = datasets.load_dataset(builder, data_files=path, split="train")
     except Exception as error:  # pyarrow / json parse errors: name the file, not its content
         reason = " ".join(str(error).split())[:200]
+        if "corresponds to no data" in reason:  # datasets' words for a file with no rows
+            raise ValueError(f"{Path(source.path).name} holds no rows") from None
         raise ValueError(
             f"{Path(source.path).name}: could not be read as {builder} ({type(error).__name__}: {reason})"
         ) from None

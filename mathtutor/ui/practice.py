@@ -1,0 +1,132 @@
+"""The Tutor's practice-set panel: pick a file or a Hub dataset id, map its columns, preview it.
+
+A thin view over `mathtutor.practice`: the form is built from the `tables.TableSource` and
+`tables.ColumnMapping` fields (the same mapping Evaluate and Train use, `ui.common.field_widget`),
+"Use this set" opens it (`open_practice`, endpoint `tutor_practice`) into a server-side
+`gr.State`, and the Tutor's "Give me a problem" then draws from it (`draw_problem`). The upload
+is a `gr.File`: Gradio keeps it in its upload folder, and `tables.load_table` reads it only
+after `paths.check_readable`, as Evaluate's upload is read. A bad file, Hub id or mapping is one
+toast naming what was wrong; the set already open and the problem on screen stay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gradio as gr
+
+from mathtutor import access, practice, tables
+from mathtutor.ui.common import client_key, field_widget, signed_in_user, user_error
+
+SOURCES = ("upload", "hub")  # where a practice set comes from: a file, a Hub dataset id
+FILE_TYPES = [".jsonl", ".json", ".csv", ".parquet"]  # what `tables.load_table` reads
+
+
+def open_practice(
+    source: str,
+    path: str | None,
+    settings: dict,
+    request: gr.Request | None = None,
+    profile: gr.OAuthProfile | None = None,
+) -> tuple:
+    """Open a practice set (an upload or a Hub dataset id, mapped by `settings`: `TableSource`
+    and `ColumnMapping` field names): (the set, its preview, the back button shown).
+
+    Counted against the client's tutor allowance, since a Hub id downloads a dataset.
+    """
+    try:
+        user = signed_in_user(profile)
+        access.LIMITERS["tutor"].check(client_key(request, profile), user)
+        if source not in SOURCES:
+            raise ValueError(f"source {source!r}: expected one of {', '.join(SOURCES)}")
+        if source == "upload":
+            if not path:
+                raise ValueError("Upload a JSONL / JSON / CSV / Parquet file first (or pick hub).")
+            settings = {**settings, "hub_id": "", "config": "", "revision": ""}
+        else:
+            path = None
+        opened = practice.open_set(*practice.form_settings(path, settings))
+    except Exception as error:
+        raise user_error(error) from error
+    return opened, opened.markdown(), gr.Button(visible=True)
+
+
+def close_practice() -> tuple:
+    """Back to generated problems: (no set, preview cleared, back button hidden)."""
+    return None, "", gr.Button(visible=False)
+
+
+def draw_problem(practice_set: practice.PracticeSet) -> tuple[str, dict]:
+    """(question, known) of a random row: its answer, type, choices and solution stay hidden."""
+    try:
+        problem = practice.draw(practice_set)
+    except ValueError as error:
+        raise user_error(error) from error
+    known = {
+        "problem": problem.question,
+        "reference": problem.answer,
+        "solution": problem.solution,
+        "answer_type": problem.answer_type,
+        "choices": list(problem.choices),
+    }
+    return problem.question, known
+
+
+def build(practice_set: gr.State) -> None:
+    """The panel (an accordion), its events writing the open set into `practice_set`."""
+    widgets = {}
+    with gr.Accordion(
+        "📚 Practise from a dataset (your file or a Hub id)", open=False, elem_id="tutor-practice"
+    ):
+        with gr.Row():
+            source = gr.Radio(
+                list(SOURCES),
+                value="upload",
+                label="Problems from",
+                info="A file you upload, or a Hugging Face Hub dataset id.",
+                elem_id="tutor-practice-source",
+                min_width=160,
+            )
+            upload = gr.File(
+                label="Your problems (JSONL / JSON / CSV / Parquet)",
+                file_types=FILE_TYPES,
+                type="filepath",
+                elem_id="tutor-practice-upload",
+                min_width=240,
+                height=120,
+            )
+        with gr.Row(visible=False) as hub_row:
+            for spec in dataclasses.fields(tables.TableSource):
+                if spec.name in practice.SOURCE_FIELDS:
+                    widgets[spec.name] = field_widget(spec, spec.default, "tutor-practice")
+        with gr.Row():
+            for spec in dataclasses.fields(tables.ColumnMapping):
+                widgets[spec.name] = field_widget(spec, spec.default, "tutor-practice")
+        with gr.Row():
+            use = gr.Button(
+                "Use this set", variant="primary", size="sm", elem_id="tutor-practice-use"
+            )
+            leave = gr.Button(
+                "✖ Back to generated problems",
+                size="sm",
+                visible=False,
+                elem_id="tutor-practice-leave",
+            )
+        preview = gr.Markdown(elem_id="tutor-practice-preview")
+    names = list(widgets)
+
+    def on_open(request: gr.Request, profile: gr.OAuthProfile | None, kind, path, *values):
+        return open_practice(kind, path, dict(zip(names, values, strict=True)), request, profile)
+
+    def on_source(kind: str) -> tuple:
+        return gr.File(visible=kind == "upload"), gr.Row(visible=kind == "hub")
+
+    source.change(on_source, source, [upload, hub_row])
+    gr.on(
+        [use.click, upload.upload, widgets["hub_id"].submit],
+        on_open,
+        [source, upload, *widgets.values()],
+        [practice_set, preview, leave],
+        api_name="tutor_practice",
+    )
+    leave.click(close_practice, None, [practice_set, preview, leave])
