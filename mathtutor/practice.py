@@ -120,6 +120,19 @@ def open_set(source: TableSource, mapping: ColumnMapping) -> PracticeSet:
     return PracticeSet(source, typed, table.num_rows, shown)
 
 
+def describe(source: TableSource, mapping: ColumnMapping) -> str:
+    """The row count and columns of `source`, and whether `mapping` fits them (Markdown), shown
+    before a set is opened; only a source that cannot be loaded raises."""
+    table = tables.load_table(source)
+    columns = ", ".join(f"`{c}`" for c in table.columns[: tables.MAX_SHOWN_COLUMNS])
+    line = f"**{table.source.label}**: {table.num_rows:,} rows; columns: {columns}"
+    try:
+        mapping.check_columns(table.columns, table.source.label)
+    except ValueError as error:
+        return f"{line}\n\n⚠️ {error}. Set the mapping, then press **Use this set**."
+    return f"{line}\n\nThe mapping names these columns: press **Use this set**."
+
+
 def draw(practice: PracticeSet, seed: int | None = None) -> Problem:
     """One random row of the set as a `Problem` (seeded when `seed` is given).
 

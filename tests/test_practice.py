@@ -202,6 +202,10 @@ def test_practice_through_the_tab_handlers(tmp_path):
         "answer_field": "Answer",
         "solution_field": "Solution",
     }
+    described = practice_tab.describe_practice("upload", str(path), {}, request)  # just uploaded
+    assert "**upload:set.csv**: 2 rows" in described and "no column 'question'" in described
+    assert "columns found: Body, Question, Answer, Solution" in described
+    assert "press **Use this set**" in practice_tab.describe_practice("upload", str(path), settings)
     opened, preview, leave = practice_tab.open_practice("upload", str(path), settings, request)
     assert "2 rows" in preview and leave.visible
     with pytest.raises(gr.Error, match="no column 'Prompt'; columns found: Body, Question"):

@@ -2,7 +2,8 @@
 
 A thin view over `mathtutor.practice`: the form is built from the `tables.TableSource` and
 `tables.ColumnMapping` fields (the same mapping Evaluate and Train use, `ui.common.field_widget`),
-"Use this set" opens it (`open_practice`, endpoint `tutor_practice`) into a server-side
+a new upload or Hub id shows its columns (`describe_practice`), and "Use this set" opens it
+(`open_practice`, endpoint `tutor_practice`) into a server-side
 `gr.State`, and the Tutor's "Give me a problem" then draws from it (`draw_problem`). The upload
 is a `gr.File`: Gradio keeps it in its upload folder, and `tables.load_table` reads it only
 after `paths.check_readable`, as Evaluate's upload is read. A bad file, Hub id or mapping is one
@@ -22,6 +23,25 @@ SOURCES = ("upload", "hub")  # where a practice set comes from: a file, a Hub da
 FILE_TYPES = [".jsonl", ".json", ".csv", ".parquet"]  # what `tables.load_table` reads
 
 
+def _settings(
+    source: str,
+    path: str | None,
+    settings: dict,
+    request: gr.Request | None,
+    profile: gr.OAuthProfile | None,
+) -> tuple[tables.TableSource, tables.ColumnMapping]:
+    """The source and mapping the panel names, after one request of the client's tutor
+    allowance (a Hub id downloads a dataset); ValueError / PermissionError otherwise."""
+    access.LIMITERS["tutor"].check(client_key(request, profile), signed_in_user(profile))
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: expected one of {', '.join(SOURCES)}")
+    if source == "hub":
+        return practice.form_settings(None, settings)
+    if not path:
+        raise ValueError("Upload a JSONL / JSON / CSV / Parquet file first (or pick hub).")
+    return practice.form_settings(path, {**settings, "hub_id": "", "config": "", "revision": ""})
+
+
 def open_practice(
     source: str,
     path: str | None,
@@ -30,25 +50,29 @@ def open_practice(
     profile: gr.OAuthProfile | None = None,
 ) -> tuple:
     """Open a practice set (an upload or a Hub dataset id, mapped by `settings`: `TableSource`
-    and `ColumnMapping` field names): (the set, its preview, the back button shown).
-
-    Counted against the client's tutor allowance, since a Hub id downloads a dataset.
-    """
+    and `ColumnMapping` field names): (the set, its preview, the back button shown)."""
     try:
-        user = signed_in_user(profile)
-        access.LIMITERS["tutor"].check(client_key(request, profile), user)
-        if source not in SOURCES:
-            raise ValueError(f"source {source!r}: expected one of {', '.join(SOURCES)}")
-        if source == "upload":
-            if not path:
-                raise ValueError("Upload a JSONL / JSON / CSV / Parquet file first (or pick hub).")
-            settings = {**settings, "hub_id": "", "config": "", "revision": ""}
-        else:
-            path = None
-        opened = practice.open_set(*practice.form_settings(path, settings))
+        opened = practice.open_set(*_settings(source, path, settings, request, profile))
     except Exception as error:
         raise user_error(error) from error
     return opened, opened.markdown(), gr.Button(visible=True)
+
+
+def describe_practice(
+    source: str,
+    path: str | None,
+    settings: dict,
+    request: gr.Request | None = None,
+    profile: gr.OAuthProfile | None = None,
+) -> str:
+    """The columns of a file just uploaded or a Hub id just typed, and whether the mapping
+    fits them: nothing is opened yet, and only a source that cannot be read is a toast."""
+    if source == "upload" and not path:
+        return ""
+    try:
+        return practice.describe(*_settings(source, path, settings, request, profile))
+    except Exception as error:
+        raise user_error(error) from error
 
 
 def close_practice() -> tuple:
@@ -121,9 +145,20 @@ def build(practice_set: gr.State) -> None:
     def on_source(kind: str) -> tuple:
         return gr.File(visible=kind == "upload"), gr.Row(visible=kind == "hub")
 
+    def on_describe(request: gr.Request, profile: gr.OAuthProfile | None, kind, path, *values):
+        settings = dict(zip(names, values, strict=True))
+        return describe_practice(kind, path, settings, request, profile)
+
     source.change(on_source, source, [upload, hub_row])
     gr.on(
-        [use.click, upload.upload, widgets["hub_id"].submit],
+        [upload.upload, widgets["hub_id"].submit],
+        on_describe,
+        [source, upload, *widgets.values()],
+        preview,
+        api_visibility="private",
+    )
+    gr.on(
+        [use.click],
         on_open,
         [source, upload, *widgets.values()],
         [practice_set, preview, leave],
