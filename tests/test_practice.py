@@ -206,8 +206,9 @@ def test_practice_through_the_tab_handlers(tmp_path):
     assert "**upload:set.csv**: 2 rows" in described and "no column 'question'" in described
     assert "columns found: Body, Question, Answer, Solution" in described
     assert "press **Use this set**" in practice_tab.describe_practice("upload", str(path), settings)
-    opened, preview, leave = practice_tab.open_practice("upload", str(path), settings, request)
-    assert "2 rows" in preview and leave.visible
+    opened = practice_tab.open_practice("upload", str(path), settings, request)
+    preview, leave = practice_tab.shown(opened)
+    assert "2 rows" in preview and leave.visible and not practice_tab.shown(None)[1].visible
     with pytest.raises(gr.Error, match="no column 'Prompt'; columns found: Body, Question"):
         practice_tab.open_practice(
             "upload", str(path), {**settings, "question_template": "{Prompt}"}, request
@@ -233,7 +234,7 @@ def test_practice_through_the_tab_handlers(tmp_path):
 
     # multiple choice: graded as a choice, not as a number
     choices = write_jsonl(tmp_path / "choices.jsonl", CHOICE_ROWS)
-    opened, *_ = practice_tab.open_practice(
+    opened = practice_tab.open_practice(
         "upload", str(choices), {"question_template": "{q}", "answer_field": "gold",
                                  "choices_field": "A,B,C"}, request,
     )  # fmt: skip

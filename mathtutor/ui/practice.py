@@ -3,7 +3,7 @@
 A thin view over `mathtutor.practice`: the form is built from the `tables.TableSource` and
 `tables.ColumnMapping` fields (the same mapping Evaluate and Train use, `ui.common.field_widget`),
 a new upload or Hub id shows its columns (`describe_practice`), and "Use this set" opens it
-(`open_practice`, endpoint `tutor_practice`) into a server-side
+(`open_practice`, endpoint `tutor_practice`; `shown` renders it) into a server-side
 `gr.State`, and the Tutor's "Give me a problem" then draws from it (`draw_problem`). The upload
 is a `gr.File`: Gradio keeps it in its upload folder, and `tables.load_table` reads it only
 after `paths.check_readable`, as Evaluate's upload is read. A bad file, Hub id or mapping is one
@@ -48,14 +48,20 @@ def open_practice(
     settings: dict,
     request: gr.Request | None = None,
     profile: gr.OAuthProfile | None = None,
-) -> tuple:
+) -> practice.PracticeSet:
     """Open a practice set (an upload or a Hub dataset id, mapped by `settings`: `TableSource`
-    and `ColumnMapping` field names): (the set, its preview, the back button shown)."""
+    and `ColumnMapping` field names); `shown` renders it."""
     try:
-        opened = practice.open_set(*_settings(source, path, settings, request, profile))
+        return practice.open_set(*_settings(source, path, settings, request, profile))
     except Exception as error:
         raise user_error(error) from error
-    return opened, opened.markdown(), gr.Button(visible=True)
+
+
+def shown(practice_set: practice.PracticeSet | None) -> tuple[str, gr.Button]:
+    """(preview, back button) of the open set; none open: nothing, and no back button."""
+    if not isinstance(practice_set, practice.PracticeSet):
+        return "", gr.Button(visible=False)
+    return practice_set.markdown(), gr.Button(visible=True)
 
 
 def describe_practice(
@@ -73,11 +79,6 @@ def describe_practice(
         return practice.describe(*_settings(source, path, settings, request, profile))
     except Exception as error:
         raise user_error(error) from error
-
-
-def close_practice() -> tuple:
-    """Back to generated problems: (no set, preview cleared, back button hidden)."""
-    return None, "", gr.Button(visible=False)
 
 
 def draw_problem(practice_set: practice.PracticeSet) -> tuple[str, dict]:
@@ -149,19 +150,20 @@ def build(practice_set: gr.State) -> None:
         settings = dict(zip(names, values, strict=True))
         return describe_practice(kind, path, settings, request, profile)
 
+    # Handlers that may refuse write into a gr.State and the view follows on success, so a
+    # refusal is its toast alone: the preview on screen keeps its text and gets no "Error".
+    described = gr.State("")
     source.change(on_source, source, [upload, hub_row])
     gr.on(
         [upload.upload, widgets["hub_id"].submit],
         on_describe,
         [source, upload, *widgets.values()],
-        preview,
+        described,
         api_visibility="private",
+    ).success(lambda text: text, described, preview, api_visibility="private")
+    use.click(
+        on_open, [source, upload, *widgets.values()], practice_set, api_name="tutor_practice"
+    ).success(shown, practice_set, [preview, leave], api_visibility="private")
+    leave.click(lambda: None, None, practice_set, api_visibility="private").then(
+        shown, practice_set, [preview, leave], api_visibility="private"
     )
-    gr.on(
-        [use.click],
-        on_open,
-        [source, upload, *widgets.values()],
-        [practice_set, preview, leave],
-        api_name="tutor_practice",
-    )
-    leave.click(close_practice, None, [practice_set, preview, leave])
