@@ -264,3 +264,13 @@ def test_a_hub_dataset_id_as_the_practice_set(hub_datasets):
     assert practice.draw(opened, 0).source == "alice/practice:test"
     with pytest.raises(ValueError, match="alice/practice:validation"):
         practice.open_set(TableSource("alice/practice", split="validation"), columns)
+
+
+def test_a_model_hint_never_states_a_text_answer():
+    """A row without a solution gets model hints; an exact answer is hidden like a number."""
+    problem = "Name the mathematician who proved Fermat's last theorem."
+    hint = "Think of a British mathematician. Was it Andrew Wiles?"
+    assert hints.check_model_hint(hint, problem, [], "Andrew Wiles") == (
+        "Think of a British mathematician."
+    )
+    assert hints.reveals_answer("Who was Euler?", "Euler", "Was it Euler or Gauss?") is False
