@@ -34,7 +34,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from mathtutor import cli, grounding
-from mathtutor.answers import answers_match, parse_number, reference_answer
+from mathtutor.answers import answers_match, normalize_exact, parse_number, reference_answer
 from mathtutor.checks import find_steps
 from mathtutor.generate import GenerationSettings, stream_completions
 from mathtutor.prompts import HINT_STOP, hint_messages
@@ -139,17 +139,27 @@ def clean_hint(text: str) -> str:
 
 def reveals_answer(text: str, answer: str | None, problem: str) -> bool:
     """Whether ``text`` gives away ``answer``: ``####``, or the answer as a number (digits or
-    words) when the problem does not already state that number.
+    words) when the problem does not already state that number; an answer that is not a
+    number (a practice set's exact answer) when the text holds it and the problem does not.
 
     >>> reveals_answer("How many clips in May?", "72", "48 clips"), reveals_answer("#### 5", None, "")
     (False, True)
     >>> reveals_answer("Is it seventy-two?", "72", ""), reveals_answer("Start from 48.", "48", "48 clips")
     (True, False)
+    >>> reveals_answer("Is the capital Paris?", "Paris", "Name the capital of France.")
+    True
     """
     if "####" in text:
         return True
     if not answer:
         return False
+    if parse_number(answer) is None:
+        words = normalize_exact(answer)
+        return (
+            len(words) >= 3
+            and words in normalize_exact(text)
+            and words not in normalize_exact(problem)
+        )
     given = any(answers_match(number, answer) for number in stated_numbers(problem))
     return not given and any(answers_match(number, answer) for number in stated_numbers(text))
 
@@ -236,6 +246,8 @@ def hint_stream(
     if loaded is None:
         raise ValueError("a problem without a worked solution needs a model for hints")
     answer = reference_answer(reference) if reference else None  # tutor.check_reference'd
+    if answer is not None and parse_number(answer) is None:
+        answer = reference  # a practice set's text answer, kept as written (reveals_answer)
     started, tokens = time.perf_counter(), 0
     for round_number in range(2):
         prompt = render_turns(hint_messages(problem, asked), loaded.tokenizer)

@@ -50,11 +50,17 @@ _ALGEBRA = re.compile(r"[\w\s.]*[A-Za-z\d]\s*[-+*/=<>]\s*[\w\s.+\-*/()]+")  # x+
 class TableSource:
     """Where a table comes from: a Hub dataset id (config, split, revision) or a local file."""
 
-    hub_id: str = ""
-    config: str = ""  # the Hub dataset's config (subset) name; empty = its default
-    split: str = "test"
-    revision: str = ""  # branch, tag or commit; empty = main
-    path: str = ""  # a local JSONL / JSON / CSV / Parquet file instead of a Hub id
+    hub_id: str = field(default="", metadata={"help": "Hub dataset id, e.g. 'openai/gsm8k'."})
+    config: str = field(
+        default="", metadata={"help": "The Hub dataset's config (subset); empty = default."}
+    )
+    split: str = field(default="test", metadata={"help": "The Hub dataset's split."})
+    revision: str = field(
+        default="", metadata={"help": "The Hub dataset's branch, tag or commit; empty = main."}
+    )
+    path: str = field(
+        default="", metadata={"help": "A local JSONL / JSON / CSV / Parquet file instead."}
+    )
 
     def __post_init__(self) -> None:
         if not self.hub_id and not self.path:
@@ -125,6 +131,8 @@ def _load_file(path: str, builder: str, mtime_ns: int, size: int, source: TableS
         rows = datasets.load_dataset(builder, data_files=path, split="train")
     except Exception as error:  # pyarrow / json parse errors: name the file, not its content
         reason = " ".join(str(error).split())[:200]
+        if "corresponds to no data" in reason:  # datasets' words for a file with no rows
+            raise ValueError(f"{Path(source.path).name} holds no rows") from None
         raise ValueError(
             f"{Path(source.path).name}: could not be read as {builder} ({type(error).__name__}: {reason})"
         ) from None
@@ -218,7 +226,10 @@ class ColumnMapping:
     )
     answer_type: str = field(
         default="",
-        metadata={"help": "number, latex, choice or exact; empty = inferred from the answers."},
+        metadata={
+            "help": "number, latex, choice or exact; empty = inferred from the answers.",
+            "choices": ("", *ANSWER_TYPES),
+        },
     )
 
     def __post_init__(self) -> None:

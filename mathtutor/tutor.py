@@ -10,6 +10,9 @@ student's answer: ``mathtutor.verdicts``; a known worked solution: ``mathtutor.g
 - ``self_consistency`` / ``self_consistency_stream``: k samples in ONE batched call,
   majority-voted (``metrics.majority_vote``); ``expected_answer``: the known reference
   (``check_reference``: it must be a number), else that vote.
+- ``grade_known``: an answer against a known reference of any answer type (a practice set's
+  LaTeX, multiple-choice or exact-string answers), graded by ``answers.grade`` in the mode
+  ``PromptFormat.grader_for`` names for that type.
 
 Every model call streams ``Progress`` (tokens so far, elapsed, the budget) so the UI can show
 it and stop it. Student-safe limits: a problem is cut to ``MAX_PROBLEM_CHARS`` and working to
@@ -29,12 +32,19 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mathtutor import cli
-from mathtutor.answers import extract_answer, parse_number, reference_answer
+from mathtutor.answers import (
+    ANSWER_TYPES,
+    Grade,
+    extract_answer,
+    grade,
+    parse_number,
+    reference_answer,
+)
 from mathtutor.checks import Step, find_steps
 from mathtutor.compare import clean_problem
 from mathtutor.generate import GenerationSettings, stream_completions
@@ -154,19 +164,38 @@ class Progress:
     budget_seconds: float | None = None  # a time budget, when the action has one
 
 
-def check_reference(reference: str | None) -> str | None:
-    """The reference stripped (None when blank); ValueError when it states no number.
+def check_reference(reference: str | None, answer_type: str = "number") -> str | None:
+    """The reference stripped (None when blank); ValueError when a number is expected and it
+    states none (a LaTeX, choice or exact answer is any text: ``grade_known`` reads it).
 
-    >>> check_reference(" #### 18 "), check_reference("")
-    ('#### 18', None)
+    >>> check_reference(" #### 18 "), check_reference(""), check_reference("Paris", "exact")
+    ('#### 18', None, 'Paris')
     """
+    if answer_type not in ANSWER_TYPES:
+        raise ValueError(f"answer_type {answer_type!r} is not one of: {', '.join(ANSWER_TYPES)}")
     reference = (reference or "").strip() or None
+    if answer_type != "number":
+        return reference
     if reference is not None and parse_number(reference_answer(reference)) is None:
         raise ValueError(
             f"reference: {reference[:60]!r} is not a number; expected e.g. 18, 3/4, or a "
             "worked solution ending in '#### 18'"
         )
     return reference
+
+
+def grade_known(
+    answer: str, reference: str, answer_type: str = "number", choices: Sequence[str] = ()
+) -> Grade:
+    """``answer`` (a student's or the model's) graded against a known ``reference`` in its
+    answer type: ``answers.grade`` in the mode the Tutor's format names for that type
+    (``PromptFormat.grader_for``), so the Tutor grades as Evaluate does.
+
+    >>> grade_known("\\\\frac{1}{2}", "0.5", "latex").is_correct, grade_known("b", "B", "choice", ["7", "12"]).is_correct
+    (True, True)
+    """
+    mode = get_format(PROMPT_FORMAT).grader_for(answer_type)
+    return grade(answer, reference, mode, choices)
 
 
 # --------------------------------------------------------------------------- solutions

@@ -17,6 +17,10 @@ With a known worked solution the working gets first-wrong-step feedback
 (``grounding.first_wrong_step``); otherwise its arithmetic slips are listed. A slip whose true
 value is the hidden answer is pointed out without its value.
 
+A known answer of another type (a practice set's ``latex``, ``choice`` or ``exact`` answers,
+``answer_type=``) is graded by ``tutor.grade_known``, the grader Evaluate uses for that type:
+a choice is read as its letter or its text, LaTeX by math-verify, exact strings normalised.
+
 >>> read_student_answer("I got 12 apples"), STATUSES["correct"]
 ('12', 'checked against a known answer: right')
 """
@@ -24,12 +28,12 @@ value is the hidden answer is pointed out without its value.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from mathtutor import cli
-from mathtutor.answers import answers_match, parse_number
+from mathtutor.answers import LETTERS, answers_match, parse_number
 from mathtutor.checks import Step, find_steps, format_value, wrong_steps
 from mathtutor.grounding import StepFeedback, first_wrong_step, reference_steps
 from mathtutor.tutor import (
@@ -45,6 +49,7 @@ from mathtutor.tutor import (
     check_reference,
     expected_answer,
     fraction_text,
+    grade_known,
     prepare_problem,
     self_consistency_stream,
     stated_numbers,
@@ -83,7 +88,7 @@ STATUSES = {
     "likely-correct": "no known answer; the model's own samples agree with it (not verified)",
     "likely-incorrect": "no known answer; the model's own samples agree on another answer",
     "unverified": "no known answer and the samples disagree: the tutor cannot say",
-    "unreadable": "no number could be read from the student's answer",
+    "unreadable": "no answer could be read from the student's answer",
     "revealed": "the student asked for the answer",
 }
 
@@ -105,6 +110,27 @@ def read_student_answer(text: str) -> str | None:
         numbers = stated_numbers(text)
         value = parse_number(numbers[0]) if len(numbers) == 1 else None
     return None if value is None else fraction_text(value)
+
+
+# How to write an answer of each type, said when one cannot be read.
+ANSWER_EXAMPLES = {
+    "number": "Write just the number, for example `12`, `3/4`, `25%` or `twelve`.",
+    "latex": "Write just the answer, for example `\\frac{1}{2}`, `x+1` or `\\sqrt{2}`.",
+    "choice": "Write the letter of your choice (for example `B`) or the choice's text.",
+    "exact": "Write just the answer itself, for example a word or a name.",
+}
+
+
+def _unreadable(student_answer: str, answer_type: str) -> str:
+    """Why a student's answer could not be read, and how to write one (Markdown)."""
+    told = "I couldn't read a number in your answer"
+    if answer_type == "choice":
+        told = "I couldn't read one of the choices in your answer"
+    if not (student_answer or "").strip():
+        told = "Type your answer first"
+    elif len(student_answer.strip()) > MAX_ANSWER_CHARS:
+        told = f"Your answer is longer than {MAX_ANSWER_CHARS} characters"
+    return f"{told}. {ANSWER_EXAMPLES[answer_type]}"
 
 
 def _same_answer(student_text: str, student: str, expected: str) -> bool:
@@ -175,18 +201,22 @@ def check_answer_stream(
     calculator: bool = True,
     solution: str | None = None,
     max_new_tokens: int | None = None,
+    answer_type: str = "number",
+    choices: Sequence[str] = (),
 ) -> Iterator[Progress | Verdict]:
     """Progress while the model samples (only without a reference), then the ``Verdict``.
 
     Statuses in ``STATUSES``. With a known worked ``solution`` the working gets first-wrong-step
     feedback (``grounding.first_wrong_step``); otherwise its arithmetic slips are listed. A
     slip whose true value is the hidden answer is pointed out without its value. An empty
-    answer with working is read from the working's last step.
+    answer with working is read from the working's last step. A ``reference`` of another
+    ``answer_type`` (``choices`` for multiple choice) is graded by ``tutor.grade_known``.
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     problem, notices = prepare_problem(problem)
-    reference = check_reference(reference)
+    reference = check_reference(reference, answer_type)
+    typed = reference is not None and answer_type != "number"
     notes = list(notices)
     if len(working or "") > MAX_WORKING_CHARS:
         notes.append(
@@ -195,23 +225,29 @@ def check_answer_stream(
     working = (working or "")[:MAX_WORKING_CHARS]
     steps = reference_steps(solution) if solution else ()
     feedback = first_wrong_step(working, steps, problem) if steps and working.strip() else None
-    if not (student_answer or "").strip() and working.strip():
+    if not typed and not (student_answer or "").strip() and working.strip():
         found = find_steps(working)
         student_answer = found[-1].claimed if found else ""
-    student = read_student_answer(student_answer)
+    graded = None
+    if typed:
+        text = (student_answer or "").strip()
+        graded = grade_known(text, reference, answer_type, choices) if text else None
+        too_long = len(text) > MAX_ANSWER_CHARS
+        student = None if graded is None or too_long else graded.extracted
+        student = None if student is None else student.replace("`", "").replace("*", "")
+    else:
+        student = read_student_answer(student_answer)
     if student is None and not reveal:
-        told = "I couldn't read a number in your answer"
-        if not (student_answer or "").strip():
-            told = "Type your answer first"
-        elif len(student_answer.strip()) > MAX_ANSWER_CHARS:
-            told = f"Your answer is longer than {MAX_ANSWER_CHARS} characters"
-        message = f"{told}. Write just the number, for example `12`, `3/4`, `25%` or `twelve`."
+        message = _unreadable(student_answer, answer_type if typed else "number")
         extra = [feedback.message] if feedback else []
         text = "\n\n".join([*notes, message, *extra])
         yield Verdict("unreadable", text, feedback=feedback)
         return
     expected = None
-    if reference or (cached is not None and cached.matches(problem, system, reference)):
+    if typed:
+        known = grade_known(reference, reference, answer_type, choices).reference
+        expected = Expected(problem, system, known, "reference", 1.0)
+    elif reference or (cached is not None and cached.matches(problem, system, reference)):
         expected = expected_answer(loaded, problem, reference, system, k, cached=cached)
     else:
         if loaded is None:
@@ -228,7 +264,8 @@ def check_answer_stream(
                 )
     slips = wrong_steps(working)
     hidden = None if reveal else expected.answer
-    lead, status = _lead(expected, student, student_answer, threshold)
+    same = graded.is_correct if graded is not None else None
+    lead, status = _lead(expected, student, student_answer, threshold, same)
     votes = expected.consensus
     deeper_k = deeper_seconds = None
     lines = [*notes, lead]
@@ -243,7 +280,7 @@ def check_answer_stream(
         when = f"about {deeper_seconds:.0f} s" if deeper_seconds is not None else "a while"
         lines.append(f"A deeper check with {deeper_k} samples would take {when}.")
     if reveal:
-        lines.append(_reveal_line(expected, status))
+        lines.append(_reveal_line(expected, status, choices if typed else ()))
         status = status if student is not None else "revealed"
     message = "\n\n".join(lines)
     yield Verdict(
@@ -252,13 +289,20 @@ def check_answer_stream(
 
 
 def _lead(
-    expected: Expected, student: str | None, student_text: str, threshold: float
+    expected: Expected,
+    student: str | None,
+    student_text: str,
+    threshold: float,
+    same: bool | None = None,
 ) -> tuple[str, str]:
-    """(Markdown first line, status) of a verdict; ✅ only against a known answer."""
+    """(Markdown first line, status) of a verdict; ✅ only against a known answer.
+
+    ``same``: whether the student's answer is the known one, when the caller graded it in the
+    answer's own type; else numbers are compared."""
     if expected.source == "reference":
         if student is None:
             return "You asked for the answer (the problem's known answer).", "revealed"
-        if _same_answer(student_text, student, expected.answer):
+        if same if same is not None else _same_answer(student_text, student, expected.answer):
             return (
                 f"✅ Correct! **{student}** is right (checked against the known answer).",
                 "correct",
@@ -286,9 +330,12 @@ def _lead(
     return lead, "likely-incorrect"
 
 
-def _reveal_line(expected: Expected, status: str) -> str:
+def _reveal_line(expected: Expected, status: str, choices: Sequence[str] = ()) -> str:
     if expected.source == "reference":
-        return f"The answer is **{expected.answer}**."
+        answer = expected.answer or ""
+        if len(answer) == 1 and answer in LETTERS[: len(choices)]:  # a choice: its text too
+            return f"The answer is **{answer}** ({choices[LETTERS.index(answer)]})."
+        return f"The answer is **{answer}**."
     if expected.answer is None or status == "unverified":
         return "I can't give you an answer I trust: my own solutions disagree."
     votes = expected.consensus

@@ -14,6 +14,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client, handle_file
@@ -122,6 +123,22 @@ def test_evaluate_start_refuses_server_paths(client, outside):
             assert SECRET not in answer and "root:" not in answer
         with pytest.raises(ValueError, match=re.escape(f"path: {path} {RULE}")):
             eval_tab.start("bundled", ["base"], path, {"dataset": "upload"})
+
+
+def test_tutor_practice_set_refuses_server_paths(client, outside):
+    """The Tutor's practice set reads uploads as Evaluate does: gradio refuses a gr.File value
+    it did not receive, and the handler (tables.load_table) refuses the path itself."""
+    from mathtutor.ui import practice as practice_tab
+
+    defaults = ["", "", "test", "", "{question}", "answer", "", "", "", ""]
+    for path in ("/etc/passwd", str(outside / "creds.jsonl")):
+        file_data = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        for upload in (path, file_data):
+            answer = raw_call(client, "tutor_practice", ["upload", upload, *defaults])
+            assert answer.startswith("event: error"), answer
+            assert SECRET not in answer and "root:" not in answer
+        with pytest.raises(gr.Error, match=re.escape(f"path: {path} {RULE}")):
+            practice_tab.open_practice("upload", path, {})
 
 
 def test_evaluate_resume_and_recipe_refuse_path_ids(client):

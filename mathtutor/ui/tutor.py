@@ -1,8 +1,10 @@
 """Tutor tab: a student's problem, worked solutions with checked arithmetic, hints, answer checks.
 
 Every handler is a thin view over `mathtutor.tutor`. What only the server may know (the answer
-of a generated or GSM8K problem, the tutor's self-consistent answer, the hints so far) lives in
-`gr.State`, which never reaches the browser. Heavy events share the app's one model queue
+of a generated, GSM8K or practice-set problem, the tutor's self-consistent answer, the hints so
+far, the practice set itself) lives in `gr.State`, which never reaches the browser. A practice
+set (an upload or a Hub dataset id, mapped as in Evaluate) is opened in its own panel
+(`mathtutor.ui.practice`); "Give me a problem" then draws from it (`pick_problem`). Heavy events share the app's one model queue
 (`GPU`) and a rate limit per client, i.e. signed-in user or IP address, not per browser session
 (`access.LIMITERS["tutor"]`, `MATHTUTOR_TUTOR_RATE` requests a minute; owners are not limited).
 """
@@ -16,13 +18,14 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from mathtutor import access, data, tutor, verdicts
+from mathtutor import access, data, practice, tutor, verdicts
 from mathtutor import hints as hints_core
-from mathtutor.answers import answers_match, reference_answer
+from mathtutor.answers import LETTERS, answers_match, reference_answer
 from mathtutor.checks import format_value
 from mathtutor.generate import GenerationSettings
 from mathtutor.generators import DIFFICULTIES
 from mathtutor.models import BASE
+from mathtutor.ui import practice as practice_ui
 from mathtutor.ui.common import (
     GPU,
     GPU_LIMIT,
@@ -57,10 +60,16 @@ def _plain(text: str) -> str:
     return "".join(parts).replace("\n", "  \n")
 
 
-def solution_markdown(solution: tutor.Solution, reference: str | None = None) -> str:
+def solution_markdown(
+    solution: tutor.Solution,
+    reference: str | None = None,
+    answer_type: str = "number",
+    choices: tuple[str, ...] = (),
+) -> str:
     """The worked steps with wrong arithmetic marked, the final answer labelled honestly.
 
-    The model's answer is "not verified" unless a known ``reference`` says right or wrong; the
+    The model's answer is "not verified" unless a known ``reference`` says right or wrong
+    (graded in its ``answer_type``, ``tutor.grade_known``, when that is not a number); the
     arithmetic line names what it checked and carries no tick.
     """
     text = solution.text
@@ -81,8 +90,14 @@ def solution_markdown(solution: tutor.Solution, reference: str | None = None) ->
         position = step.end
     pieces.append(_plain(text[position:body_end].rstrip()))
     lines = ["".join(pieces)]
-    answer = html.escape(solution.answer or "")
-    if solution.answer is None:
+    final, is_right = solution.answer, None
+    if reference is not None and answer_type != "number":
+        graded = tutor.grade_known(text, reference, answer_type, choices)
+        final, is_right = graded.extracted, graded.is_correct
+    elif reference is not None and final is not None:
+        is_right = answers_match(final, reference_answer(reference))
+    answer = html.escape(final or "")
+    if final is None:
         lines.append("**No final answer found in this solution.**")
     elif reference is None:
         lines.append(
@@ -90,7 +105,7 @@ def solution_markdown(solution: tutor.Solution, reference: str | None = None) ->
             "There is no known answer for this problem, so nobody has checked it: use "
             "**Check my answer** to see how sure the tutor can be."
         )
-    elif answers_match(solution.answer, reference_answer(reference)):
+    elif is_right:
         lines.append(f"### ✅ Final answer: <mark>{answer}</mark> (matches the known answer)")
     else:
         lines.append(f"### ❌ Final answer: {answer} (differs from the known answer)")
@@ -108,9 +123,11 @@ def solution_markdown(solution: tutor.Solution, reference: str | None = None) ->
     return "\n\n".join(lines)
 
 
-def reference_markdown(solution: str) -> str:
-    """A known worked solution (GSM8K, a generator): its steps, annotations hidden."""
-    body, _, answer = solution.partition("####")
+def reference_markdown(solution: str, answer: str = "") -> str:
+    """A known worked solution (GSM8K, a generator, a practice set's row): its steps,
+    annotations hidden; its final answer from ``#### X``, else ``answer`` (the row's)."""
+    body, marker, final = solution.partition("####")
+    answer = final if marker else answer
     lines = [re.sub(r"<<[^<>]*>>", "", line).replace(" ** ", ": ") for line in body.splitlines()]
     shown = "  \n".join(_plain(line) for line in lines if line.strip())
     return (
@@ -187,6 +204,22 @@ def _solution(known: dict | None, problem: str) -> str | None:
     return None
 
 
+def _answer_kind(known: dict | None, problem: str) -> tuple[str, tuple[str, ...]]:
+    """(answer type, choices) of a picked problem's known answer; a number otherwise."""
+    if _reference(known, problem) is None:
+        return "number", ()
+    return known.get("answer_type") or "number", tuple(known.get("choices") or ())
+
+
+def _answer_text(known: dict | None, problem: str) -> str:
+    """A picked problem's known answer as shown with its solution (a choice with its text)."""
+    reference = _reference(known, problem) or ""
+    answer_type, choices = _answer_kind(known, problem)
+    if answer_type == "choice" and len(reference) == 1 and reference in LETTERS[: len(choices)]:
+        return f"{reference} ({choices[LETTERS.index(reference)]})"
+    return reference
+
+
 # --------------------------------------------------------------------------- handlers
 def pick_generated(difficulty: str) -> tuple:
     """A fresh word problem from the generators; outputs cleared, its solution kept hidden."""
@@ -203,6 +236,13 @@ def pick_gsm8k() -> tuple:
         raise user_error(error) from error
     known = {"problem": problem.question, "reference": problem.answer, "solution": problem.solution}
     return (problem.question, known, *_cleared())
+
+
+def pick_problem(difficulty: str, practice_set: practice.PracticeSet | None = None) -> tuple:
+    """Give me a problem: from the practice set when one is open, else the generators."""
+    if isinstance(practice_set, practice.PracticeSet):
+        return (*practice_ui.draw_problem(practice_set), *_cleared())
+    return pick_generated(difficulty)
 
 
 def _cleared() -> tuple:
@@ -236,7 +276,7 @@ def show_solution(
         solution = _solution(known, problem)
         if solution:
             yield (
-                reference_markdown(solution),
+                reference_markdown(solution, _answer_text(known, problem)),
                 _notices(notices),
                 "Shown at once: a known solution.",
             )
@@ -244,13 +284,15 @@ def show_solution(
         loaded = loaded_model(spec)
         settings = GenerationSettings(max_new_tokens=_tokens(max_tokens))
         reference = _reference(known, problem)
+        answer_type, choices = _answer_kind(known, problem)
         for solution in tutor.solve_stream(loaded, text, system or BASE, settings, calculator):
             step = tutor.Progress(
                 "solution", solution.num_tokens, solution.seconds, solution.max_new_tokens
             )
             done = f"Done: {solution.num_tokens} tokens in {solution.seconds:.1f} s."
             line = progress_markdown(None if solution.done else step, done)
-            yield solution_markdown(solution, reference), _notices(solution.notices), line
+            shown = solution_markdown(solution, reference, answer_type, choices)
+            yield shown, _notices(solution.notices), line
     except Exception as error:
         raise user_error(error) from error
 
@@ -278,7 +320,9 @@ def give_hint(
         text, notices = tutor.prepare_problem(problem)
         asked = [h["text"] for h in hints or [] if h.get("problem") == text]
         solution = _solution(known, problem)
-        reference = tutor.check_reference(_reference(known, problem))
+        reference = tutor.check_reference(
+            _reference(known, problem), _answer_kind(known, problem)[0]
+        )
         grounded = hints_core.is_grounded(solution)
         loaded = loaded_model(spec) if rephrase or not grounded else None
         tokens, seconds = hints_core.hint_budget()
@@ -335,6 +379,7 @@ def _verdict(
             k, _ = verdicts.deeper_check(k, expected.consensus if expected else None)
             expected = None  # sample afresh with more samples
         reference = _reference(known, problem)
+        answer_type, choices = _answer_kind(known, problem)
         loaded = None if reference else loaded_model(spec)
         for item in verdicts.check_answer_stream(
             loaded,
@@ -349,6 +394,8 @@ def _verdict(
             calculator=calculator,
             solution=_solution(known, problem),
             max_new_tokens=_tokens(max_tokens),
+            answer_type=answer_type,
+            choices=choices,
         ):
             if isinstance(item, tutor.Progress):
                 yield gr.skip(), gr.skip(), progress_markdown(item), gr.skip()
@@ -484,7 +531,10 @@ def switch_mode(mode: str) -> tuple[gr.Column, gr.Column, gr.Column]:
 # --------------------------------------------------------------------------- layout
 def build(ctx: AppContext, tab: gr.Tab) -> None:
     choices = system_choices(ctx.model_spec.value)
-    known = gr.State(None)  # {"problem", "reference", "solution"} of a picked problem: server only
+    # {"problem", "reference", "solution", "answer_type", "choices"} of a picked problem, and
+    # the open practice set (`practice.PracticeSet`): server only
+    known = gr.State(None)
+    practice_set = gr.State(None)
     hint_state = gr.State([])
     expected = gr.State(None)
     gr.Markdown(INTRO)
@@ -509,6 +559,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
             )
             new_problem = gr.Button("✨ Give me a problem", elem_id="tutor-new-problem")
             gsm8k = gr.Button("🎲 A GSM8K problem", elem_id="tutor-gsm8k", size="sm")
+    practice_ui.build(practice_set)
     notice = gr.Markdown(elem_id="tutor-notice")
     mode = gr.Radio(list(MODES), value=MODES[0], label="What would you like?", elem_id="tutor-mode")
     with gr.Column(visible=True) as solution_box:
@@ -596,7 +647,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         saved = gr.Markdown(elem_id="tutor-saved")
 
     cleared = [solution, hints, verdict, hint_state, expected, hint, next_hint, notice]
-    new_problem.click(pick_generated, difficulty, [problem, known, *cleared])
+    new_problem.click(pick_problem, [difficulty, practice_set], [problem, known, *cleared])
     gsm8k.click(pick_gsm8k, None, [problem, known, *cleared])
     mode.change(switch_mode, mode, [solution_box, hint_box, check_box])
     heavy = {"concurrency_id": GPU, "concurrency_limit": GPU_LIMIT}
