@@ -40,13 +40,16 @@ def accuracy_rows(run_dir) -> list[dict]:
     return [row for row in rows if row.get("event") == "accuracy"]
 
 
-def test_accuracy_rows_equal_a_separate_evaluation(tiny_model_dir):
-    config = accuracy_config(tiny_model_dir)
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_accuracy_rows_equal_a_separate_evaluation(tiny_model_dir, precision):
+    """Also under bf16 mixed precision: the evaluation bypasses accelerate's autocast and
+    scores the fp32 master weights, as a separate fp32 evaluation of the checkpoint does."""
+    config = accuracy_config(tiny_model_dir, precision=precision)
     result = train(config)
     rows = accuracy_rows(result.run_dir)
     assert [row["step"] for row in rows] == [0, 2, 4]
     for row in rows:
-        assert row["eval_n"] == 4
+        assert row["eval_n"] == 4 and row["dtype"] == "float32"
         for key in ("accuracy", "strict", "flexible", "format"):
             assert 0.0 <= row[key] <= 1.0 and f"{key}_stderr" in row
     problems = load_eval_problems(config)
@@ -58,7 +61,7 @@ def test_accuracy_rows_equal_a_separate_evaluation(tiny_model_dir):
             EvalConfig(
                 model=str(tiny_model_dir), systems=[system], dataset="arithmetic",
                 difficulty="easy", split="test", num_samples=4, seed=0, prompt_format="qa",
-                max_new_tokens=12,
+                max_new_tokens=12, dtype="float32",
             )
         )  # fmt: skip
         stats = report.summary.to_dict()["systems"][report.summary.order[0]]
@@ -175,3 +178,37 @@ def test_keep_best_by_loss_keeps_the_lowest_eval_loss_checkpoint(tiny_model_dir)
         result.run_dir / "checkpoints" / f"checkpoint-{best}" / "adapter_model.safetensors"
     )
     assert all(torch.equal(kept[key], chosen[key]) for key in kept)
+
+
+def test_the_evaluation_runs_outside_accelerates_autocast(tiny_model_dir):
+    """Under bf16 mixed precision accelerate wraps the model's forward in autocast; the
+    training-time evaluation must score the weights without it (else its numbers are those
+    of bf16 matmuls, and differ from a separate evaluation of the checkpoint)."""
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.callbacks import score_model
+
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraConfig(r=4, task_type="CAUSAL_LM")
+    )
+    model = Accelerator(cpu=True, mixed_precision="bf16").prepare_model(model)
+    seen: list[bool] = []
+    layer = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    layer.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    ids = torch.tensor([[1, 2, 3]])
+    model(input_ids=ids)
+    assert seen == [True], "accelerate no longer wraps forward: this test proves nothing"
+    seen.clear()
+    config = accuracy_config(tiny_model_dir, eval_max_new_tokens=4)
+    setup = SimpleNamespace(
+        base_model=str(tiny_model_dir), tokenizer=AutoTokenizer.from_pretrained(tiny_model_dir)
+    )
+    result = score_model(model, setup, config, load_eval_problems(config)[:2])
+    assert result["accuracy"]["n"] == 2
+    assert seen and not any(seen), "the evaluation ran under autocast"
+    model(input_ids=ids)
+    assert seen[-1], "the training forward lost its autocast"

@@ -370,11 +370,20 @@ def score_model(model: Any, setup: Any, config: Any, problems: list) -> dict[str
     setup.tokenizer.padding_side = "left"  # decoding pads on the left (SFT trains right-padded)
     was_training = model.training
     model.eval()
+    # Under mixed precision accelerate wraps the model's forward in autocast (keeping the
+    # plain one as `_original_forward`); evaluate the weights themselves, so the curve equals
+    # a separate evaluation of the checkpoint in its dtype (under bf16 autocast only 15 of 48
+    # base completions were identical).
+    autocast_forward = model.__dict__.get("forward")
+    if autocast_forward is not None and "_original_forward" in model.__dict__:
+        model.forward = model.__dict__["_original_forward"]
     try:
         return score_loaded(
             loaded, BASE, problems, config.prompt_format, config.eval_max_new_tokens
         )
     finally:
+        if autocast_forward is not None:
+            model.forward = autocast_forward
         setup.tokenizer.padding_side = padding_side
         if was_training:
             model.train()
