@@ -152,6 +152,27 @@ def test_solution_streams_and_the_tab_marks_the_slip(scripted_dir):
     assert "stopped at the length limit" in limited[-1][0]
 
 
+def test_stop_ends_a_streaming_solution_at_its_next_step(scripted_dir):
+    """Stop (`ui.stops`) ends the Tutor's stream in its own thread and says so; the partial
+    solution stays on screen (the handler yields nothing over it)."""
+    from mathtutor.ui import stops
+    from mathtutor.ui.tutor import STOPPED, show_solution
+
+    request = gr.Request(session_hash="stopping")
+    run = show_solution(str(scripted_dir), "base", PROBLEM, False, request=request,
+                        run_token="tutorstoptoken01")  # fmt: skip
+    first = next(run)
+    assert first[0].endswith("▌")
+    stops.request_stop("tutorstoptoken01")
+    rest = list(run)
+    assert rest[-1] == (gr.skip(), gr.skip(), STOPPED)
+    assert len(rest) <= 2, "the solution went on streaming after Stop"
+    # the model is free again: a new run (another token) streams to its end
+    frames = list(show_solution(str(scripted_dir), "base", PROBLEM, False, request=request,
+                                run_token="tutornextrun0001"))  # fmt: skip
+    assert frames[-1][2].startswith("Done: ")
+
+
 # --------------------------------------------------------------------------- self-consistency
 def test_self_consistency_counts_votes_from_one_batched_call(branching_dir):
     from mathtutor.models import load_model

@@ -8,8 +8,9 @@ to read (issue 12: about half of ten Stops in a row). So a run here ends itself:
   each run, remembers it as the latest run of `name`, and passes it to the handler as input
   number `position` (a hidden textbox);
 - the Stop button gets `stop_js(name)`, which sends that token to `stop_handler`;
-- the handler asks `stopped(token)` between steps and, once it is true, closes its decoding
-  generator (in its own thread, which holds the model's lock) and shows its panes as stopped.
+- the handler runs its steps through `until_stopped(steps, token)`, which ends them at the
+  first step after the Stop and closes the decoding generator in the handler's own thread
+  (which holds the model's lock); the handler then shows its output as stopped.
 
 A Stop that comes while the run still waits in the queue is kept, so the run ends as soon as
 it starts. Tokens are 12-40 lowercase letters and digits; at most `KEPT` are remembered
@@ -21,6 +22,10 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
 
 KEPT = 4096  # stopped tokens remembered at once
 TOKEN = re.compile(r"[0-9a-z]{12,40}")
@@ -61,6 +66,21 @@ def stopped(token: str | None) -> bool:
         return False
     with _lock:
         return token in _stopped
+
+
+def until_stopped(steps: Iterator[T], token: str | None) -> Iterator[T]:
+    """The items of `steps` until a Stop comes for run `token` (the item in hand when it comes
+    is the last); `steps` is then closed here, in the caller's thread, which holds the
+    model's lock. Ask `stopped(token)` afterwards to tell a Stop from the natural end."""
+    try:
+        for step in steps:
+            yield step
+            if stopped(token):
+                return
+    finally:
+        close = getattr(steps, "close", None)
+        if close is not None:
+            close()
 
 
 def stop_handler(token: str) -> None:

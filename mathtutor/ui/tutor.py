@@ -4,9 +4,11 @@ Every handler is a thin view over `mathtutor.tutor`. What only the server may kn
 of a generated, GSM8K or practice-set problem, the tutor's self-consistent answer, the hints so
 far, the practice set itself) lives in `gr.State`, which never reaches the browser. A practice
 set (an upload or a Hub dataset id, mapped as in Evaluate) is opened in its own panel
-(`mathtutor.ui.practice`); "Give me a problem" then draws from it (`pick_problem`). Heavy events share the app's one model queue
-(`GPU`) and a rate limit per client, i.e. signed-in user or IP address, not per browser session
-(`access.LIMITERS["tutor"]`, `MATHTUTOR_TUTOR_RATE` requests a minute; owners are not limited).
+(`mathtutor.ui.practice`); "Give me a problem" then draws from it (`pick_problem`). Heavy
+events share the app's one model queue (`GPU`) and a rate limit per client, i.e. signed-in user
+or IP address, not per browser session (`access.LIMITERS["tutor"]`, `MATHTUTOR_TUTOR_RATE`
+requests a minute; owners are not limited). Stop asks the running step to end at its next
+step (`mathtutor.ui.stops`), as in Compare.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mathtutor.generate import GenerationSettings
 from mathtutor.generators import DIFFICULTIES
 from mathtutor.models import BASE
 from mathtutor.ui import practice as practice_ui
+from mathtutor.ui import stops
 from mathtutor.ui.common import (
     GPU,
     GPU_LIMIT,
@@ -41,6 +44,7 @@ from mathtutor.ui.common import (
 from mathtutor.zerogpu import gpu, gpu_seconds
 
 MODES = ("Show me the solution", "Give me a hint", "Check my answer")
+STOPPED = "⏹ Stopped."  # the progress line after Stop (`mathtutor.ui.stops`)
 INTRO = (
     "Paste a math word problem (or get one), then choose: see a worked solution whose "
     "arithmetic is checked, get one hint at a time, or check your own answer."
@@ -254,7 +258,9 @@ def _tokens(max_tokens: float | None) -> int:
     return int(max_tokens or tutor.SAMPLING.max_new_tokens)
 
 
-@in_turn(outputs=3, notice=2)  # a waiting student sees "waiting: N ahead" on the progress line
+@in_turn(
+    outputs=3, notice=2, token="run_token"
+)  # a waiting student sees "waiting: N ahead" on the progress line
 @_on_gpu("solve")
 def show_solution(
     spec: str,
@@ -265,6 +271,7 @@ def show_solution(
     max_tokens: float | None = None,
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
+    run_token: str = "",
 ) -> Iterator[tuple[str, str, str]]:
     """Stream the worked solution; yields (solution markdown, notices, progress line).
 
@@ -285,7 +292,8 @@ def show_solution(
         settings = GenerationSettings(max_new_tokens=_tokens(max_tokens))
         reference = _reference(known, problem)
         answer_type, choices = _answer_kind(known, problem)
-        for solution in tutor.solve_stream(loaded, text, system or BASE, settings, calculator):
+        steps = tutor.solve_stream(loaded, text, system or BASE, settings, calculator)
+        for solution in stops.until_stopped(steps, run_token):
             step = tutor.Progress(
                 "solution", solution.num_tokens, solution.seconds, solution.max_new_tokens
             )
@@ -293,11 +301,13 @@ def show_solution(
             line = progress_markdown(None if solution.done else step, done)
             shown = solution_markdown(solution, reference, answer_type, choices)
             yield shown, _notices(solution.notices), line
+        if stops.stopped(run_token):
+            yield gr.skip(), gr.skip(), STOPPED
     except Exception as error:
         raise user_error(error) from error
 
 
-@in_turn(outputs=7, notice=6)
+@in_turn(outputs=7, notice=6, token="run_token")
 @_on_gpu("hint")
 def give_hint(
     spec: str,
@@ -312,6 +322,7 @@ def give_hint(
     max_tokens: float | None = None,
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
+    run_token: str = "",
 ) -> Iterator[tuple]:
     """One more hint, streaming: (hints md, hints state, expected, hint button, next button,
     notice, progress line)."""
@@ -333,7 +344,7 @@ def give_hint(
         )
         keep = (gr.skip(),) * 5
         yield (*keep, _notices(notices), budget)
-        for item in hints_core.hint_stream(
+        steps = hints_core.hint_stream(
             loaded,
             text,
             asked,
@@ -342,7 +353,8 @@ def give_hint(
             solution,
             rephrase=rephrase,
             max_new_tokens=min(_tokens(max_tokens), hints_core.HINT_TOKENS),
-        ):
+        )
+        for item in stops.until_stopped(steps, run_token):
             if isinstance(item, tutor.Progress):
                 yield (*keep, gr.skip(), progress_markdown(item))
                 continue
@@ -351,6 +363,8 @@ def give_hint(
             hidden, shown = gr.Button(visible=False), gr.Button(visible=True)
             done = f"{_HINT_SOURCES[item.source]} ({item.seconds:.1f} s)."
             yield hints_markdown(asked), state, expected, hidden, shown, _notices(notices), done
+        if stops.stopped(run_token):
+            yield (*keep, gr.skip(), STOPPED)
     except Exception as error:
         raise user_error(error) from error
 
@@ -370,6 +384,7 @@ def _verdict(
     request: gr.Request | None,
     profile: gr.OAuthProfile | None,
     deeper: bool = False,
+    run_token: str = "",
 ):
     spec, system, problem, known, answer, working, expected, calculator, k, max_tokens = args
     try:
@@ -381,7 +396,7 @@ def _verdict(
         reference = _reference(known, problem)
         answer_type, choices = _answer_kind(known, problem)
         loaded = None if reference else loaded_model(spec)
-        for item in verdicts.check_answer_stream(
+        steps = verdicts.check_answer_stream(
             loaded,
             problem,
             answer,
@@ -396,7 +411,8 @@ def _verdict(
             max_new_tokens=_tokens(max_tokens),
             answer_type=answer_type,
             choices=choices,
-        ):
+        )
+        for item in stops.until_stopped(steps, run_token):
             if isinstance(item, tutor.Progress):
                 yield gr.skip(), gr.skip(), progress_markdown(item), gr.skip()
                 continue
@@ -409,11 +425,13 @@ def _verdict(
             verdict = html.escape(item.message, quote=False)
             status = f"Verdict: {verdicts.STATUSES[item.status]}."
             yield verdict, item.expected or expected, status, offer
+        if stops.stopped(run_token):
+            yield gr.skip(), gr.skip(), STOPPED, gr.skip()
     except Exception as error:
         raise user_error(error) from error
 
 
-@in_turn(outputs=4, notice=2)
+@in_turn(outputs=4, notice=2, token="run_token")
 @_on_gpu("check")
 def check(
     spec: str,
@@ -428,13 +446,14 @@ def check(
     max_tokens: float | None = None,
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
+    run_token: str = "",
 ) -> Iterator[tuple]:
     """Check the answer: (verdict markdown, expected answer kept, progress, deeper button)."""
     args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
-    yield from _verdict(args, False, request, profile)
+    yield from _verdict(args, False, request, profile, run_token=run_token)
 
 
-@in_turn(outputs=4, notice=2)
+@in_turn(outputs=4, notice=2, token="run_token")
 @_on_gpu("check")
 def reveal_answer(
     spec: str,
@@ -449,13 +468,14 @@ def reveal_answer(
     max_tokens: float | None = None,
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
+    run_token: str = "",
 ) -> Iterator[tuple]:
     """Like `check`, and the answer is shown (the student asked for it)."""
     args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
-    yield from _verdict(args, True, request, profile)
+    yield from _verdict(args, True, request, profile, run_token=run_token)
 
 
-@in_turn(outputs=4, notice=2)
+@in_turn(outputs=4, notice=2, token="run_token")
 @_on_gpu("deeper")
 def deeper(
     spec: str,
@@ -470,10 +490,11 @@ def deeper(
     max_tokens: float | None = None,
     request: gr.Request = None,
     profile: gr.OAuthProfile | None = None,
+    run_token: str = "",
 ) -> Iterator[tuple]:
     """The deeper check offered by an unverified verdict: more samples, same outputs."""
     args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
-    yield from _verdict(args, False, request, profile, deeper=True)
+    yield from _verdict(args, False, request, profile, deeper=True, run_token=run_token)
 
 
 def save(
@@ -650,28 +671,44 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     new_problem.click(pick_problem, [difficulty, practice_set], [problem, known, *cleared])
     gsm8k.click(pick_gsm8k, None, [problem, known, *cleared])
     mode.change(switch_mode, mode, [solution_box, hint_box, check_box])
-    heavy = {"concurrency_id": GPU, "concurrency_limit": GPU_LIMIT}
-    solve_inputs = [ctx.model_spec, system, problem, calculator, known, max_tokens]
-    events = [solve.click(show_solution, solve_inputs, [solution, notice, progress], **heavy)]
+    # each run's Stop token (`mathtutor.ui.stops`): the browser fills it in at every click
+    run_token = gr.Textbox("", visible=False)
+
+    def heavy(inputs: list) -> dict:
+        """The model events' settings: the shared queue, and a fresh Stop token per run."""
+        return {
+            "concurrency_id": GPU,
+            "concurrency_limit": GPU_LIMIT,
+            "js": stops.run_js("tutor", len(inputs) - 1),
+        }
+
+    solve_inputs = [ctx.model_spec, system, problem, calculator, known, max_tokens, run_token]
+    solve.click(show_solution, solve_inputs, [solution, notice, progress], **heavy(solve_inputs))
     hint_inputs = [
         *(ctx.model_spec, system, problem, known, hint_state, expected, calculator, k),
-        *(rephrase, max_tokens),
+        *(rephrase, max_tokens, run_token),
     ]
     hint_outputs = [hints, hint_state, expected, hint, next_hint, notice, progress]
-    events.append(
-        gr.on([hint.click, next_hint.click], give_hint, hint_inputs, hint_outputs, **heavy)
-    )
+    gr.on([hint.click, next_hint.click], give_hint, hint_inputs, hint_outputs, **heavy(hint_inputs))
     check_inputs = [
         *(ctx.model_spec, system, problem, known, answer, working, expected, calculator, k),
-        max_tokens,
+        *(max_tokens, run_token),
     ]
     check_outputs = [verdict, expected, progress, deeper_button]
-    events.append(
-        gr.on([check_button.click, answer.submit], check, check_inputs, check_outputs, **heavy)
+    checks = {"inputs": check_inputs, "outputs": check_outputs, **heavy(check_inputs)}
+    gr.on([check_button.click, answer.submit], check, **checks)
+    reveal.click(reveal_answer, **checks)
+    deeper_button.click(deeper, **checks)
+    # Stop asks the running step to end (no `cancels`, see mathtutor.ui.stops); the handler
+    # then says "⏹ Stopped." on the progress line
+    stop.click(
+        stops.stop_handler,
+        run_token,
+        None,
+        js=stops.stop_js("tutor"),
+        queue=False,
+        api_name="tutor_stop",
     )
-    events.append(reveal.click(reveal_answer, check_inputs, check_outputs, **heavy))
-    events.append(deeper_button.click(deeper, check_inputs, check_outputs, **heavy))
-    stop.click(lambda: "⏹ Stopped.", None, progress, cancels=events)
     save_button.click(save, [problem, system, solution, hint_state, answer, verdict], saved)
     tab.select(refresh_systems, [ctx.model_spec, system], system)
     ctx.model_spec.change(refresh_systems, ctx.model_spec, system)
