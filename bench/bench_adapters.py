@@ -3,7 +3,7 @@
     python bench/bench_adapters.py [--adapters 10] [--rank 8]
 
 For each dtype, in a fresh process: load the bundled base, then `--adapters` LoRA adapters
-(rank `--rank`, all linear layers, random weights, written once to a temp dir) onto it
+(rank `--rank`, all linear layers, random weights, written once to a temp dir in home) onto it
 through `LoadedModel.add_adapter` (the app's path); print the base's weight bytes, the
 adapters' weight bytes, the process's resident memory before and after, and each as a share
 of the base. One greedy step per adapter checks they run. Results also go to
@@ -88,8 +88,11 @@ def main() -> None:
     parser.add_argument("--adapters", type=int, default=10)
     parser.add_argument("--rank", type=int, default=8)
     args = parser.parse_args()
+    from mathtutor.paths import home_dir
+
     results = []
-    with tempfile.TemporaryDirectory() as folder:
+    # adapters are read only from the allowed folders (`mathtutor.paths`): write them in home
+    with tempfile.TemporaryDirectory(dir=home_dir(), prefix="bench-adapters-") as folder:
         paths = make_adapters(args.adapters, args.rank, Path(folder))
         for dtype in ("float32", "bfloat16"):
             code = CHILD.format(repo=str(REPO), dtype=dtype, paths=paths)

@@ -1,6 +1,7 @@
 """Generation benchmarks on the bundled SmolLM2-135M (CPU or GPU), measured side by side.
 
     python bench/bench_generate.py [--max_new_tokens 128] [--num_prompts 16] [--slots 4]
+    python bench/bench_generate.py --only_ttft   # Compare/Tutor time to first token, by dtype
 
 Prints: bundled-model load (first conversion in a fresh home, then from the safetensors
 cache, each in a fresh process), time to first token and tokens/s of the Compare tab's
@@ -107,6 +108,39 @@ def bench_stream(loaded, prompt: str, max_new_tokens: int, repeats: int = 3) -> 
     print(f"  streaming overhead: {100 * (total_ours / total_bare - 1):+.1f}% wall time")
 
 
+def bench_ttft(prompt_text: str, repeats: int = 3) -> None:
+    """Time to first token of the Compare and Tutor paths, fp32 vs bf16 (best of `repeats`,
+    after a warm-up): Compare streams two panes in one batch, the Tutor one solution."""
+    from mathtutor.compare import compare_stream
+    from mathtutor.generate import GenerationSettings
+    from mathtutor.models import clear_cache, load_model
+    from mathtutor.tutor import solve_stream
+
+    settings = GenerationSettings(max_new_tokens=8)
+    print(f"\ntime to first token, bundled model, best of {repeats} (warm):")
+    for dtype in ("float32", "bfloat16"):
+        clear_cache()
+        loaded = load_model("bundled", device="cpu", dtype=dtype)
+
+        def first(stream) -> float:
+            start = time.perf_counter()
+            for _ in stream:
+                seconds = time.perf_counter() - start
+                stream.close()
+                return seconds
+            return float("nan")
+
+        times = {"compare": [], "tutor": []}
+        for _ in range(repeats + 1):
+            times["compare"].append(
+                first(compare_stream(loaded, prompt_text, ("base", "base"), "chat", settings))
+            )
+            times["tutor"].append(first(solve_stream(loaded, prompt_text, "base", settings)))
+        print(f"  {dtype:9s} Compare (2 panes) {min(times['compare'][1:]) * 1000:7.1f} ms | "
+              f"Tutor solution {min(times['tutor'][1:]) * 1000:7.1f} ms")  # fmt: skip
+    clear_cache()
+
+
 def bench_batch(loaded, prompts: list[str], max_new_tokens: int) -> None:
     from mathtutor.generate import GenerationSettings, generate_batch
 
@@ -161,7 +195,14 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=4, help="rows at a time (continuous)")
     parser.add_argument("--skip_load", action="store_true")
     parser.add_argument("--only_continuous", action="store_true")
+    parser.add_argument("--only_ttft", action="store_true", help="Compare/Tutor TTFT by dtype")
     args = parser.parse_args()
+    os.environ.setdefault("MATHTUTOR_GSM8K_DIR", str(REPO.parent / "shared" / "data" / "gsm8k"))
+    if args.only_ttft:
+        from mathtutor.data import load_problems
+
+        bench_ttft(load_problems("gsm8k", split="test")[0].question)
+        return
     if not (args.skip_load or args.only_continuous):
         bench_load()
     from mathtutor.data import load_problems, sample
