@@ -195,7 +195,13 @@ def test_the_evaluation_runs_outside_accelerates_autocast(tiny_model_dir):
     model = get_peft_model(
         AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraConfig(r=4, task_type="CAUSAL_LM")
     )
-    model = Accelerator(cpu=True, mixed_precision="bf16").prepare_model(model)
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # earlier tests set another one
+    try:
+        model = Accelerator(cpu=True, mixed_precision="bf16").prepare_model(model)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
     seen: list[bool] = []
     layer = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
     layer.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))

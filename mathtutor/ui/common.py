@@ -43,6 +43,9 @@ GPU = "gpu"  # the Gradio queue of the interactive events that run the model (Co
 # Events of that queue admitted at once; admitted ones then take turns one at a time
 # (`in_turn`), and a waiting one says so. Beyond this many, Gradio's own queue holds them.
 GPU_LIMIT = 16
+# The most often a streaming handler sends its output to the browser (and once at the end):
+# a page re-rendering every token of a fast model freezes, and Stop cannot be clicked.
+UPDATE_EVERY_S = 0.1
 WAIT_POLL_SECONDS = 1.0  # how often a waiting streaming request updates its "waiting" line
 log = logging.getLogger("mathtutor.ui")
 

@@ -39,6 +39,7 @@ from mathtutor.ui.common import (
     GPU,
     GPU_LIMIT,
     LATEX,
+    UPDATE_EVERY_S,
     AppContext,
     client_key,
     download_dir,
@@ -53,7 +54,6 @@ from mathtutor.zerogpu import gpu, gpu_seconds
 GENERATING = "generating…"  # the answer line of a pane still streaming
 STOPPED = "*stopped*"  # the answer line of a pane stopped before it finished
 SIDES = ("left", "right")
-UPDATE_EVERY_S = 0.1  # the most often a streaming pane is sent to the browser
 BLIND_NAMES = ("System A", "System B")
 VOTES = {"left": "left", "right": "right", "tie": "tie", "both wrong": "both_wrong"}
 LEADERBOARD_COLUMNS = ["system", "rating", "win rate", "95% CI", "games", "W-T-L", "exact match"]

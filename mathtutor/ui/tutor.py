@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import inspect
 import re
+import time
 from collections.abc import Iterator
 
 import gradio as gr
@@ -33,6 +34,7 @@ from mathtutor.ui.common import (
     GPU,
     GPU_LIMIT,
     LATEX,
+    UPDATE_EVERY_S,
     AppContext,
     client_key,
     in_turn,
@@ -293,7 +295,11 @@ def show_solution(
         reference = _reference(known, problem)
         answer_type, choices = _answer_kind(known, problem)
         steps = tutor.solve_stream(loaded, text, system or BASE, settings, calculator)
+        sent = 0.0  # at most one update every UPDATE_EVERY_S, and the last one
         for solution in stops.until_stopped(steps, run_token):
+            if not solution.done and time.monotonic() - sent < UPDATE_EVERY_S:
+                continue
+            sent = time.monotonic()
             step = tutor.Progress(
                 "solution", solution.num_tokens, solution.seconds, solution.max_new_tokens
             )

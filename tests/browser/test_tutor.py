@@ -20,7 +20,15 @@ import pytest
 
 from mathtutor import grounding
 from mathtutor.hints import reveals_answer
-from tests.browser.conftest import markdown, open_app, open_tab, screenshot, textbox, toasts
+from tests.browser.conftest import (
+    markdown,
+    open_app,
+    open_tab,
+    screenshot,
+    set_slider,
+    textbox,
+    toasts,
+)
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip(
@@ -127,18 +135,22 @@ def test_stop_cancels_a_running_solution(app, page):
     open_app(page, app, "Tutor")
     textbox(page, "tutor-problem").fill("Tom has 3 bags with 4 apples in each. How many apples?")
     progress = markdown(page, "tutor-progress")
-    # The tiny model can write its 256 tokens in under 3 s on a fast machine, so a Stop may
-    # land after the end ("Done: ..."); then try again. One Stop that lands must cancel.
+    set_slider(page, "Length limit (tokens)", 512)
+    # The tiny model writes 512 tokens in about 3 s on a fast machine, so a Stop sent
+    # once the progress line streams may come after the end ("Done: ..."); then Stop right
+    # after the click, which the run sees at its first step. One Stop that lands must stop it.
     outcomes = []
-    for _ in range(4):
+    for attempt in range(4):
         page.locator("#tutor-solve").click()
-        expect(progress).to_contain_text("tokens", timeout=MODEL_S)
+        if attempt < 2:
+            expect(progress).to_contain_text("tokens", timeout=MODEL_S)
         page.locator("#tutor-stop").click()
-        expect(progress).to_contain_text(re.compile(r"Stopped|Done: "))
+        expect(progress).to_contain_text(re.compile(r"Stopped|Done: "), timeout=MODEL_S)
         outcomes.append(progress.inner_text())
         if "Stopped" in outcomes[-1]:
             break
     assert "Stopped" in outcomes[-1], outcomes
+    expect(toasts(page)).to_have_count(0)
 
 
 def test_hint_for_an_empty_problem_is_a_clear_message(app, phone_page):
