@@ -437,70 +437,46 @@ def _verdict(
         raise user_error(error) from error
 
 
-@in_turn(outputs=4, notice=2, token="run_token")
-@_on_gpu("check")
-def check(
-    spec: str,
-    system: str,
-    problem: str,
-    known: dict | None,
-    answer: str,
-    working: str,
-    expected: tutor.Expected | None,
-    calculator: bool,
-    k: float,
-    max_tokens: float | None = None,
-    request: gr.Request = None,
-    profile: gr.OAuthProfile | None = None,
-    run_token: str = "",
-) -> Iterator[tuple]:
-    """Check the answer: (verdict markdown, expected answer kept, progress, deeper button)."""
-    args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
-    yield from _verdict(args, False, request, profile, run_token=run_token)
+def _verdict_handler(name: str, action: str, doc: str, reveal: bool = False, deeper: bool = False):
+    """One of the answer-check handlers (`check`, `reveal_answer`, `deeper`): the same inputs
+    and outputs (verdict markdown, expected answer kept, progress, deeper button), each with
+    its own flags and its own ZeroGPU sizing (`action`)."""
+
+    def handler(
+        spec: str,
+        system: str,
+        problem: str,
+        known: dict | None,
+        answer: str,
+        working: str,
+        expected: tutor.Expected | None,
+        calculator: bool,
+        k: float,
+        max_tokens: float | None = None,
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+        run_token: str = "",
+    ) -> Iterator[tuple]:
+        args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
+        yield from _verdict(args, reveal, request, profile, deeper=deeper, run_token=run_token)
+
+    handler.__name__ = handler.__qualname__ = name
+    handler.__doc__ = doc
+    return in_turn(outputs=4, notice=2, token="run_token")(_on_gpu(action)(handler))
 
 
-@in_turn(outputs=4, notice=2, token="run_token")
-@_on_gpu("check")
-def reveal_answer(
-    spec: str,
-    system: str,
-    problem: str,
-    known: dict | None,
-    answer: str,
-    working: str,
-    expected: tutor.Expected | None,
-    calculator: bool,
-    k: float,
-    max_tokens: float | None = None,
-    request: gr.Request = None,
-    profile: gr.OAuthProfile | None = None,
-    run_token: str = "",
-) -> Iterator[tuple]:
-    """Like `check`, and the answer is shown (the student asked for it)."""
-    args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
-    yield from _verdict(args, True, request, profile, run_token=run_token)
-
-
-@in_turn(outputs=4, notice=2, token="run_token")
-@_on_gpu("deeper")
-def deeper(
-    spec: str,
-    system: str,
-    problem: str,
-    known: dict | None,
-    answer: str,
-    working: str,
-    expected: tutor.Expected | None,
-    calculator: bool,
-    k: float,
-    max_tokens: float | None = None,
-    request: gr.Request = None,
-    profile: gr.OAuthProfile | None = None,
-    run_token: str = "",
-) -> Iterator[tuple]:
-    """The deeper check offered by an unverified verdict: more samples, same outputs."""
-    args = (spec, system, problem, known, answer, working, expected, calculator, k, max_tokens)
-    yield from _verdict(args, False, request, profile, deeper=True, run_token=run_token)
+check = _verdict_handler(
+    "check", "check", "Check the answer: (verdict markdown, expected answer kept, progress, "
+    "deeper button)."
+)  # fmt: skip
+reveal_answer = _verdict_handler(
+    "reveal_answer", "check", "Like `check`, and the answer is shown (the student asked for it).",
+    reveal=True,
+)  # fmt: skip
+deeper = _verdict_handler(
+    "deeper", "deeper", "The deeper check offered by an unverified verdict: more samples, same "
+    "outputs.", deeper=True,
+)  # fmt: skip
 
 
 def save(
