@@ -755,7 +755,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
 
     ctx.compare_problem, ctx.compare_reference = problem, reference
     # each run's Stop token (`mathtutor.ui.stops`), filled in by the browser at each click
-    run_token = gr.Textbox("", visible=False)
+    run_token = stops.token_box()
     inputs = [
         ctx.model_spec,
         left,
@@ -799,14 +799,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
         )
     # Stop asks the run to end (no `cancels`: see mathtutor.ui.stops); it ends at its next
     # step and marks the panes still generating as stopped.
-    stop.click(
-        stops.stop_handler,
-        run_token,
-        None,
-        js=stops.stop_js("compare"),
-        queue=False,
-        api_name="compare_stop",
-    )
+    stops.connect_stop(stop, run_token, "compare")
     for outcome, button in vote_buttons.items():
         button.click(
             _vote_handler(outcome),

@@ -7,10 +7,13 @@ to read (issue 12: about half of ten Stops in a row). So a run here ends itself:
 - the run's trigger gets `run_js(name, position)`: the browser makes a fresh random token for
   each run, remembers it as the latest run of `name`, and passes it to the handler as input
   number `position` (a hidden textbox);
-- the Stop button gets `stop_js(name)`, which sends that token to `stop_handler`;
-- the handler runs its steps through `until_stopped(steps, token)`, which ends them at the
-  first step after the Stop and closes the decoding generator in the handler's own thread
-  (which holds the model's lock); the handler then shows its output as stopped.
+- the token travels in a hidden textbox (`token_box()`), and `connect_stop(button, box,
+  name)` wires the Stop button: `stop_js(name)` sends that token to `stop_handler`
+  (endpoint `<name>_stop`);
+- the handler runs its steps through `until_stopped(steps, token)` (the Tutor), or asks
+  `stopped(token)` at each step itself (Compare, which must not send the step in hand
+  before marking its panes); either way the decoding generator is closed in the handler's
+  own thread (which holds the model's lock), and the handler shows its output as stopped.
 
 A Stop that comes while the run still waits in the queue is kept, so the run ends as soon as
 it starts. Tokens are 12-40 lowercase letters and digits; at most `KEPT` are remembered
@@ -23,7 +26,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -86,3 +89,17 @@ def until_stopped(steps: Iterator[T], token: str | None) -> Iterator[T]:
 def stop_handler(token: str) -> None:
     """Handler of a Stop button (`stop_js` supplies the token); returns nothing."""
     request_stop(token)
+
+
+def token_box() -> Any:
+    """The hidden input that carries a run's token (empty by default, so API callers that
+    never stop need not send one)."""
+    import gradio as gr
+
+    return gr.Textbox("", visible=False)
+
+
+def connect_stop(button: Any, box: Any, name: str) -> None:
+    """Make `button` stop the latest run of `name` (endpoint `<name>_stop`; outside the queue,
+    so it is never waiting behind the run it stops)."""
+    button.click(stop_handler, box, None, js=stop_js(name), queue=False, api_name=f"{name}_stop")

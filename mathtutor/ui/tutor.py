@@ -654,7 +654,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     gsm8k.click(pick_gsm8k, None, [problem, known, *cleared])
     mode.change(switch_mode, mode, [solution_box, hint_box, check_box])
     # each run's Stop token (`mathtutor.ui.stops`): the browser fills it in at every click
-    run_token = gr.Textbox("", visible=False)
+    run_token = stops.token_box()
 
     def heavy(inputs: list) -> dict:
         """The model events' settings: the shared queue, and a fresh Stop token per run."""
@@ -683,14 +683,7 @@ def build(ctx: AppContext, tab: gr.Tab) -> None:
     deeper_button.click(deeper, **checks)
     # Stop asks the running step to end (no `cancels`, see mathtutor.ui.stops); the handler
     # then says "⏹ Stopped." on the progress line
-    stop.click(
-        stops.stop_handler,
-        run_token,
-        None,
-        js=stops.stop_js("tutor"),
-        queue=False,
-        api_name="tutor_stop",
-    )
+    stops.connect_stop(stop, run_token, "tutor")
     save_button.click(save, [problem, system, solution, hint_state, answer, verdict], saved)
     tab.select(refresh_systems, [ctx.model_spec, system], system)
     ctx.model_spec.change(refresh_systems, ctx.model_spec, system)
