@@ -72,6 +72,18 @@ def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("tiny-adapter"), seed=1)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's in-process training (two cores shared with other jobs:
+    many times faster here); use with `pytestmark = pytest.mark.usefixtures(...)`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_train_config(model_dir: Path, **changes):
     """A `TrainConfig` that trains the tiny llama for 2 steps on 24 generated problems (qa
     prompts, rank 4, no validation split, no checkpoint before the end); `changes` override."""

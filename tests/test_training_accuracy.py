@@ -15,13 +15,7 @@ from training.config import TrainConfig
 from training.data import load_eval_problems
 from training.sft import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def accuracy_config(model_dir, **changes) -> TrainConfig:

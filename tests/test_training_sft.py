@@ -21,14 +21,7 @@ from training import runs
 from training.config import TrainConfig
 from training.sft import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two cores shared with other jobs: one thread per process is many times faster here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(model_dir, **changes) -> TrainConfig:

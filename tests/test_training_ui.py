@@ -7,7 +7,6 @@ import time
 
 import gradio as gr
 import pytest
-import torch
 
 from mathtutor.ui import train as tab
 from mathtutor.ui.common import AppContext
@@ -15,13 +14,7 @@ from training import runs
 from training.config import TrainConfig
 from training.sft import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_values(model_dir, **changes) -> list:
