@@ -42,6 +42,21 @@ def loss_points(page) -> int:
     return page.locator("#train-loss-plot .scatterlayer .point").count()
 
 
+def tiny_run_form(page, max_steps: int, save_steps: int) -> None:
+    """Fill the (custom) form for a tiny run: 64 generated arithmetic problems, no validation
+    split, rank 4, batch 2, sequences of 640 byte tokens (~300 for the prompt)."""
+    choose(page, "train-dataset", "arithmetic")
+    set_number(page, "train-num-train-samples", 64)
+    set_number(page, "train-val-fraction", 0)
+    open_accordion(page, "LoRA adapter")
+    set_number(page, "train-lora-rank", 4)
+    open_accordion(page, "Optimization")
+    set_number(page, "train-max-steps", max_steps)
+    set_number(page, "train-batch-size", 2)
+    set_number(page, "train-max-seq-length", 640)
+    set_number(page, "train-save-steps", save_steps)
+
+
 def launch(page) -> str:
     """Click Launch and return the new run's id; fail at once with the text of an error toast
     (a refused launch shows one, which closes on its own after a few seconds)."""
@@ -65,16 +80,7 @@ def test_launch_watch_the_curve_and_stop(app, page, tiny_model_dir):
     expect(page.locator("#train-model textarea, #train-model input").first).to_have_value(
         str(tiny_model_dir)
     )
-    choose(page, "train-dataset", "arithmetic")
-    set_number(page, "train-num-train-samples", 64)
-    set_number(page, "train-val-fraction", 0)
-    open_accordion(page, "LoRA adapter")
-    set_number(page, "train-lora-rank", 4)
-    open_accordion(page, "Optimization")
-    set_number(page, "train-max-steps", 5000)  # far more than it runs before Stop
-    set_number(page, "train-batch-size", 2)
-    set_number(page, "train-max-seq-length", 640)  # byte tokens: ~300 for the prompt
-    set_number(page, "train-save-steps", 5)
+    tiny_run_form(page, max_steps=5000, save_steps=5)  # far more steps than run before Stop
 
     run_id = launch(page)
     picked = page.locator("#train-run input[role=combobox]")
@@ -125,16 +131,7 @@ def test_accuracy_curve_grows_while_the_run_trains(app, page, tiny_model_dir):
     0.1 s a step on a fast machine, and a 12-step run could finish between two polls."""
     open_app(page, app, "Train")
     choose(page, "train-recipe", "(custom)")
-    choose(page, "train-dataset", "arithmetic")
-    set_number(page, "train-num-train-samples", 64)
-    set_number(page, "train-val-fraction", 0)
-    open_accordion(page, "LoRA adapter")
-    set_number(page, "train-lora-rank", 4)
-    open_accordion(page, "Optimization")
-    set_number(page, "train-max-steps", 200)
-    set_number(page, "train-batch-size", 2)
-    set_number(page, "train-max-seq-length", 640)
-    set_number(page, "train-save-steps", 100)
+    tiny_run_form(page, max_steps=200, save_steps=100)
     open_accordion(page, "Task accuracy during training")
     set_number(page, "train-eval-every", 2)
     set_number(page, "train-eval-num-problems", 3)
