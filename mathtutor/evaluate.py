@@ -126,19 +126,13 @@ class EvalConfig:
         },
     )
     solution_field: str = field(
-        default="", metadata={"help": "Column with a worked solution (optional)."}
+        default="", metadata={"help": tables.mapping_help("solution_field")}
     )
-    id_field: str = field(default="", metadata={"help": "Column with a row id (optional)."})
-    choices_field: str = field(
-        default="",
-        metadata={"help": "Multiple choice: a list column, or lettered columns 'A,B,C,D'."},
-    )
+    id_field: str = field(default="", metadata={"help": tables.mapping_help("id_field")})
+    choices_field: str = field(default="", metadata={"help": tables.mapping_help("choices_field")})
     answer_type: str = field(
         default="",
-        metadata={
-            "help": "How answers are graded: number, latex, choice, exact; empty = inferred.",
-            "choices": ("", *ANSWER_TYPES),
-        },
+        metadata={"help": tables.mapping_help("answer_type"), "choices": ("", *ANSWER_TYPES)},
     )
     hub_id: str = field(
         default="", metadata={"help": "Hub dataset id for dataset 'hub', e.g. 'cais/hle'."}

@@ -26,7 +26,7 @@ import os
 import re
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -357,6 +357,16 @@ class ColumnMapping:
         return Problem(
             row_id or f"{source}-{index}", question, answer, solution, source, kind, choices
         )
+
+
+def mapping_help(name: str) -> str:
+    """The help text of `ColumnMapping` field `name`, for the config fields that carry it
+    (`EvalConfig`, `TrainConfig`), so the three say the same.
+
+    >>> mapping_help("id_field")
+    'Column with a row id (optional).'
+    """
+    return next(f.metadata["help"] for f in fields(ColumnMapping) if f.name == name)
 
 
 def infer_answer_type(answers: Sequence[Any], has_choices: bool = False) -> str:

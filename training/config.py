@@ -42,7 +42,7 @@ from mathtutor.data import DATASETS
 from mathtutor.models import DTYPES, check_dtype
 from mathtutor.paths import check_readable
 from mathtutor.prompts import FORMATS
-from mathtutor.tables import ColumnMapping, TableSource
+from mathtutor.tables import ColumnMapping, TableSource, mapping_help
 
 METHODS = ("sft", "grpo")
 FINETUNES = ("lora", "qlora", "full")
@@ -149,14 +149,10 @@ class TrainConfig:
     question_template: str = _field(
         "", "Question from columns, e.g. '{Body} {Question}'; empty = {question_field}.", "data"
     )
-    solution_field: str = _field("", "Column with a worked solution (optional).", "data")
-    id_field: str = _field("", "Column with a row id (optional).", "data")
-    choices_field: str = _field(
-        "", "Multiple choice: a list column, or lettered columns 'A,B,C,D'.", "data"
-    )
-    answer_type: str = _field(
-        "", "number, latex, choice or exact; empty = inferred from the answers.", "data"
-    )
+    solution_field: str = _field("", mapping_help("solution_field"), "data")
+    id_field: str = _field("", mapping_help("id_field"), "data")
+    choices_field: str = _field("", mapping_help("choices_field"), "data")
+    answer_type: str = _field("", mapping_help("answer_type"), "data")
     hub_id: str = _field("", "Hub dataset id when dataset is 'hub', e.g. 'alice/problems'.", "data")
     hub_config: str = _field("", "The Hub dataset's config (subset); empty = default.", "data")
     hub_split: str = _field("train", "The Hub dataset's split to train on.", "data")
