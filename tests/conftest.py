@@ -9,8 +9,12 @@ tokenizer built by `mathtutor.models.make_tiny_model`; adapters are real peft Lo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +74,26 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """A LoRA adapter on the tiny model with non-zero weights, so it changes outputs."""
     return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("tiny-adapter"), seed=1)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(demo: Any, default_concurrency_limit: int = 4) -> Iterator[str]:
+    """`demo` (a gr.Blocks) served in this process on a free local port; yields its URL and
+    closes it after. The app's own launch admits 4 events at once (`app.py`)."""
+    demo.queue(default_concurrency_limit=default_concurrency_limit).launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True
+    )
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -635,9 +635,9 @@ def _metadata_problems(content: str, repo_type: str) -> list[str]:
 
 def free_port_url() -> str:
     """A URL on a port nothing listens on (connections are refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    from tests.conftest import free_port
+
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ import pytest
 
 from mathtutor import access, store
 from mathtutor.render import visible_text
+from tests.conftest import serving
 from tests.hub_server import WRITE_TOKEN, free_port_url
 
 # On a Space gradio starts its hot-reload watcher, which needs the `spaces` package; without it
@@ -229,14 +230,8 @@ def space(tmp_path_factory, tiny_model_dir, tiny_adapter_dir):
         store.register_adapter("alice-lora", tiny_adapter_dir, str(tiny_model_dir), "local")
 
         demo = app.build_demo()
-        port = int(free_port_url().rsplit(":", 1)[1])
-        demo.queue(default_concurrency_limit=4).launch(
-            prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True
-        )
-        try:
-            yield {"url": demo.local_url, "home": home, "config": config, "demo": demo}
-        finally:
-            demo.close()
+        with serving(demo) as url:
+            yield {"url": url, "home": home, "config": config, "demo": demo}
 
 
 def client(space, username: str | None = None):

@@ -31,6 +31,7 @@ from mathtutor.jobs import (
 )
 from mathtutor.models import BACKGROUND, INTERACTIVE, ModelLock, background_priority, load_model
 from mathtutor.render import visible_text
+from tests.conftest import serving
 
 # Records fields that depend on when a run happened, not on what it computed.
 RUN_FIELDS = ("seconds", "created", "run_id", "id")
@@ -192,22 +193,11 @@ def test_chunk_duration_grows_with_the_work():
 @pytest.fixture()
 def app_url(home, tiny_model_dir, monkeypatch):
     """The whole app (`app.build_demo`) on the tiny model, served on a free port."""
-    import socket
-
     monkeypatch.setenv("MATHTUTOR_MODEL", str(tiny_model_dir))
     import app
 
-    demo = app.build_demo()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    demo.queue(default_concurrency_limit=4).launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True
-    )
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
+    with serving(app.build_demo()) as url:
+        yield url
 
 
 def start_inputs(model_dir, **changes) -> list:

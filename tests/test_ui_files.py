@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from gradio_client.exceptions import AppError
 from mathtutor import paths
 from mathtutor.ui import evaluate as eval_tab
 from mathtutor.ui import train as train_tab
+from tests.conftest import serving
 from training.config import TrainConfig
 
 SECRET = "hf_SECRETtoken1234567890"
@@ -33,16 +33,8 @@ RULE = "is outside the allowed folders (uploads, home, GSM8K dir, MATHTUTOR_DATA
 def client():
     import app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app.demo.queue().launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True
-    )
-    try:
-        yield Client(app.demo.local_url, verbose=False)
-    finally:
-        app.demo.close()
+    with serving(app.demo, default_concurrency_limit=1) as url:  # gradio's own default
+        yield Client(url, verbose=False)
 
 
 @pytest.fixture(scope="module")

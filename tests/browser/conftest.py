@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "_artifacts"
@@ -69,13 +70,6 @@ class App:
         """The last `chars` characters the app printed (stdout and stderr together)."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return text[-chars:]
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare_home(home: Path, model_dir: Path, adapter_dir: Path | None) -> Path:
