@@ -62,7 +62,7 @@ class PracticeSet:
         """The preview as the Tutor shows it: row count, columns, answer type and the first
         rows' questions, without their answers (the student may be the one practising)."""
         shown = self.preview
-        columns = ", ".join(f"`{c}`" for c in shown.columns[: tables.MAX_SHOWN_COLUMNS])
+        columns = _code_list(shown.columns)
         solved = sum(1 for problem in shown.problems if problem.solution)
         lines = [
             f"📚 **{self.label}**: {self.num_rows:,} rows; columns: {columns}",
@@ -76,6 +76,11 @@ class PracticeSet:
             lines.append(f"Problems are drawn from the first {self.drawn_from:,} rows.")
         lines.append("✨ **Give me a problem** now draws from this set; answers stay hidden.")
         return "\n\n".join(lines)
+
+
+def _code_list(columns: list[str]) -> str:
+    """The first `tables.MAX_SHOWN_COLUMNS` column names as Markdown code, comma-separated."""
+    return ", ".join(f"`{c}`" for c in columns[: tables.MAX_SHOWN_COLUMNS])
 
 
 def form_settings(path: str | None, values: dict[str, Any]) -> tuple[TableSource, ColumnMapping]:
@@ -124,8 +129,9 @@ def describe(source: TableSource, mapping: ColumnMapping) -> str:
     """The row count and columns of `source`, and whether `mapping` fits them (Markdown), shown
     before a set is opened; only a source that cannot be loaded raises."""
     table = tables.load_table(source)
-    columns = ", ".join(f"`{c}`" for c in table.columns[: tables.MAX_SHOWN_COLUMNS])
-    line = f"**{table.source.label}**: {table.num_rows:,} rows; columns: {columns}"
+    line = (
+        f"**{table.source.label}**: {table.num_rows:,} rows; columns: {_code_list(table.columns)}"
+    )
     try:
         mapping.check_columns(table.columns, table.source.label)
     except ValueError as error:
