@@ -354,3 +354,32 @@ def test_in_turn_shows_the_wait_in_the_notice_output_then_runs_the_handler():
     assert list(outputs) == [("answer", "notice")]
     thread.join(10)
     assert finished == ["QUEUED"]
+
+
+def test_a_run_stopped_while_it_waits_leaves_its_turn_without_running():
+    """`in_turn(token=...)`: a Stop (`ui.stops`) for a run still waiting for its turn ends it
+    there, saying so in the notice output; the handler never runs and the line moves on."""
+    import gradio as gr
+
+    from mathtutor.ui import stops
+    from mathtutor.ui.common import in_turn
+
+    ran = []
+
+    @in_turn(outputs=2, notice=1, token="run_token")
+    def streaming(text: str, run_token: str = ""):
+        ran.append(text)
+        yield text, "notice"
+
+    held = INTERACTIVE_TURNS.join()
+    try:
+        outputs = streaming("answer", run_token="waitingrun000001")
+        assert next(outputs)[1].startswith("waiting: 1 ahead")
+        stops.request_stop("waitingrun000001")
+        assert list(outputs) == [(gr.skip(), "⏹ Stopped before its turn came.")]
+        assert ran == []
+        other = streaming("other", run_token="notstopped000001")
+        assert next(other)[1].startswith("waiting: 1 ahead")  # the stopped one left the line
+    finally:
+        held.leave()
+    assert list(other) == [("other", "notice")] and ran == ["other"]

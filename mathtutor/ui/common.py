@@ -228,17 +228,17 @@ def in_turn(
                     waited = False
                     while not turn.wait(WAIT_POLL_SECONDS if waited else 0):
                         waited = True
-                        if notice is None and stops.stopped(run):
-                            return
-                        if notice is None:
-                            continue
-                        update = [gr.skip()] * outputs
-                        if stops.stopped(run):
-                            update[notice] = "⏹ Stopped before its turn came."
+                        halted = stops.stopped(run)
+                        if notice is not None:
+                            update = [gr.skip()] * outputs
+                            update[notice] = (
+                                "⏹ Stopped before its turn came."
+                                if halted
+                                else jobs.waiting_message(turn.ahead(), turn.eta())
+                            )
                             yield tuple(update) if outputs > 1 else update[0]
+                        if halted:
                             return
-                        update[notice] = jobs.waiting_message(turn.ahead(), turn.eta())
-                        yield tuple(update) if outputs > 1 else update[0]
                     yield from handler(*args, **kwargs)
                 finally:
                     turn.leave()
