@@ -86,7 +86,7 @@ def load_gsm8k(
         rows = datasets.load_dataset(GSM8K_HUB_ID, config, split=split)
     except Exception as error:  # offline, missing cache, auth: one message naming both ways
         reason = " ".join(str(error).split())[:300]
-        raise RuntimeError(
+        raise ValueError(  # bad input like an unreachable Hub id: one line, in the CLI and UI
             f"cannot load GSM8K {config}/{split}: set {GSM8K_DIR_ENV} to a directory with "
             f"train.jsonl / test.jsonl / test_socratic.jsonl, or make the Hub dataset "
             f"{GSM8K_HUB_ID} reachable (Hub error: {type(error).__name__}: {reason})"
@@ -422,6 +422,6 @@ def random_problem(dataset: str, difficulty: str = "easy", seed: int | None = No
         )
     try:
         problems = load_problems(dataset, split="test")
-    except (RuntimeError, FileNotFoundError) as error:
+    except FileNotFoundError as error:
         raise ValueError(str(error)) from error
     return rng.choice(problems)

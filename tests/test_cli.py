@@ -90,8 +90,9 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_evaluate_unknown_model_lists_what_loads_offline(offline_home):
+    # generated problems: the model, not the dataset, is what fails (with or without GSM8K)
     result = run_cli("mathtutor.evaluate", "--model", "nosuch/x", "--num_samples", "2",
-                     home=offline_home, HF_HUB_OFFLINE="1")  # fmt: skip
+                     "--dataset", "arithmetic", home=offline_home, HF_HUB_OFFLINE="1")  # fmt: skip
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     (line,) = error_lines(result, "mathtutor.evaluate")
@@ -100,6 +101,18 @@ def test_evaluate_unknown_model_lists_what_loads_offline(offline_home):
     offline = line.split("These load offline: ", 1)[1]
     assert "bundled" in offline and str(offline_home / "models" / "tiny-llama") in offline
     assert "local directory" in offline
+
+
+def test_evaluate_without_gsm8k_offline_is_one_line(tmp_path, tiny_model_dir):
+    """No GSM8K directory and no network: one line naming both ways to get it, exit 2."""
+    result = run_cli("mathtutor.evaluate", "--model", str(tiny_model_dir), "--num_samples", "2",
+                     home=tmp_path / "home", MATHTUTOR_GSM8K_DIR="", HF_HUB_OFFLINE="1",
+                     HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result, "mathtutor.evaluate")
+    assert "cannot load GSM8K main/test" in line and "MATHTUTOR_GSM8K_DIR" in line
+    assert "openai/gsm8k" in line
 
 
 def test_sft_unknown_model_reports_the_real_cause(offline_home):

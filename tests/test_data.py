@@ -110,7 +110,7 @@ def test_gsm8k_offline_hub_error_names_both_ways(tmp_path):
     env.pop("HF_DATASETS_CACHE", None)
     code = (
         "from mathtutor.data import load_gsm8k\n"
-        "try:\n    load_gsm8k('test')\nexcept RuntimeError as error:\n    print(error)\n"
+        "try:\n    load_gsm8k('test')\nexcept ValueError as error:\n    print(error)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
