@@ -32,7 +32,7 @@ from fractions import Fraction
 from mathtutor.answers import parse_number
 from mathtutor.checks import Step, find_steps, format_value
 
-_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<![\w.])(?:\d[\d,]*(?:\.\d+)?|\.\d+)")  # ".5" is a number too
 _STATED = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:/\d+)?")  # a tight "2/3" is one number
 _WRITTEN_RESULT = re.compile(r"\s*\$?\s*-?\d[\d,]*(?:\.\d+)?")
 _ANNOTATION = re.compile(r"<<[^<>]*>>")
@@ -325,7 +325,7 @@ def student_working(
         claimed = value + delta if step.index == changed and kind == "slip" else value
         if claimed != step.value:
             replaced[step.value] = claimed
-        spaced = re.sub(r"(?<=[\d)%])\s*([-+*])\s*(?=[\d(])", r" \1 ", expression)
+        spaced = re.sub(r"(?<=[\d)%])\s*([-+*])\s*(?=[\d(.])", r" \1 ", expression)
         percent = "%" if step.claimed.strip().endswith("%") else ""
         lines.append(f"{spaced} = {format_value(claimed)}{percent}")  # spaced: not a date
     return "\n".join(lines)

@@ -123,6 +123,28 @@ def test_feedback_names_the_step_not_later_ones():
     )
 
 
+def test_decimals_without_a_leading_zero_are_numbers():
+    steps = grounding.reference_steps(
+        "What part comes in? ** .6 * .5 = <<.6*.5=.3>>.3\n"
+        "What part stays? ** .3 * .8 = <<.3*.8=.24>>.24\n#### .24"
+    )
+    assert grounding.operands(steps[1].expression) == (Fraction(3, 10), Fraction(4, 5))
+    assert grounding.student_working(steps, 0, "operand") == "1.6 * .5 = 0.8\n0.8 * .8 = 0.64"
+    wrong = grounding.first_wrong_step("1.6 * .5 = 0.8\n0.8 * .8 = 0.64", steps)
+    assert (wrong.departs_at, wrong.reference_index) == (0, 0)
+
+
+def test_a_shortcut_that_reaches_a_later_value_is_accepted():
+    """2*200+100 = 500, 200+500 = 700 (GSM8K test): 3*200+100 is the total by a valid
+    shortcut, so only the step after it is extra."""
+    steps = grounding.reference_steps(
+        "Smith? ** 2*200+100=<<2*200+100=500>>500\nTotal? ** 200+500=<<200+500=700>>700\n#### 700"
+    )
+    shortcut = grounding.first_wrong_step("3 * 200 + 100 = 700\n200 + 700 = 900", steps)
+    assert (shortcut.departs_at, shortcut.reference_index) == (1, None)
+    assert "`200 + 700 = 900` is not one the solution needs" in shortcut.message
+
+
 def test_rephrasing_that_changes_or_reveals_a_number_is_discarded():
     steps = grounding.reference_steps(JANET)
     hint = grounding.grounded_hint(steps, 0, "16 eggs, 3 for breakfast, 4 for muffins")
