@@ -2,13 +2,16 @@
 
     python bench/bench_generate.py [--max_new_tokens 128] [--num_prompts 16] [--slots 4]
     python bench/bench_generate.py --only_ttft   # Compare/Tutor time to first token, by dtype
+    python bench/bench_generate.py --only_cache --num_prompts 32 --max_new_tokens 256
 
 Prints: bundled-model load (first conversion in a fresh home, then from the safetensors
 cache, each in a fresh process), time to first token and tokens/s of the Compare tab's
 streaming path vs a bare `model.generate` on the same prompt, batched vs one-by-one
 throughput on GSM8K prompts (with a check that greedy answers are identical), and continuous
 batching with `slots` rows vs fixed chunks of `slots` prompts (the loop before continuous
-batching: a chunk's batch empties as its rows finish).
+batching: a chunk's batch empties as its rows finish). `--only_cache`: the engine's chunked
+KV cache (`mathtutor/kvcache.py`) vs transformers' plain `DynamicCache`, all prompts in one
+batch, runs interleaved, with a check that the completions are identical.
 """
 
 from __future__ import annotations
@@ -188,6 +191,40 @@ def bench_continuous(loaded, prompts: list[str], max_new_tokens: int, slots: int
     print(f"  identical completions: {same}/{len(prompts)}")
 
 
+def bench_cache(loaded, prompts: list[str], max_new_tokens: int, repeats: int = 2) -> None:
+    from transformers.cache_utils import DynamicCache
+
+    from mathtutor import kvcache
+    from mathtutor.generate import GenerationSettings, generate_batch
+    from mathtutor.prompts import stop_sequences
+
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, stop=tuple(stop_sequences("chat")))
+    chunked_cache = kvcache.chunked_cache
+
+    def plain_cache(config):
+        return DynamicCache(config=config)
+
+    times: dict[str, list[tuple[float, float]]] = {"chunked": [], "plain": []}
+    texts: dict[str, list[str]] = {}
+    for _ in range(repeats):
+        for name in times:  # interleaved, so a change in the machine's load hits both
+            kvcache.chunked_cache = chunked_cache if name == "chunked" else plain_cache
+            start, cpu = time.perf_counter(), time.process_time()
+            results = generate_batch(loaded, prompts, settings=settings, batch_size=len(prompts))
+            times[name].append((time.perf_counter() - start, time.process_time() - cpu))
+            texts[name] = [c.text for c in results]
+    kvcache.chunked_cache = chunked_cache
+    best = {name: min(runs) for name, runs in times.items()}
+    same = sum(a == b for a, b in zip(texts["chunked"], texts["plain"], strict=True))
+    print(f"\n{len(prompts)} GSM8K prompts in one batch, max {max_new_tokens} tokens, "
+          f"best of {repeats}:")  # fmt: skip
+    for name, (wall, cpu) in best.items():
+        print(f"  {name:8s} KV cache: {wall:6.1f} s wall, CPU {cpu:6.1f} s")
+    print(f"  speed-up chunked / plain: {best['plain'][0] / best['chunked'][0]:.2f}x wall, "
+          f"{best['plain'][1] / best['chunked'][1]:.2f}x CPU")  # fmt: skip
+    print(f"  identical completions: {same}/{len(prompts)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max_new_tokens", type=int, default=128)
@@ -196,6 +233,7 @@ def main() -> None:
     parser.add_argument("--skip_load", action="store_true")
     parser.add_argument("--only_continuous", action="store_true")
     parser.add_argument("--only_ttft", action="store_true", help="Compare/Tutor TTFT by dtype")
+    parser.add_argument("--only_cache", action="store_true", help="chunked vs plain KV cache")
     args = parser.parse_args()
     os.environ.setdefault("MATHTUTOR_GSM8K_DIR", str(REPO.parent / "shared" / "data" / "gsm8k"))
     if args.only_ttft:
@@ -203,7 +241,7 @@ def main() -> None:
 
         bench_ttft(load_problems("gsm8k", split="test")[0].question)
         return
-    if not (args.skip_load or args.only_continuous):
+    if not (args.skip_load or args.only_continuous or args.only_cache):
         bench_load()
     from mathtutor.data import load_problems, sample
     from mathtutor.models import load_model
@@ -212,6 +250,8 @@ def main() -> None:
     loaded = load_model("bundled", device="cpu")
     problems = sample(load_problems("gsm8k", split="test"), args.num_prompts, seed=0)
     prompts = [render("chat", p.question, loaded.tokenizer) for p in problems]
+    if args.only_cache:
+        return bench_cache(loaded, prompts, args.max_new_tokens)
     if not args.only_continuous:
         bench_stream(loaded, prompts[0], args.max_new_tokens)
         bench_batch(loaded, prompts, args.max_new_tokens)

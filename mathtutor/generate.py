@@ -508,7 +508,12 @@ def _prefill(loaded: LoadedModel, rows: list[RowState], prompts: list[str]) -> t
     ids = encoded["input_ids"].to(loaded.device)
     attention = encoded["attention_mask"].to(loaded.device)
     position = (attention.long().cumsum(-1) - 1).clamp_(min=0)
-    past, logits = _forward(loaded, [name for _, name in distinct], ids, attention, position)
+    from mathtutor.kvcache import chunked_cache
+
+    names = [name for _, name in distinct]
+    past, logits = _forward(
+        loaded, names, ids, attention, position, chunked_cache(loaded.model.config)
+    )
     with torch.inference_mode():
         if len(distinct) < len(rows):
             copies = torch.tensor(prefill_rows, device=loaded.device)
@@ -565,10 +570,10 @@ class _Batch:
     def can_merge(self) -> bool:
         """Whether `merge` can pad this cache: plain per-layer key/value tensors (not a
         sliding-window or quantized cache, whose layers keep other state)."""
-        from transformers.cache_utils import DynamicLayer
+        from mathtutor.kvcache import is_plain
 
         layers = getattr(self.past, "layers", None)
-        return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+        return bool(layers) and all(is_plain(layer) for layer in layers)
 
     def merge(self, other: _Batch) -> _Batch:
         """Append `other`'s rows: both caches are left-padded to one length and joined."""

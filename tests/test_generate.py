@@ -428,7 +428,7 @@ def test_continuous_batching_refills_slots_and_matches_one_by_one(
     forwards: list[tuple[bool, int]] = []  # (is a prefill, rows)
     hook = tiny_loaded.model.register_forward_pre_hook(
         lambda _m, _a, kwargs: forwards.append(
-            (kwargs["past_key_values"] is None, kwargs["input_ids"].shape[0])
+            (kwargs["past_key_values"].get_seq_length() == 0, kwargs["input_ids"].shape[0])
         ),
         with_kwargs=True,
     )
