@@ -51,6 +51,10 @@ class ChunkedLayer(DynamicLayer):
         self._buffers = tuple(buffer[indices] for buffer in self._buffers)
         self.keys, self.values = (buffer[:, :, : self._length] for buffer in self._buffers)
 
+    def reset(self) -> None:
+        self._buffers, self._length = None, 0
+        super().reset()
+
     def _holds_views(self) -> bool:
         """Whether `keys`/`values` are still the views the last `update` set (not tensors
         someone assigned since)."""
