@@ -32,8 +32,9 @@ from fractions import Fraction
 from mathtutor.answers import parse_number
 from mathtutor.checks import Step, find_steps, format_value
 
-_NUMBER = re.compile(r"(?<![\w.])(?:\d[\d,]*(?:\.\d+)?|\.\d+)")  # ".5" is a number too
-_STATED = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:/\d+)?")  # a tight "2/3" is one number
+_DIGITS = r"(?<![\w.])(?:\d[\d,]*(?:\.\d+)?|\.\d+)"  # "1,000", "2.5"; ".5" is a number too
+_NUMBER = re.compile(_DIGITS)
+_STATED = re.compile(rf"{_DIGITS}(?:/\d+)?")  # a tight "2/3" is one number
 _WRITTEN_RESULT = re.compile(r"\s*\$?\s*-?\d[\d,]*(?:\.\d+)?")
 _ANNOTATION = re.compile(r"<<[^<>]*>>")
 _BARE = re.compile(r"\s*\$?\s*[\d,.]+\s*")

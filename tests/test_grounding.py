@@ -132,6 +132,14 @@ def test_decimals_without_a_leading_zero_are_numbers():
     assert grounding.student_working(steps, 0, "operand") == "1.6 * .5 = 0.8\n0.8 * .8 = 0.64"
     wrong = grounding.first_wrong_step("1.6 * .5 = 0.8\n0.8 * .8 = 0.64", steps)
     assert (wrong.departs_at, wrong.reference_index) == (0, 0)
+    assert grounding.numbers_in("$.50 each, .3 of 2/3") == {Fraction(1, 2), Fraction(3, 10),
+                                                            Fraction(2, 3)}  # fmt: skip
+    revealing = grounding.reference_steps(
+        "Is it .3 of the class? ** .6 * .5 = <<.6*.5=.3>>.3\n"
+        "What part stays? ** .3 * .8 = <<.3*.8=.24>>.24\n#### .24"
+    )
+    hint = grounding.grounded_hint(revealing, 0, ".6 come in, .5 stay, .8 are done").text
+    assert ".3" not in hint and "___" in hint  # the step's own result stays hidden
 
 
 def test_a_shortcut_that_reaches_a_later_value_is_accepted():
