@@ -151,7 +151,8 @@ def grounded_hint(steps: tuple[RefStep, ...], index: int, problem: str) -> Groun
     if numbers_in(question) & hidden:
         question = re.sub(_NUMBER, lambda m: "___" if _value(m[0]) in hidden else m[0], question)
     if "___" in question:
-        question = question.rstrip(".") + ". What number goes in the blank?"
+        question = question.rstrip(".")
+        question += f"{'' if question.endswith('?') else '.'} What number goes in the blank?"
     elif not question.endswith("?"):
         question = f"{question.rstrip('.')}?"
     uses = [format_value(v) for v in dict.fromkeys(step.operands) if v not in hidden]
