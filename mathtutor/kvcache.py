@@ -9,8 +9,8 @@ part, so a step copies only its own keys; the values attention sees are the same
 
 Rows that finish leave by indexing the buffers (`batch_select_indices`). Anything that
 assigns `keys`/`values` itself (the engine's merge and trim) just sets plain tensors, as on a
-`DynamicLayer`; the next `update` notices and copies them into a fresh buffer once. Sliding-window and other layer kinds keep
-their own classes.
+`DynamicLayer`; the next `update` notices and copies them into a fresh buffer once.
+Sliding-window and other layer kinds keep their own classes.
 
     python -m pytest tests/test_kvcache.py
 """
