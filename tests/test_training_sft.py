@@ -287,3 +287,37 @@ def test_bf16_mixed_precision_trains_on_cpu_and_is_recorded(tiny_model_dir, monk
     assert train_dtype(config, "cpu") == "float32"
     with pytest.raises(ValueError, match="precision: dtype float16 needs a GPU"):
         train_dtype(tiny_config(tiny_model_dir, precision="fp16"), "cpu")
+
+
+def test_the_lm_head_scores_only_labelled_positions_with_the_same_loss(
+    tiny_model_dir, monkeypatch
+):
+    """On a CPU trl would project every position (prompt, padding) through the LM head; the
+    run scores only the completion tokens, and the loss is the all-positions loss."""
+    import trl.trainer.utils as trl_utils
+
+    rows: list[tuple[int, int]] = []  # (rows projected, positions in the batch)
+    chunked = trl_utils._ChunkedLogProbFunction
+
+    class Spy:
+        @staticmethod
+        def apply(hidden, weight, bias, labels, *rest):
+            rows.append(hidden.shape[0])
+            return chunked.apply(hidden, weight, bias, labels, *rest)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
+    config = tiny_config(tiny_model_dir, max_steps=1, learning_rate=1e-4, prompt_format="qa")
+    every = trl_utils._use_triton
+
+    def trls_cpu_choice(device) -> bool:
+        return False
+
+    trls_cpu_choice.labelled_only = True  # marked as switched, so the run leaves it
+    monkeypatch.setattr(trl_utils, "_use_triton", trls_cpu_choice)
+    all_positions = losses(train(config).run_dir)
+    projected_all = rows.pop()
+    monkeypatch.setattr(trl_utils, "_use_triton", every)
+    labelled = losses(train(config).run_dir)
+    projected_labelled = rows.pop()
+    assert labelled[0] == pytest.approx(all_positions[0], rel=1e-5)
+    assert 0 < projected_labelled < projected_all / 2  # qa prompts are longer than answers
