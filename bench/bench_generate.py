@@ -3,6 +3,7 @@
     python bench/bench_generate.py [--max_new_tokens 128] [--num_prompts 16] [--slots 4]
     python bench/bench_generate.py --only_ttft   # Compare/Tutor time to first token, by dtype
     python bench/bench_generate.py --only_cache --num_prompts 32 --max_new_tokens 256
+    python bench/bench_generate.py --only_prefill --num_prompts 64 --max_new_tokens 256
 
 Prints: bundled-model load (first conversion in a fresh home, then from the safetensors
 cache, each in a fresh process), time to first token and tokens/s of the Compare tab's
@@ -11,7 +12,10 @@ throughput on GSM8K prompts (with a check that greedy answers are identical), an
 batching with `slots` rows vs fixed chunks of `slots` prompts (the loop before continuous
 batching: a chunk's batch empties as its rows finish). `--only_cache`: the engine's chunked
 KV cache (`mathtutor/kvcache.py`) vs transformers' plain `DynamicCache`, all prompts in one
-batch, runs interleaved, with a check that the completions are identical.
+batch, runs interleaved, with a check that the completions are identical. `--only_prefill`:
+prompts prefilled in groups of similar length (`generate.prefill_groups`) vs one prefill padded
+to the longest prompt, all prompts in one batch, interleaved: the prefill alone (one new
+token) and the whole generation, with the padding share and a check of the completions.
 """
 
 from __future__ import annotations
@@ -225,6 +229,48 @@ def bench_cache(loaded, prompts: list[str], max_new_tokens: int, repeats: int = 
     print(f"  identical completions: {same}/{len(prompts)}")
 
 
+def bench_prefill(loaded, prompts: list[str], max_new_tokens: int, repeats: int = 2) -> None:
+    from mathtutor import generate
+    from mathtutor.generate import GenerationSettings, generate_batch
+    from mathtutor.prompts import stop_sequences
+
+    stop = tuple(stop_sequences("chat"))
+    grouped = generate.prefill_groups
+
+    def one_group(lengths: list[int]) -> list[list[int]]:
+        return [list(range(len(lengths)))]
+
+    lengths = [len(loaded.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    groups = grouped(lengths)
+    times: dict[str, dict[int, list[float]]] = {"grouped": {}, "one padded": {}}
+    texts: dict[str, list[str]] = {}
+    for tokens in (1, max_new_tokens):
+        settings = GenerationSettings(max_new_tokens=tokens, stop=stop)
+        for _ in range(repeats if tokens == 1 else 1):
+            for name in times:  # interleaved, so a change in the machine's load hits both
+                generate.prefill_groups = grouped if name == "grouped" else one_group
+                cpu = time.process_time()
+                results = generate_batch(
+                    loaded, prompts, settings=settings, batch_size=len(prompts)
+                )
+                times[name].setdefault(tokens, []).append(time.process_time() - cpu)
+                texts[name] = [c.text for c in results]
+    generate.prefill_groups = grouped
+    padding = 1 - sum(lengths) / (len(lengths) * max(lengths))
+    grouped_padding = 1 - sum(lengths) / sum(len(g) * max(lengths[i] for i in g) for g in groups)
+    same = sum(a == b for a, b in zip(texts["grouped"], texts["one padded"], strict=True))
+    print(f"\n{len(prompts)} GSM8K chat prompts of {min(lengths)}-{max(lengths)} tokens in one "
+          f"batch; padding {100 * padding:.0f}% in one prefill, {100 * grouped_padding:.0f}% in "
+          f"{len(groups)} groups; CPU seconds, best of {repeats} for the prefill:")  # fmt: skip
+    for name, runs in times.items():
+        print(f"  {name:10s} prefill {min(runs[1]):6.1f} s   whole ({max_new_tokens} tokens) "
+              f"{runs[max_new_tokens][0]:6.1f} s")  # fmt: skip
+    one, many = times["one padded"], times["grouped"]
+    print(f"  speed-up grouped / one padded: prefill {min(one[1]) / min(many[1]):.2f}x, whole "
+          f"{one[max_new_tokens][0] / many[max_new_tokens][0]:.2f}x")  # fmt: skip
+    print(f"  identical completions: {same}/{len(prompts)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max_new_tokens", type=int, default=128)
@@ -234,6 +280,7 @@ def main() -> None:
     parser.add_argument("--only_continuous", action="store_true")
     parser.add_argument("--only_ttft", action="store_true", help="Compare/Tutor TTFT by dtype")
     parser.add_argument("--only_cache", action="store_true", help="chunked vs plain KV cache")
+    parser.add_argument("--only_prefill", action="store_true", help="grouped vs padded prefill")
     args = parser.parse_args()
     os.environ.setdefault("MATHTUTOR_GSM8K_DIR", str(REPO.parent / "shared" / "data" / "gsm8k"))
     if args.only_ttft:
@@ -241,7 +288,7 @@ def main() -> None:
 
         bench_ttft(load_problems("gsm8k", split="test")[0].question)
         return
-    if not (args.skip_load or args.only_continuous or args.only_cache):
+    if not (args.skip_load or args.only_continuous or args.only_cache or args.only_prefill):
         bench_load()
     from mathtutor.data import load_problems, sample
     from mathtutor.models import load_model
@@ -252,6 +299,8 @@ def main() -> None:
     prompts = [render("chat", p.question, loaded.tokenizer) for p in problems]
     if args.only_cache:
         return bench_cache(loaded, prompts, args.max_new_tokens)
+    if args.only_prefill:
+        return bench_prefill(loaded, prompts, args.max_new_tokens)
     if not args.only_continuous:
         bench_stream(loaded, prompts[0], args.max_new_tokens)
         bench_batch(loaded, prompts, args.max_new_tokens)

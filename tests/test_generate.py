@@ -520,3 +520,39 @@ def test_choose_batch_size_and_the_measured_default_is_cached(tiny_loaded, tmp_p
     monkeypatch.setattr(generate, "measure_batch_size", lambda loaded: pytest.fail("measured"))
     assert generate.default_batch_size(tiny_loaded) == size  # read back, not measured again
     assert generate.default_batch_size("cpu") == generate.FALLBACK_BATCH_SIZE["cpu"]
+
+
+def test_prompts_of_different_lengths_are_prefilled_in_groups_with_one_by_one_results(
+    tiny_loaded_each_dtype, tiny_adapter_dir, monkeypatch
+):
+    """With every length change starting a group, the admitted prompts are prefilled in
+    several forwards (shortest first, a shared prompt once) and merged into one batch; each
+    row's text and prompt length equal its one-by-one run's, whatever its group."""
+    from mathtutor import generate
+
+    loaded = tiny_loaded_each_dtype
+    loaded.add_adapter(tiny_adapter_dir, "tuned")
+    monkeypatch.setattr(generate, "_PREFILL_MIN_TOKENS", 1)
+    monkeypatch.setattr(generate, "_PREFILL_WASTE", 0.0)
+    prompts = [PROMPTS[3], "x", PROMPTS[0], PROMPTS[3], MORE_PROMPTS[1], PROMPTS[1]]
+    names = ["base", "tuned", "base", "base", "tuned", "tuned"]
+    settings = GenerationSettings(max_new_tokens=10)
+    sizes, rows = _batch_sizes(loaded, lambda: list(generate._decode(
+        loaded, prompts, names, settings, batch_size=len(prompts)))[-1])  # fmt: skip
+    first_step = sizes.index(len(prompts))  # the first forward of all rows decodes
+    prefills = sizes[:first_step]
+    assert len(prefills) > 2 and sum(prefills) == 5  # five distinct (prompt, adapter) rows
+    together = [row.completion() for row in rows]
+    for prompt, name, mine in zip(prompts, names, together, strict=True):
+        solo = generate_batch(loaded, [prompt], [name], settings)[0]
+        assert (mine.text, mine.prompt_tokens) == (solo.text, solo.prompt_tokens), prompt
+
+
+def test_module_examples_hold():
+    """The docstring examples of `generate` (prefill groups, stop search)."""
+    import doctest
+
+    from mathtutor import generate
+
+    result = doctest.testmod(generate)
+    assert result.failed == 0 and result.attempted >= 3
