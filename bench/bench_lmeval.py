@@ -13,7 +13,8 @@ continuous batching, its measured default batch size) decodes the very same prom
 with the same stop strings and token limit, in fp32 (the parity column) and bf16. Every side
 loads the bundled SmolLM2-135M before its clock starts; the clocks cover generation only
 (lm-eval: `simple_evaluate`, which also grades). Prints problems/min (wall), CPU seconds,
-the ratios to lm-eval and how many completions equal lm-eval batch 1's.
+the ratios to lm-eval and how many completions equal lm-eval batch 1's, and the fp32
+floor of any one-token-per-forward engine on these rows (`step_floor`).
 
 On a shared machine wall times are noisy: the CPU-time column is the steadier one, and the
 sides run back to back in one invocation.
@@ -72,6 +73,35 @@ def engine(rows: list[dict], dtype: str, max_new_tokens: int) -> dict:
     out = generate_batch(loaded, prompts, settings=settings, batch_size=batch)
     return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
             "texts": [c.text for c in out], "batch": batch}  # fmt: skip
+
+
+def step_floor(rows: list[dict], texts: list[str], dtype: str, steps: int = 32) -> dict:
+    """The least time any engine that decodes one token per forward needs for these rows: the
+    longest completion's tokens, each a sequential forward that costs at least a batch-1 step
+    (every step reads all the weights; measured here, warm, in CPU time)."""
+    from mathtutor.generate import GenerationSettings, generate_batch
+    from mathtutor.models import bundled_model_dir, load_model
+
+    loaded = load_model(str(bundled_model_dir()), device="cpu", dtype=dtype)
+    longest = max(
+        len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts
+    )
+    from mathtutor import generate
+
+    settings = GenerationSettings(max_new_tokens=steps)
+    real_eos, generate._eos_ids = generate._eos_ids, lambda _loaded: set()  # run all steps
+    try:
+        generate_batch(loaded, [prompt(rows[0]["question"])], settings=settings)  # warm
+        cpu = time.process_time()
+        (out,) = generate_batch(loaded, [prompt(rows[0]["question"])], settings=settings)
+        per_step = (time.process_time() - cpu) / out.num_tokens
+    finally:
+        generate._eos_ids = real_eos
+    return {
+        "longest_tokens": longest,
+        "batch1_step_seconds": per_step,
+        "floor_cpu": longest * per_step,
+    }
 
 
 def lmeval_child(problems_path: str, batch: int, max_new_tokens: int) -> None:
@@ -146,6 +176,7 @@ def main() -> None:
             "engine fp32": engine(rows, "float32", args.max_new_tokens),
             "engine bf16": engine(rows, "bfloat16", args.max_new_tokens),
         }
+    floor = step_floor(rows, sides["engine fp32"]["texts"], "float32")
     reference = sides["lm-eval HF batch 1"]
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     print(f"\n{len(rows)} GSM8K test problems (seed 0), bundled SmolLM2-135M, greedy, "
@@ -167,6 +198,11 @@ def main() -> None:
               f"{row['problems_per_minute'] / b8['problems_per_minute']:6.2f} "
               f"{b1['cpu_seconds'] / row['cpu_seconds']:9.2f} "
               f"{row['same_text_as_lmeval_b1']:>9d}/{len(rows)}")  # fmt: skip
+    print(f"floor, fp32: the longest completion's {floor['longest_tokens']} tokens x a batch-1 "
+          f"step of {1000 * floor['batch1_step_seconds']:.0f} ms = {floor['floor_cpu']:.1f} CPU s, "
+          f"so one token per forward cannot beat {reference['cpu'] / floor['floor_cpu']:.1f}x "
+          f"lm-eval batch 1's CPU time here (prefill not counted)")  # fmt: skip
+    results["fp32 floor"] = floor
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_lmeval.json").write_text(json.dumps(results, indent=2) + "\n")
 
