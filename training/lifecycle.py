@@ -62,6 +62,35 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+# ---------------------------------------------------------------- trl's LM head
+def score_labelled_positions_only() -> bool:
+    """Make trl's fused LM head score only the positions that have a label, on every device.
+
+    trl 1.16's `add_fused_lm_head` projects through the LM head only where the next-token label
+    is not -100 when `_use_triton(device)` holds (CUDA/XPU with Triton), and every position
+    elsewhere, to keep tile shapes fixed for compilers such as Neuron's. On a CPU that means the
+    prompt and the padding too, forward and again in its recomputing backward: with the bundled
+    model's 49k vocabulary that was 40% of a `bundled-quick` step (torch profiler); GRPO
+    scores its completions through the same head. Both paths compute the same loss (they
+    differ in which rows are projected; tested). `run_training` calls this; it swaps the predicate trl's `utils` module uses for that choice, and only it (the kernel
+    module keeps its own). Returns False, changing nothing, when trl has no such predicate.
+    """
+    import trl.trainer.utils as trl_utils
+
+    triton = getattr(trl_utils, "_use_triton", None)
+    if triton is None:
+        return False
+    if getattr(triton, "labelled_only", False):
+        return True
+
+    def labelled_only(device: Any) -> bool:  # XLA-style compilers keep the fixed shapes
+        return device.type in ("cpu", "cuda", "xpu", "mps") or triton(device)
+
+    labelled_only.labelled_only = True  # type: ignore[attr-defined]
+    trl_utils._use_triton = labelled_only
+    return True
+
+
 # ---------------------------------------------------------------- trainer arguments
 def train_dtype(config: TrainConfig, device: str) -> str:
     """The run's compute dtype (`models.resolve_dtype` of `config.precision`): bf16 or fp16 is
@@ -208,6 +237,8 @@ def run_training(
             log(run_dir, f"run {run_id}: {config.method} {config.finetune} on {config.model}")
             setup = load_for_training(config, padding_side=padding_side)
             config = _resolved_precision(config, run_dir, setup.device, main)
+            if not score_labelled_positions_only():
+                setup.notes.append("trl's LM head scores every position (no switch found)")
             trainer = build_trainer(config, setup, run_dir)
             for note in setup.notes:
                 log(run_dir, note)

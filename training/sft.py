@@ -22,41 +22,10 @@ from training.data import load_training_problems, sft_rows, to_dataset
 from training.lifecycle import RunResult, Setup, log, run_training, trainer_arguments
 
 
-def score_labelled_positions_only() -> bool:
-    """Make trl's fused LM head score only the positions that have a label, on every device.
-
-    trl 1.16's `add_fused_lm_head` projects through the LM head only where the next-token label
-    is not -100 when `_use_triton(device)` holds (CUDA/XPU with Triton), and every position
-    elsewhere, to keep tile shapes fixed for compilers such as Neuron's. On a CPU that means the
-    prompt and the padding too, forward and again in its recomputing backward: with the bundled
-    model's 49k vocabulary that was 40% of a `bundled-quick` step (`bench/bench_train.py
-    precision`). The two paths compute the same loss (they differ in which rows are projected);
-    this swaps the predicate trl's `utils` module uses for that choice, and only it (the kernel
-    module keeps its own). Returns False, changing nothing, when trl has no such predicate.
-    """
-    import trl.trainer.utils as trl_utils
-
-    triton = getattr(trl_utils, "_use_triton", None)
-    if triton is None:
-        return False
-    if getattr(triton, "labelled_only", False):
-        return True
-
-    def labelled_only(device: Any) -> bool:  # XLA-style compilers keep the fixed shapes
-        return device.type in ("cpu", "cuda", "xpu", "mps") or triton(device)
-
-    labelled_only.labelled_only = True  # type: ignore[attr-defined]
-    trl_utils._use_triton = labelled_only
-    return True
-
-
 def build_trainer(config: TrainConfig, setup: Setup, run_dir: Path) -> Any:
     """An `SFTTrainer` for the config on the loaded model."""
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
-
-    if not score_labelled_positions_only():
-        setup.notes.append("trl's LM head scores every position (no labelled-only switch found)")
 
     train_problems, val_problems = load_training_problems(config)
     train_dataset = to_dataset(sft_rows(train_problems, config, setup.tokenizer))
