@@ -1,6 +1,6 @@
 """Training benchmarks on the bundled SmolLM2-135M, on this machine's CPU.
 
-Two measured claims:
+Measured claims:
 
 1. `throughput`: tokens/s of SFT with the default padded batches vs padding-free rows vs
    packed sequences (same data, same steps), printed side by side with the ratio to padded.
@@ -11,7 +11,11 @@ Two measured claims:
    on AMX/AVX512-BF16 CPUs), side by side in one run, wall and CPU time (on a shared machine
    CPU time is the steadier figure).
 
-3. `quick`: the `bundled-quick` recipe run for real through `training.runs.launch` (the app's
+3. `step`: seconds per step of `bundled-quick` with trl's LM head scoring every position (its
+   choice off Triton devices) vs only the labelled ones (`training.lifecycle.
+   score_labelled_positions_only`), each with LoRA dropout 0.05 and the recipe's dropout.
+
+4. `quick`: the `bundled-quick` recipe run for real through `training.runs.launch` (the app's
    path: a subprocess of the CLI), with held-out accuracy and `#### N` format adherence before
    and after, measured by the evaluation engine (`mathtutor.evaluate`) on problems of the same
    kind and difficulty from the generator's test split (disjoint questions from training).
@@ -21,6 +25,7 @@ Two measured claims:
 
     python bench/bench_train.py throughput --steps 6
     OMP_NUM_THREADS=1 python bench/bench_train.py precision --steps 5
+    MATHTUTOR_THREADS=2 python bench/bench_train.py step --steps 6
     nohup python bench/bench_train.py quick > bench/out/quick.log 2>&1 &
     python bench/bench_train.py quick --adapter ~/.cache/mathtutor/runs/<run>/adapter
     python bench/bench_train.py quick --run <run id> --greedy_only   # re-check a run's curve
@@ -116,6 +121,59 @@ def precision(steps: int) -> dict:
               f"{row['call_wall_seconds']:12.1f} {row['call_cpu_seconds']:11.1f} {row['train_loss']:7.3f}")  # fmt: skip
     fp32, bf16 = results["float32"], results["bfloat16"]
     print(f"bf16 / fp32 step time: {bf16['seconds_per_step'] / fp32['seconds_per_step']:.2f}")
+    return results
+
+
+def step_cost(steps: int) -> dict:
+    """Seconds per `bundled-quick` step (the recipe's precision, no evaluations): trl's own
+    LM-head scoring of every position vs only the labelled ones, with and without LoRA
+    dropout, side by side in one process, in that order."""
+    import itertools
+    import statistics
+
+    import trl.trainer.utils as trl_utils
+
+    from mathtutor import store
+    from training import runs, train
+    from training.config import TrainConfig
+    from training.lifecycle import score_labelled_positions_only
+
+    score_labelled_positions_only()
+    labelled = trl_utils._use_triton
+
+    def every_position(device) -> bool:  # trl's choice off Triton devices
+        return False
+
+    every_position.labelled_only = True  # so run_training leaves it in place
+    base = TrainConfig.from_yaml(
+        QUICK, max_steps=steps, save_steps=1000, logging_steps=1, eval_every=0,
+        run_name="bench-step",
+    )  # fmt: skip
+    variants = {
+        "every position, dropout 0.05": (every_position, base.replace(lora_dropout=0.05)),
+        "labelled only, dropout 0.05": (labelled, base.replace(lora_dropout=0.05)),
+        f"labelled only, dropout {base.lora_dropout:g} (recipe)": (labelled, base),
+    }
+    results = {}
+    try:
+        for label, (choice, config) in variants.items():
+            trl_utils._use_triton = choice
+            result = train(config)
+            store.remove_adapter(result.run_id)
+            rows = [r for r in runs.read_metrics(result.run_id) if "loss" in r and "time" in r]
+            gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(rows)]
+            results[label] = {"seconds_per_step": statistics.median(gaps),
+                              "loss": rows[-1]["loss"], "precision": config.precision}  # fmt: skip
+    finally:
+        trl_utils._use_triton = labelled
+    import torch
+
+    first = next(iter(results.values()))["seconds_per_step"]
+    print(f"\nbundled-quick, {steps} steps, batch 8, CPU, {torch.get_num_threads()} threads"
+          ", median s/step after the first, loss at the last step")  # fmt: skip
+    for label, row in results.items():
+        print(f"  {label:34s} {row['seconds_per_step']:6.2f} s/step  {first / row['seconds_per_step']:5.2f}x"
+              f"  loss {row['loss']:.4f}")  # fmt: skip
     return results
 
 
@@ -249,6 +307,11 @@ def quick(
             (r for r in runs.read_metrics(run_id) if r.get("event") == "accuracy_summary"), {}
         )
         _print_curve(curve, summary.get("eval_share"))
+        evaluating = sum(row.get("eval_seconds", 0.0) for row in curve) / 60
+        results["eval_minutes"] = evaluating
+        results["train_only_minutes"] = results["train_minutes"] - evaluating
+        print(f"of which the accuracy evaluations {evaluating:.1f} min: training alone "
+              f"{results['train_only_minutes']:.1f} min, model load included")  # fmt: skip
         results["curve"] = curve
         results["eval_share"] = summary.get("eval_share")
     dtype = next(
@@ -287,7 +350,7 @@ def quick(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("claim", choices=("throughput", "precision", "quick"))
+    parser.add_argument("claim", choices=("throughput", "precision", "step", "quick"))
     parser.add_argument("--steps", type=int, default=6, help="throughput: steps per mode")
     parser.add_argument("--num_samples", type=int, default=48, help="quick: held-out problems")
     parser.add_argument("--adapter", help="quick: evaluate this adapter instead of training one")
@@ -306,6 +369,8 @@ def main() -> None:
         results = throughput(args.steps)
     elif args.claim == "precision":
         results = precision(args.steps)
+    elif args.claim == "step":
+        results = step_cost(args.steps)
     else:
         results = quick(
             args.num_samples, args.adapter, args.recipe, args.max_steps, args.eval_every,

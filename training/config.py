@@ -124,7 +124,13 @@ class TrainConfig:
     lora_alpha: int = _field(
         32, "LoRA alpha; the update is scaled by alpha / r.", "lora", card=True
     )
-    lora_dropout: float = _field(0.05, "Dropout on the LoRA input, in [0, 1).", "lora", card=True)
+    lora_dropout: float = _field(
+        0.05,
+        "Dropout on the LoRA input, in [0, 1); 0 skips the random mask (on a CPU it cost 1.2 s "
+        "of a 7.4 s bundled-quick step).",
+        "lora",
+        card=True,
+    )
     target_modules: str | list[str] = _field(  # noqa: RUF009 (default is a str)
         "all-linear",
         "'all-linear' or module names, e.g. q_proj,v_proj (comma-separated on the CLI).",
