@@ -4,6 +4,7 @@
     python bench/bench_generate.py --only_ttft   # Compare/Tutor time to first token, by dtype
     python bench/bench_generate.py --only_cache --num_prompts 32 --max_new_tokens 256
     python bench/bench_generate.py --only_prefill --num_prompts 64 --max_new_tokens 256
+    MATHTUTOR_DTYPE=bfloat16 python bench/bench_generate.py --only_batch --max_new_tokens 256
 
 Prints: bundled-model load (first conversion in a fresh home, then from the safetensors
 cache, each in a fresh process), time to first token and tokens/s of the Compare tab's
@@ -281,6 +282,7 @@ def main() -> None:
     parser.add_argument("--only_ttft", action="store_true", help="Compare/Tutor TTFT by dtype")
     parser.add_argument("--only_cache", action="store_true", help="chunked vs plain KV cache")
     parser.add_argument("--only_prefill", action="store_true", help="grouped vs padded prefill")
+    parser.add_argument("--only_batch", action="store_true", help="batched vs one-by-one")
     args = parser.parse_args()
     os.environ.setdefault("MATHTUTOR_GSM8K_DIR", str(REPO.parent / "shared" / "data" / "gsm8k"))
     if args.only_ttft:
@@ -288,7 +290,8 @@ def main() -> None:
 
         bench_ttft(load_problems("gsm8k", split="test")[0].question)
         return
-    if not (args.skip_load or args.only_continuous or args.only_cache or args.only_prefill):
+    only = args.only_continuous or args.only_cache or args.only_prefill or args.only_batch
+    if not (args.skip_load or only):
         bench_load()
     from mathtutor.data import load_problems, sample
     from mathtutor.models import load_model
@@ -301,6 +304,9 @@ def main() -> None:
         return bench_cache(loaded, prompts, args.max_new_tokens)
     if args.only_prefill:
         return bench_prefill(loaded, prompts, args.max_new_tokens)
+    if args.only_batch:
+        print(f"dtype {loaded.dtype_name}")
+        return bench_batch(loaded, prompts, args.max_new_tokens)
     if not args.only_continuous:
         bench_stream(loaded, prompts[0], args.max_new_tokens)
         bench_batch(loaded, prompts, args.max_new_tokens)
