@@ -289,9 +289,7 @@ def test_bf16_mixed_precision_trains_on_cpu_and_is_recorded(tiny_model_dir, monk
         train_dtype(tiny_config(tiny_model_dir, precision="fp16"), "cpu")
 
 
-def test_the_lm_head_scores_only_labelled_positions_with_the_same_loss(
-    tiny_model_dir, monkeypatch
-):
+def test_the_lm_head_scores_only_labelled_positions_with_the_same_loss(tiny_model_dir, monkeypatch):
     """On a CPU trl would project every position (prompt, padding) through the LM head; the
     run scores only the completion tokens, and the loss is the all-positions loss."""
     import trl.trainer.utils as trl_utils
