@@ -459,18 +459,27 @@ def _decode(
 
 
 def _forward(
-    loaded: LoadedModel, names: list[str], ids: Any, attention: Any, position: Any, past: Any = None
+    loaded: LoadedModel,
+    names: list[str],
+    ids: Any,
+    attention: Any,
+    position: Any,
+    past: Any = None,
+    lock: bool = True,
 ) -> tuple[Any, Any]:
     """One forward pass (a prefill or a decoding step); returns the cache and the logits of
     each row's last position.
 
     The model's lock and inference mode are taken here, for this one step, never around the
     loop: grad mode is thread-local and the steps of a streaming generator may run on
-    different threads (module docstring).
+    different threads (module docstring). `lock=False`: the caller holds the lock (a grouped
+    prefill, one step for the scheduler).
     """
+    import contextlib
+
     import torch
 
-    with loaded.lock, torch.inference_mode():
+    with loaded.lock if lock else contextlib.nullcontext(), torch.inference_mode():
         output = loaded.model(
             input_ids=ids,
             attention_mask=attention,
@@ -500,7 +509,7 @@ def prefill_groups(lengths: list[int]) -> list[list[int]]:
     left-padding it to its longest prompt would waste over `_PREFILL_WASTE` of its positions
     and it already holds `_PREFILL_MIN_TOKENS` real tokens.
 
-    One padded prefill of GSM8K prompts of 40-167 tokens is 44-61% padding, computed for
+    One padded prefill of GSM8K prompts (40-170 tokens) is 31-61% padding, computed for
     nothing (`python bench/bench_generate.py --only_prefill`).
 
     >>> prefill_groups([30, 200, 31, 29])
@@ -545,14 +554,16 @@ def _prefill(loaded: LoadedModel, rows: list[RowState], prompts: list[str]) -> t
     layers = chunked_cache(loaded.model.config).layers
     if len(groups) == 1 or not all(is_plain(layer) for layer in layers):
         groups = [list(range(len(keys)))]  # one padded prefill, in the rows' order
-    batch, logits = _prefill_group(loaded, rows, prefill_rows, keys, groups[0])
-    if len(groups) > 1:
+    # the groups are one step for the scheduler (`models.ModelLock`), as one padded prefill
+    # was: a waiting Compare or Tutor step goes before the whole admission, not between groups
+    with loaded.lock:
+        batch, logits = _prefill_group(loaded, rows, prefill_rows, keys, groups[0])
         parts = [logits]
         for group in groups[1:]:
             other, other_logits = _prefill_group(loaded, rows, prefill_rows, keys, group)
             batch = batch.merge(other)
             parts.append(other_logits)
-        logits = torch.cat(parts)
+    logits = torch.cat(parts) if len(parts) > 1 else logits
     return batch, logits
 
 
@@ -563,8 +574,9 @@ def _prefill_group(
     keys: list[tuple[str, str]],
     group: list[int],
 ) -> tuple[_Batch, Any]:
-    """One padded prefill of the distinct prompts `group` (indices into `keys`); the batch
-    holds every row whose prompt is among them (rows sharing one get copies of its cache)."""
+    """One padded prefill of the distinct prompts `group` (indices into `keys`), the model's
+    lock held by the caller; the batch holds every row whose prompt is among them (rows
+    sharing one get copies of its cache)."""
     import torch
 
     from mathtutor.kvcache import chunked_cache
@@ -580,7 +592,7 @@ def _prefill_group(
     position = (attention.long().cumsum(-1) - 1).clamp_(min=0)
     names = [keys[index][1] for index in group]
     past, logits = _forward(
-        loaded, names, ids, attention, position, chunked_cache(loaded.model.config)
+        loaded, names, ids, attention, position, chunked_cache(loaded.model.config), lock=False
     )
     slot = {index: place for place, index in enumerate(group)}
     members = [(row, slot[distinct]) for row, distinct in zip(rows, prefill_rows, strict=True)

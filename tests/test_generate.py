@@ -537,11 +537,15 @@ def test_prompts_of_different_lengths_are_prefilled_in_groups_with_one_by_one_re
     prompts = [PROMPTS[3], "x", PROMPTS[0], PROMPTS[3], MORE_PROMPTS[1], PROMPTS[1]]
     names = ["base", "tuned", "base", "base", "tuned", "tuned"]
     settings = GenerationSettings(max_new_tokens=10)
+    steps = sum(loaded.lock.acquisitions.values())
     sizes, rows = _batch_sizes(loaded, lambda: list(generate._decode(
         loaded, prompts, names, settings, batch_size=len(prompts)))[-1])  # fmt: skip
+    steps = sum(loaded.lock.acquisitions.values()) - steps
     first_step = sizes.index(len(prompts))  # the first forward of all rows decodes
     prefills = sizes[:first_step]
     assert len(prefills) > 2 and sum(prefills) == 5  # five distinct (prompt, adapter) rows
+    # the groups took the model's lock once: one step for the scheduler, as one prefill was
+    assert steps == len(sizes) - len(prefills) + 1
     together = [row.completion() for row in rows]
     for prompt, name, mine in zip(prompts, names, together, strict=True):
         solo = generate_batch(loaded, [prompt], [name], settings)[0]
