@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from fractions import Fraction
 
 import pytest
 
@@ -55,8 +56,9 @@ def wrong_working(steps: tuple) -> tuple[int, str]:
 
 
 def practise_problem(page, solutions: dict[str, str]) -> tuple[str, tuple]:
-    """Click "A GSM8K problem" until one has 2+ steps whose plain working matches them and
-    whose working with one wrong step is caught at that step. (About 2% of GSM8K test problems
+    """Click "A GSM8K problem" until one has 2+ steps, the last of them the known answer,
+    whose plain working matches them and whose working with one wrong step is caught at that
+    step. (About 2% of GSM8K test problems
     are not: there the bumped number lands on another step's value, as in 2*200+100 = 500
     bumped to 3*200+100 = 700, the answer by a valid shortcut, which the checker accepts.)"""
     problem = textbox(page, "tutor-problem")
@@ -67,8 +69,9 @@ def practise_problem(page, solutions: dict[str, str]) -> tuple[str, tuple]:
         question = problem.input_value().strip()
         assert question in solutions, f"not a GSM8K test question: {question[:80]!r}"
         steps = grounding.reference_steps(solutions[question])
-        if len(steps) < 2:
-            continue
+        final = solutions[question].split("####")[-1].strip().replace(",", "")
+        if len(steps) < 2 or Fraction(steps[-1].result) != Fraction(final):
+            continue  # e.g. a last step of 1.76 inches, then "so 2 days" in words
         working = grounding.student_working(steps)
         wrong_at, wrong = wrong_working(steps)
         caught = grounding.first_wrong_step(wrong, steps, question).reference_index == wrong_at
