@@ -30,6 +30,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from mathtutor import cli
@@ -99,17 +100,45 @@ def read_student_answer(text: str) -> str | None:
     Plain numbers, words, units, fractions and percentages (``answers.parse_number``); else a
     sentence with exactly one number in it ("I think it is 12 apples").
 
+    A decimal stays a decimal (a student who wrote 1.76 is told about 1.76, not 44/25).
+
     >>> [read_student_answer(t) for t in ["twelve", "12 cm", "3/4", "25%", "I got 12 apples", "lots"]]
     ['12', '12', '3/4', '25', '12', None]
+    >>> [read_student_answer(t) for t in ["1.76", "$0.50", "It is 2.5 km", "1/3"]]
+    ['1.76', '0.5', '2.5', '1/3']
     """
     text = (text or "").strip()
     if len(text) > MAX_ANSWER_CHARS:  # not an answer; cutting it would change the number
         return None
+    written = text
     value = parse_number(text)
     if value is None:
         numbers = stated_numbers(text)
-        value = parse_number(numbers[0]) if len(numbers) == 1 else None
-    return None if value is None else fraction_text(value)
+        written = numbers[0] if len(numbers) == 1 else ""
+        value = parse_number(written) if written else None
+    if value is None:
+        return None
+    if "." in written and "/" not in written and value.denominator != 1:
+        decimal = _decimal_text(value)
+        if decimal is not None:
+            return decimal
+    return fraction_text(value)
+
+
+def _decimal_text(value) -> str | None:
+    """`value` as a plain decimal when it has a finite one (denominator 2^a 5^b), else None.
+
+    >>> from fractions import Fraction
+    >>> _decimal_text(Fraction(44, 25)), _decimal_text(Fraction(1, 3))
+    ('1.76', None)
+    """
+    denominator = value.denominator
+    for factor in (2, 5):
+        while denominator % factor == 0:
+            denominator //= factor
+    if denominator != 1:
+        return None
+    return format(Decimal(value.numerator) / Decimal(value.denominator), "f")
 
 
 # How to write an answer of each type, said when one cannot be read.

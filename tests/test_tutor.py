@@ -328,11 +328,12 @@ def test_student_answers_in_words_units_fractions_percent(scripted, student, ref
 
 
 def test_read_student_answer():
-    assert [read_student_answer(t) for t in ("a dozen", "-7", "1 1/2", "0.5")] == [
+    assert [read_student_answer(t) for t in ("a dozen", "-7", "1 1/2", "0.5", "1.76")] == [
         "12",
         "-7",
         "3/2",
-        "1/2",
+        "0.5",  # a decimal is shown as the student wrote it, not as 1/2
+        "1.76",
     ]
     assert read_student_answer("3 apples and 4 pears") is None
 
