@@ -40,7 +40,10 @@ RUN_FIELDS = ("seconds", "created", "run_id", "id")
 @pytest.fixture()
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("MATHTUTOR_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+    yield tmp_path / "home"
+    job = stop_job()  # a test that failed midway leaves no job running into the next test
+    if job is not None:
+        job.wait(60)
 
 
 def long_config(model_dir, **changes) -> EvalConfig:
