@@ -30,7 +30,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from mathtutor import cli
@@ -126,19 +125,15 @@ def read_student_answer(text: str) -> str | None:
 
 
 def _decimal_text(value) -> str | None:
-    """`value` as a plain decimal when it has a finite one (denominator 2^a 5^b), else None.
+    """`value` as `checks.format_value` writes it, when that is exact (a finite decimal of at
+    most 6 places), else None.
 
     >>> from fractions import Fraction
     >>> _decimal_text(Fraction(44, 25)), _decimal_text(Fraction(1, 3))
     ('1.76', None)
     """
-    denominator = value.denominator
-    for factor in (2, 5):
-        while denominator % factor == 0:
-            denominator //= factor
-    if denominator != 1:
-        return None
-    return format(Decimal(value.numerator) / Decimal(value.denominator), "f")
+    text = format_value(value)
+    return text if parse_number(text) == value else None
 
 
 # How to write an answer of each type, said when one cannot be read.
