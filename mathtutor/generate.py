@@ -544,23 +544,19 @@ def _prefill(loaded: LoadedModel, rows: list[RowState], prompts: list[str]) -> t
     prefill_rows = [distinct.setdefault((prompts[row.index], row.adapter), len(distinct))
                     for row in rows]  # fmt: skip
     keys = list(distinct)
-    tokenizer = loaded.tokenizer
-    lengths = [
-        len(ids) for ids in tokenizer([p for p, _ in keys], add_special_tokens=False)["input_ids"]
-    ]
-    groups = prefill_groups(lengths)
-    from mathtutor.kvcache import chunked_cache, is_plain
+    encoded = loaded.tokenizer([p for p, _ in keys], add_special_tokens=False)["input_ids"]
+    groups = prefill_groups([len(ids) for ids in encoded])
+    from mathtutor.kvcache import can_pad, chunked_cache
 
-    layers = chunked_cache(loaded.model.config).layers
-    if len(groups) == 1 or not all(is_plain(layer) for layer in layers):
+    if len(groups) == 1 or not can_pad(chunked_cache(loaded.model.config)):
         groups = [list(range(len(keys)))]  # one padded prefill, in the rows' order
     # the groups are one step for the scheduler (`models.ModelLock`), as one padded prefill
     # was: a waiting Compare or Tutor step goes before the whole admission, not between groups
     with loaded.lock:
-        batch, logits = _prefill_group(loaded, rows, prefill_rows, keys, groups[0])
+        batch, logits = _prefill_group(loaded, rows, prefill_rows, keys, encoded, groups[0])
         parts = [logits]
         for group in groups[1:]:
-            other, other_logits = _prefill_group(loaded, rows, prefill_rows, keys, group)
+            other, other_logits = _prefill_group(loaded, rows, prefill_rows, keys, encoded, group)
             batch = batch.merge(other)
             parts.append(other_logits)
     logits = torch.cat(parts) if len(parts) > 1 else logits
@@ -572,23 +568,21 @@ def _prefill_group(
     rows: list[RowState],
     prefill_rows: list[int],
     keys: list[tuple[str, str]],
+    encoded: list[list[int]],
     group: list[int],
 ) -> tuple[_Batch, Any]:
-    """One padded prefill of the distinct prompts `group` (indices into `keys`), the model's
-    lock held by the caller; the batch holds every row whose prompt is among them (rows
-    sharing one get copies of its cache)."""
+    """One padded prefill of the distinct prompts `group` (indices into `keys` and their
+    token ids `encoded`), the model's lock held by the caller; the batch holds every row whose
+    prompt is among them (rows sharing one get copies of its cache)."""
     import torch
 
     from mathtutor.kvcache import chunked_cache
 
-    encoded = loaded.tokenizer(
-        [keys[index][0] for index in group],
-        return_tensors="pt",
-        padding=True,
-        add_special_tokens=False,
+    padded = loaded.tokenizer.pad(
+        {"input_ids": [encoded[index] for index in group]}, return_tensors="pt"
     )
-    ids = encoded["input_ids"].to(loaded.device)
-    attention = encoded["attention_mask"].to(loaded.device)
+    ids = padded["input_ids"].to(loaded.device)
+    attention = padded["attention_mask"].to(loaded.device)
     position = (attention.long().cumsum(-1) - 1).clamp_(min=0)
     names = [keys[index][1] for index in group]
     past, logits = _forward(
@@ -656,10 +650,9 @@ class _Batch:
     def can_merge(self) -> bool:
         """Whether `merge` can pad this cache: plain per-layer key/value tensors (not a
         sliding-window or quantized cache, whose layers keep other state)."""
-        from mathtutor.kvcache import is_plain
+        from mathtutor.kvcache import can_pad
 
-        layers = getattr(self.past, "layers", None)
-        return bool(layers) and all(is_plain(layer) for layer in layers)
+        return can_pad(self.past)
 
     def merge(self, other: _Batch) -> _Batch:
         """Append `other`'s rows: both caches are left-padded to one length and joined."""

@@ -93,3 +93,10 @@ def is_plain(layer: Any) -> bool:
     """Whether `layer` holds nothing but its keys and values (a plain or chunked layer), so
     the engine may pad and join it."""
     return type(layer) in (DynamicLayer, ChunkedLayer)
+
+
+def can_pad(cache: Any) -> bool:
+    """Whether every layer of `cache` is plain (`is_plain`): the engine may left-pad and join
+    such caches (a cache without layers, or with sliding-window ones, it may not)."""
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(is_plain(layer) for layer in layers)
