@@ -72,8 +72,9 @@ def score_labelled_positions_only() -> bool:
     prompt and the padding too, forward and again in its recomputing backward: with the bundled
     model's 49k vocabulary that was 40% of a `bundled-quick` step (torch profiler); GRPO
     scores its completions through the same head. Both paths compute the same loss (they
-    differ in which rows are projected; tested). `run_training` calls this; it swaps the predicate trl's `utils` module uses for that choice, and only it (the kernel
-    module keeps its own). Returns False, changing nothing, when trl has no such predicate.
+    differ in which rows are projected; tested). `run_training` calls this; it swaps the
+    predicate trl's `utils` module uses for that choice, and only it (the kernel module keeps
+    its own). Returns False, changing nothing, when trl has no such predicate.
     """
     import trl.trainer.utils as trl_utils
 
