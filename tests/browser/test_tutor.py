@@ -20,6 +20,7 @@ from fractions import Fraction
 import pytest
 
 from mathtutor import grounding
+from mathtutor.answers import reference_answer
 from mathtutor.hints import reveals_answer
 from tests.browser.conftest import (
     markdown,
@@ -58,9 +59,9 @@ def wrong_working(steps: tuple) -> tuple[int, str]:
 def practise_problem(page, solutions: dict[str, str]) -> tuple[str, tuple]:
     """Click "A GSM8K problem" until one has 2+ steps, the last of them the known answer,
     whose plain working matches them and whose working with one wrong step is caught at that
-    step. (About 2% of GSM8K test problems
-    are not: there the bumped number lands on another step's value, as in 2*200+100 = 500
-    bumped to 3*200+100 = 700, the answer by a valid shortcut, which the checker accepts.)"""
+    step. (About 2% of GSM8K test problems are not: there the bumped number lands on another
+    step's value, as in 2*200+100 = 500 bumped to 3*200+100 = 700, the answer by a valid
+    shortcut, which the checker accepts.)"""
     problem = textbox(page, "tutor-problem")
     for _ in range(20):
         before = problem.input_value()
@@ -69,7 +70,7 @@ def practise_problem(page, solutions: dict[str, str]) -> tuple[str, tuple]:
         question = problem.input_value().strip()
         assert question in solutions, f"not a GSM8K test question: {question[:80]!r}"
         steps = grounding.reference_steps(solutions[question])
-        final = solutions[question].split("####")[-1].strip().replace(",", "")
+        final = reference_answer(solutions[question])
         if len(steps) < 2 or Fraction(steps[-1].result) != Fraction(final):
             continue  # e.g. a last step of 1.76 inches, then "so 2 days" in words
         working = grounding.student_working(steps)
